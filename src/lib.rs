@@ -1,0 +1,19 @@
+//! sparrow: a BGP-steered authoritative DNS server.
+//!
+//! Architecture (one process, `sparrowd`):
+//! - `config`: one YAML file -> `Arc<Config>`, shared read-only by every task.
+//! - `wire`: pure BGP encode/decode with our own RFC 4271/7606 validation.
+//! - `fsm`: pure RFC 4271 state machine, `(state, event) -> (state, actions)`.
+//! - `session`: one task per peer owns the socket and timers, drives `fsm`,
+//!   validates and decodes with `wire`, and sends route changes to the RIB over a
+//!   bounded channel; a listener hands accepted connections to peer tasks.
+//! - `rib`: the one task that writes Adj-RIB-In, Loc-RIB (`rib::bestpath`) and
+//!   export queues to POP sessions; answers admin queries.
+//! - `admin`: Unix-socket server (JSON lines) used by `sparrowctl`.
+//! - `sockopt`: the only `unsafe`: TCP-MD5 `setsockopt`.
+//! - `daemon`: wires the tasks together for the `sparrowd` binary.
+
+pub mod config;
+pub mod rib;
+pub mod types;
+pub mod wire;
