@@ -13,7 +13,13 @@
 //! - `sockopt`: the only `unsafe`: TCP-MD5 `setsockopt`.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
+pub mod admin;
 pub mod config;
+pub mod daemon;
+pub mod fsm;
+pub mod render;
 pub mod rib;
+pub mod session;
+pub mod sockopt;
 pub mod types;
 pub mod wire;

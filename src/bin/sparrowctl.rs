@@ -1,1 +1,109 @@
-fn main() {}
+//! `sparrowctl`: admin client for sparrowd's Unix socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use sparrow::admin::{self, Request};
+use sparrow::render;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sparrowctl",
+    version,
+    about = "Inspect and control a running sparrowd"
+)]
+struct Args {
+    /// Admin socket of the daemon.
+    #[arg(
+        long,
+        short = 's',
+        env = "SPARROW_SOCKET",
+        default_value = "/tmp/sparrow.sock"
+    )]
+    socket: PathBuf,
+    /// Print the daemon's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Sessions: state, uptime, prefixes received and accepted per family, last error.
+    Peers,
+    /// Longest match for an address (or exactly a prefix) with every path, best first.
+    Route {
+        /// An address (longest match) or a prefix (exact).
+        target: String,
+    },
+    /// Prefix and path counts, attribute sets, memory.
+    Summary,
+    /// Total number of paths held (one integer).
+    Paths,
+    /// Every path, one JSON object per line.
+    Dump,
+    /// Reset a peer's session (Cease / Administrative Reset).
+    Reset { peer: String },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sparrowctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let req = match &args.cmd {
+        Cmd::Peers => Request::Peers,
+        Cmd::Route { target } => Request::Route {
+            target: target.clone(),
+            exact: false,
+        },
+        Cmd::Summary => Request::Summary,
+        Cmd::Paths => Request::Paths,
+        Cmd::Dump => Request::Dump,
+        Cmd::Reset { peer } => Request::Reset { peer: peer.clone() },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reply = rt
+        .block_on(admin::request(&args.socket, &req))
+        .with_context(|| format!("admin socket {}", args.socket.display()))?;
+    if let Cmd::Dump = args.cmd {
+        if reply.starts_with("{\"ok\":false") {
+            let v: Value = serde_json::from_str(reply.trim())?;
+            bail!("{}", v["error"].as_str().unwrap_or("error"));
+        }
+        print!("{reply}");
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(reply.trim()).context("reply is not JSON")?;
+    if v["ok"] != Value::Bool(true) {
+        bail!("{}", v["error"].as_str().unwrap_or("error"));
+    }
+    let data = &v["data"];
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(data)?);
+        return Ok(());
+    }
+    let text = match args.cmd {
+        Cmd::Peers => render::peers(data),
+        Cmd::Route { .. } => render::route(data),
+        Cmd::Summary => render::summary(data),
+        Cmd::Paths => format!("{data}\n"),
+        Cmd::Reset { peer } => format!("reset {peer}\n"),
+        Cmd::Dump => unreachable!("handled above"),
+    };
+    print!("{text}");
+    Ok(())
+}

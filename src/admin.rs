@@ -1,0 +1,265 @@
+//! Admin socket: a Unix stream socket (mode 0600 by default) speaking one JSON
+//! request line in, JSON lines out, then close. `sparrowctl` is its client.
+//!
+//! Owns the socket file. Talks to: `session` (peer status, reset), `rib`
+//! (queries over the RIB channel, counters read lock-free from `RibStats`).
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::config::{Config, Role};
+use crate::rib::{Query, RibMsg, RibStats};
+use crate::session::{PeerCtl, Peers};
+use crate::types::Prefix;
+
+/// A request on the admin socket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Peers,
+    Route {
+        target: String,
+        #[serde(default)]
+        exact: bool,
+    },
+    Summary,
+    /// Total paths held, O(1).
+    Paths,
+    /// Every path, one JSON object per line.
+    Dump,
+    /// Administrative reset of a peer's session.
+    Reset {
+        peer: String,
+    },
+}
+
+/// Admin errors.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("admin socket {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+    #[error("admin socket mode {0:?} is not an octal mode")]
+    Mode(String),
+}
+
+/// Shared handles the admin server needs.
+pub struct AdminCtx {
+    pub cfg: Arc<Config>,
+    pub peers: Arc<Peers>,
+    pub rib: mpsc::Sender<RibMsg>,
+    pub stats: Arc<RibStats>,
+    pub started: Instant,
+}
+
+/// Bind the socket (replacing a stale file) with the configured mode.
+pub fn bind(path: &Path, mode: &str) -> Result<UnixListener, AdminError> {
+    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+        .map_err(|_| AdminError::Mode(mode.into()))?;
+    let err = |source| AdminError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.exists() {
+        // A live daemon on it would answer; a stale file would not.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another daemon is listening on it",
+            )));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+    }
+    let l = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    Ok(l)
+}
+
+/// Serve admin connections forever.
+pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, &ctx).await {
+                        debug!(error = %e, "admin connection");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "admin accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, ctx: &AdminCtx) -> io::Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(rd).read_line(&mut line).await?;
+    let req: Request = match serde_json::from_str(line.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            return write_json(
+                &mut wr,
+                &json!({"ok": false, "error": format!("bad request: {e}")}),
+            )
+            .await
+        }
+    };
+    if let Request::Dump = req {
+        return dump(&mut wr, ctx).await;
+    }
+    let reply = match answer(req, ctx).await {
+        Ok(data) => json!({"ok": true, "data": data}),
+        Err(e) => json!({"ok": false, "error": e}),
+    };
+    write_json(&mut wr, &reply).await
+}
+
+async fn write_json<W: AsyncWriteExt + Unpin>(w: &mut W, v: &Value) -> io::Result<()> {
+    let mut s = serde_json::to_vec(v)?;
+    s.push(b'\n');
+    w.write_all(&s).await?;
+    w.shutdown().await
+}
+
+async fn ask_rib(ctx: &AdminCtx, query: Query) -> Result<Value, String> {
+    let (tx, rx) = oneshot::channel();
+    ctx.rib
+        .send(RibMsg::Query { query, reply: tx })
+        .await
+        .map_err(|_| "RIB task is not running".to_string())?;
+    rx.await
+        .map_err(|_| "RIB task dropped the query".to_string())
+}
+
+async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result<()> {
+    match ask_rib(ctx, Query::Dump).await {
+        Ok(Value::Array(paths)) => {
+            let mut out = Vec::with_capacity(paths.len() * 128);
+            for p in paths {
+                serde_json::to_writer(&mut out, &p)?;
+                out.push(b'\n');
+                if out.len() > 1 << 20 {
+                    w.write_all(&out).await?;
+                    out.clear();
+                }
+            }
+            w.write_all(&out).await?;
+            w.shutdown().await
+        }
+        Ok(other) => {
+            write_json(
+                w,
+                &json!({"ok": false, "error": format!("unexpected dump reply {other}")}),
+            )
+            .await
+        }
+        Err(e) => write_json(w, &json!({"ok": false, "error": e})).await,
+    }
+}
+
+async fn answer(req: Request, ctx: &AdminCtx) -> Result<Value, String> {
+    match req {
+        Request::Paths => Ok(json!(ctx.stats.paths.load(Ordering::Relaxed))),
+        Request::Summary => {
+            let mut v = ask_rib(ctx, Query::Summary).await?;
+            if let Value::Object(m) = &mut v {
+                m.insert("uptime_secs".into(), json!(ctx.started.elapsed().as_secs()));
+                m.insert("local_asn".into(), json!(ctx.cfg.local_asn));
+                m.insert("router_id".into(), json!(ctx.cfg.router_id));
+                m.insert("pop".into(), json!(ctx.cfg.pop));
+                let up = (0..ctx.cfg.peers.len())
+                    .filter(|&i| ctx.peers.snapshot(i).state == crate::fsm::State::Established)
+                    .count();
+                m.insert(
+                    "peers".into(),
+                    json!({"configured": ctx.cfg.peers.len(), "established": up}),
+                );
+            }
+            Ok(v)
+        }
+        Request::Route { target, exact } => {
+            let prefix: Prefix = target.parse().map_err(|e| format!("{e}"))?;
+            let exact = exact || target.contains('/');
+            ask_rib(ctx, Query::Route { prefix, exact }).await
+        }
+        Request::Reset { peer } => {
+            let i = ctx
+                .cfg
+                .peers
+                .iter()
+                .position(|p| p.name == peer)
+                .ok_or_else(|| format!("no peer named {peer:?}"))?;
+            ctx.peers.ctl[i]
+                .send(PeerCtl::Reset)
+                .map_err(|_| "peer task is not running".to_string())?;
+            Ok(json!({"reset": peer}))
+        }
+        Request::Peers => {
+            let counts = ask_rib(ctx, Query::PeerCounts).await?;
+            let counts = counts
+                .get("peers")
+                .and_then(|p| p.as_array())
+                .cloned()
+                .unwrap_or_default();
+            let mut out = Vec::new();
+            for (i, pc) in ctx.cfg.peers.iter().enumerate() {
+                let st = ctx.peers.snapshot(i);
+                let c = counts.get(i).cloned().unwrap_or(Value::Null);
+                let mut v = json!({
+                    "name": pc.name,
+                    "address": pc.address,
+                    "remote_asn": pc.remote_asn,
+                    "role": match pc.role { Role::Upstream => "upstream", Role::Pop => "pop" },
+                    "state": st.state,
+                    "since_secs": st.since.elapsed().as_secs(),
+                    "uptime_secs": st.established_at.map(|t| t.elapsed().as_secs()),
+                    "received": c.get("received").cloned().unwrap_or(json!({"ipv4": 0, "ipv6": 0})),
+                    "accepted": c.get("accepted").cloned().unwrap_or(json!({"ipv4": 0, "ipv6": 0})),
+                    "eor": c.get("eor").cloned().unwrap_or(json!({"ipv4": false, "ipv6": false})),
+                    "max_prefix_exceeded": c.get("max_prefix_exceeded").cloned().unwrap_or(json!({"ipv4": false, "ipv6": false})),
+                });
+                if let (Value::Object(m), Value::Object(s)) =
+                    (&mut v, serde_json::to_value(&st).unwrap_or(Value::Null))
+                {
+                    for (k, val) in s {
+                        m.entry(k).or_insert(val);
+                    }
+                }
+                out.push(v);
+            }
+            Ok(json!({"peers": out}))
+        }
+        Request::Dump => Err("dump is streamed".into()),
+    }
+}
+
+/// Client side: send one request, return the raw reply text.
+pub async fn request(path: &Path, req: &Request) -> io::Result<String> {
+    let mut s = UnixStream::connect(path).await?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line).await?;
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out).await?;
+    Ok(out)
+}

@@ -1,0 +1,92 @@
+//! Daemon wiring: starts the RIB task, the sessions and listener, the admin
+//! socket; turns SIGTERM/SIGINT into Cease/Administrative Shutdown on every
+//! session and removes the admin socket on the way out.
+//!
+//! Owns the tokio tasks. Called by the `sparrowd` binary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::admin::{self, AdminCtx, AdminError};
+use crate::config::Config;
+use crate::rib::{self, RibStats};
+use crate::session::{self, PeerCtl};
+
+/// Capacity of the session -> RIB channel (UPDATEs in flight).
+pub const RIB_CHANNEL: usize = 1024;
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("BGP listener: {0}")]
+    Listen(std::io::Error),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Run until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    let cfg = Arc::new(cfg);
+    let started = Instant::now();
+    let stats = Arc::new(RibStats::default());
+    let (rib_tx, rib_rx) = mpsc::channel(RIB_CHANNEL);
+    let rib_task = tokio::spawn(rib::run(cfg.clone(), rib_rx, stats.clone()));
+
+    let socket_path = PathBuf::from(&cfg.admin.socket);
+    let admin_listener = admin::bind(&socket_path, &cfg.admin.mode)?;
+
+    let mut tasks = JoinSet::new();
+    let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks)
+        .await
+        .map_err(DaemonError::Listen)?;
+    let actx = Arc::new(AdminCtx {
+        cfg: cfg.clone(),
+        peers: peers.clone(),
+        rib: rib_tx.clone(),
+        stats,
+        started,
+    });
+    let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
+    info!(
+        asn = cfg.local_asn,
+        router_id = %cfg.router_id,
+        pop = %cfg.pop,
+        peers = cfg.peers.len(),
+        admin = %socket_path.display(),
+        "sparrowd started"
+    );
+
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    for c in &peers.ctl {
+        let _ = c.send(PeerCtl::Shutdown);
+    }
+    // Peer tasks send Cease and end; the listener tasks never end by themselves.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while tasks.len() > cfg.listen.addresses.len() * usize::from(cfg.listen.enabled) {
+            if tasks.join_next().await.is_none() {
+                break;
+            }
+        }
+    })
+    .await;
+    tasks.abort_all();
+    admin_task.abort();
+    drop(rib_tx);
+    rib_task.abort();
+    let _ = std::fs::remove_file(&socket_path);
+    info!("sparrowd stopped");
+    Ok(())
+}

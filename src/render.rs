@@ -1,0 +1,221 @@
+//! Text rendering of admin replies for `sparrowctl` (the JSON is the API; this
+//! is for people): peers like BIRD's `show protocols`, routes like FRR's
+//! `show ip bgp <prefix>`.
+//!
+//! Pure functions from `serde_json::Value` to `String`.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn n(v: &Value, a: &str, b: &str) -> String {
+    v.get(a)
+        .and_then(|x| x.get(b))
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "0".into())
+}
+
+fn duration(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(t) if t >= 86400 => format!("{}d{:02}h", t / 86400, (t % 86400) / 3600),
+        Some(t) => format!("{:02}:{:02}:{:02}", t / 3600, (t % 3600) / 60, t % 60),
+    }
+}
+
+/// `sparrowctl peers`.
+pub fn peers(data: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:>10} {:<8} {:<12} {:>9} {:>17} {:>17}  Last error",
+        "Peer", "Address", "AS", "Role", "State", "Up", "v4 rcvd/accepted", "v6 rcvd/accepted"
+    );
+    for p in data
+        .get("peers")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:>10} {:<8} {:<12} {:>9} {:>17} {:>17}  {}",
+            s(p, "name"),
+            s(p, "address"),
+            s(p, "remote_asn"),
+            s(p, "role"),
+            s(p, "state"),
+            duration(p.get("uptime_secs").and_then(|x| x.as_u64())),
+            format!("{}/{}", n(p, "received", "ipv4"), n(p, "accepted", "ipv4")),
+            format!("{}/{}", n(p, "received", "ipv6"), n(p, "accepted", "ipv6")),
+            s(p, "last_error"),
+        );
+    }
+    out
+}
+
+/// `sparrowctl route <ip|prefix>`.
+pub fn route(data: &Value) -> String {
+    let mut out = String::new();
+    let prefix = match data.get("prefix") {
+        Some(Value::String(p)) => p.clone(),
+        _ => {
+            let _ = writeln!(out, "% Network not in table: {}", s(data, "query"));
+            return out;
+        }
+    };
+    let paths = data
+        .get("paths")
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let best = paths
+        .iter()
+        .position(|p| p.get("best").and_then(|b| b.as_bool()) == Some(true));
+    let _ = writeln!(out, "BGP routing table entry for {prefix}");
+    let _ = writeln!(
+        out,
+        "Paths: ({} available{})",
+        paths.len(),
+        best.map(|b| format!(", best #{}", b + 1))
+            .unwrap_or_default()
+    );
+    for p in &paths {
+        let path = s(p, "as_path");
+        let _ = writeln!(
+            out,
+            "  {}",
+            if path.is_empty() {
+                "Local".into()
+            } else {
+                path
+            }
+        );
+        let _ = writeln!(
+            out,
+            "    {} from {} ({}) (router id {})",
+            s(p, "next_hop"),
+            s(p, "peer"),
+            s(p, "peer_address"),
+            s(p, "router_id")
+        );
+        let mut flags = vec!["valid"];
+        flags.push(if p.get("ebgp").and_then(|x| x.as_bool()) == Some(false) {
+            "internal"
+        } else {
+            "external"
+        });
+        if p.get("stale").and_then(|x| x.as_bool()) == Some(true) {
+            flags.push("stale");
+        }
+        if p.get("best").and_then(|x| x.as_bool()) == Some(true) {
+            flags.push("best");
+        }
+        let _ = writeln!(
+            out,
+            "      Origin {}, metric {}, localpref {}, {}",
+            s(p, "origin").to_uppercase(),
+            s(p, "med"),
+            s(p, "local_pref"),
+            flags.join(", ")
+        );
+        for (k, label) in [
+            ("communities", "Community"),
+            ("large_communities", "Large Community"),
+        ] {
+            if let Some(c) = p
+                .get(k)
+                .and_then(|c| c.as_array())
+                .filter(|c| !c.is_empty())
+            {
+                let list: Vec<String> = c
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect();
+                let _ = writeln!(out, "      {label}: {}", list.join(" "));
+            }
+        }
+    }
+    out
+}
+
+/// `sparrowctl summary`.
+pub fn summary(data: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "sparrowd POP {} AS {} router id {}, up {}",
+        s(data, "pop"),
+        s(data, "local_asn"),
+        s(data, "router_id"),
+        duration(data.get("uptime_secs").and_then(|x| x.as_u64()))
+    );
+    let _ = writeln!(
+        out,
+        "Peers: {} configured, {} established",
+        n(data, "peers", "configured"),
+        n(data, "peers", "established")
+    );
+    let _ = writeln!(
+        out,
+        "IPv4: {} prefixes, {} paths",
+        n(data, "prefixes", "ipv4"),
+        n(data, "paths", "ipv4")
+    );
+    let _ = writeln!(
+        out,
+        "IPv6: {} prefixes, {} paths",
+        n(data, "prefixes", "ipv6"),
+        n(data, "paths", "ipv6")
+    );
+    let _ = writeln!(out, "Attribute sets: {}", s(data, "attr_sets"));
+    if let Some(m) = data.get("memory").and_then(|m| m.as_object()) {
+        for (k, v) in m {
+            let mb = v.as_f64().map(|b| b / 1048576.0).unwrap_or(0.0);
+            let _ = writeln!(out, "Memory {k}: {mb:.1} MiB");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn route_marks_best_and_not_found() {
+        let v = json!({"query":"10.0.0.1","prefix":"10.0.0.0/8","paths":[
+            {"peer":"a","peer_address":"192.0.2.1","best":true,"as_path":"1 2","origin":"igp","next_hop":"192.0.2.1","local_pref":100,"med":null,"ebgp":true,"router_id":"1.1.1.1","communities":["1:2"]},
+            {"peer":"b","peer_address":"192.0.2.2","best":false,"as_path":"3 4 5","origin":"igp","next_hop":"192.0.2.2","local_pref":100,"med":5,"ebgp":true,"router_id":"2.2.2.2"}]});
+        let t = route(&v);
+        assert!(t.contains("BGP routing table entry for 10.0.0.0/8"));
+        assert!(t.contains("Paths: (2 available, best #1)"));
+        assert!(t.contains("Community: 1:2"));
+        assert_eq!(t.matches(", best").count(), 2); // header + one path
+        let t = route(&json!({"query":"10.0.0.1","prefix":null,"paths":[]}));
+        assert!(t.contains("Network not in table"));
+    }
+
+    #[test]
+    fn peers_table_has_counts() {
+        let v = json!({"peers":[{"name":"up1","address":"192.0.2.1","remote_asn":64500,"role":"upstream","state":"Established","uptime_secs":3661,
+            "received":{"ipv4":10,"ipv6":2},"accepted":{"ipv4":9,"ipv6":2},"last_error":null}]});
+        let t = peers(&v);
+        assert!(t.contains("up1"));
+        assert!(t.contains("10/9"));
+        assert!(t.contains("01:01:01"));
+    }
+}
