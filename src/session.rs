@@ -818,19 +818,14 @@ async fn peer_task(ctx: PeerCtx, mut ctl: mpsc::UnboundedReceiver<PeerCtl>) {
             DownKind::Reconnect => {
                 ctx.set_state(State::Idle);
                 // Idle hold before reconnecting, so a flapping peer is damped.
-                let wait = tokio::time::sleep(base);
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        cmd = ctl.recv() => match cmd {
-                            None | Some(PeerCtl::Shutdown) => return,
-                            Some(PeerCtl::Reset) => break,
-                            // Accept a reconnecting peer right away.
-                            Some(PeerCtl::Incoming(s)) => {
-                                let _ = ctx.peers.ctl[ctx.id as usize].send(PeerCtl::Incoming(s));
-                                break;
-                            }
+                tokio::select! {
+                    _ = tokio::time::sleep(base) => {}
+                    cmd = ctl.recv() => match cmd {
+                        None | Some(PeerCtl::Shutdown) => return,
+                        Some(PeerCtl::Reset) => {}
+                        // Take a reconnecting peer right away: requeue it for establish().
+                        Some(PeerCtl::Incoming(s)) => {
+                            let _ = ctx.peers.ctl[ctx.id as usize].send(PeerCtl::Incoming(s));
                         }
                     }
                 }
@@ -1092,10 +1087,10 @@ async fn established(
                                             Ok(d) => {
                                                 for w in &d.warnings { info!(warning = %w, "RFC 7606"); }
                                                 for (afi, ch) in [(Afi::Ipv4, d.v4), (Afi::Ipv6, d.v6)] {
-                                                    if !ch.announced.is_empty() || !ch.withdrawn.is_empty() {
-                                                        if ctx.rib.send(RibMsg::Update { peer: ctx.id, afi, change: ch }).await.is_err() {
-                                                            break 'outer DownKind::Shutdown;
-                                                        }
+                                                    if (!ch.announced.is_empty() || !ch.withdrawn.is_empty())
+                                                        && ctx.rib.send(RibMsg::Update { peer: ctx.id, afi, change: ch }).await.is_err()
+                                                    {
+                                                        break 'outer DownKind::Shutdown;
                                                     }
                                                 }
                                                 if let Some(afi) = d.end_of_rib {
@@ -1140,10 +1135,8 @@ async fn established(
                     let _ = wtx.send(wire::encode_keepalive());
                     ka_at = TokioInstant::now() + ka;
                 }
-                Action::RestartHoldTimer => {
-                    if neg.hold != 0 {
-                        hold_at = TokioInstant::now() + hold;
-                    }
+                Action::RestartHoldTimer if neg.hold != 0 => {
+                    hold_at = TokioInstant::now() + hold;
                 }
                 Action::SendNotification(n) => {
                     if down_err.is_none() {

@@ -81,7 +81,11 @@ impl Prefix {
         if len > 128 {
             return None;
         }
-        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len)
+        };
         Some(Prefix::V6 {
             addr: addr & mask,
             len,

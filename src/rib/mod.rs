@@ -6,6 +6,52 @@
 //! loop, next-hop sanity, max-prefix), interns attribute sets, runs best-path
 //! selection (`bestpath`) and sends [`SessionCmd::Export`] to POP sessions.
 //! Admin queries arrive as [`RibMsg::Query`] and get JSON back.
+//!
+//! Layout:
+//! - `table`: per-family prefix tables (a `hashbrown::HashTable<u32>` index
+//!   with FxHash over a chunked slab of entries; each entry holds its paths as
+//!   8-byte `{attr id, peer, flags}` refs in a `SmallVec`, best first). The
+//!   Adj-RIB-In of a peer is the set of paths with its id.
+//! - `intern`: attribute sets interned once across prefixes and peers, kept
+//!   in a compact byte encoding (`codec`, ~40 bytes instead of ~350 for an
+//!   `Arc<PathAttrs>`); `Arc`s are materialized for export and queries.
+//! - `bestpath`: RFC 4271 §9.1.2.2 selection (order independent, deterministic).
+//! - `state`: [`Rib`], import policy, peer events, graceful restart, export.
+//! - `query`: admin JSON.
+//!
+//! Policy choices worth knowing:
+//! - max-prefix counts *received* prefixes (accepted + rejected by import
+//!   policy), like BIRD's `receive limit`: a peer flooding looped routes still
+//!   trips it.
+//! - A POP peer is sent (announce) the attributes of the best path whenever it
+//!   comes from an `upstream` peer; when the best becomes a POP-learned path or
+//!   disappears, the prefix is withdrawn. Per-entry `ANNOUNCED` flag tracks it.
+//! - Graceful restart: stale paths lose to any fresh path. After the peer
+//!   re-establishes, its stale paths stay until replaced, its End-of-RIB for
+//!   the family, or `restart_time` (from the config) more seconds; a family not
+//!   negotiated by the new session is swept at once.
+//!
+//! Measured (`bench.rs`, release, 4 peers x (1M IPv4 + 250k IPv6) = 5M paths,
+//! 1.24M distinct attribute sets): ~200 MB RSS for the RIB (~42 B/path: table
+//! ~15.5, attributes ~26), ~3.3 s to insert everything on a loaded 2-core box.
+//!
+//! The task runs synchronous work per message; a full-table peer removal walks
+//! the table (~0.3 s per 1.25M paths, best paths recomputed).
+//!
+//! For the Loc-RIB snapshot (LPM) builder: [`Rib::best_routes`] iterates the
+//! Loc-RIB per family, [`Rib::set_track_changes`] / [`Rib::take_changed`]
+//! report prefixes whose best path changed since the last call.
+
+#[cfg(test)]
+mod bench;
+mod bestpath;
+mod codec;
+mod intern;
+mod query;
+mod state;
+mod table;
+#[cfg(test)]
+mod tests;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU64;
@@ -16,6 +62,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::types::{Afi, PathAttrs, PeerId, Prefix, RouteChange};
+
+pub use bestpath::{compare as compare_paths, select_best, PathKey};
+pub use query::proc_memory;
+pub use state::{Rib, EXPORT_BATCH};
 
 /// What a session tells the RIB about an established session.
 #[derive(Clone, Debug)]
@@ -55,6 +105,9 @@ pub enum Query {
     Route { prefix: Prefix, exact: bool },
     /// Per peer: received/accepted per family, End-of-RIB seen.
     PeerCounts,
+    /// Every path held, as a JSON array of objects, one per (prefix, peer):
+    /// the same per-path fields as `Route` plus `"prefix"`.
+    Dump,
 }
 
 /// Messages into the RIB task.
@@ -89,6 +142,12 @@ pub enum RibMsg {
         query: Query,
         reply: oneshot::Sender<serde_json::Value>,
     },
+    /// Graceful-restart timer fired (sent by the RIB's own timers). Ignored
+    /// unless `epoch` is the peer's current one (a later PeerUp/PeerDown voids it).
+    StaleTimeout {
+        peer: PeerId,
+        epoch: u64,
+    },
 }
 
 /// Counters readable without asking the RIB task (O(1), lock-free).
@@ -102,8 +161,31 @@ pub struct RibStats {
     pub attr_sets: AtomicU64,
 }
 
+/// Messages handled before queued exports are flushed (and the task yields).
+const BURST: usize = 64;
+
 /// Run the RIB task until every sender of `rx` is dropped.
 pub async fn run(cfg: Arc<Config>, mut rx: mpsc::Receiver<RibMsg>, stats: Arc<RibStats>) {
-    let _ = (cfg, &stats);
-    while let Some(_msg) = rx.recv().await {}
+    let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+    let mut rib = Rib::new(cfg, stats, Some(timer_tx));
+    rib.publish_stats();
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            Some(m) = timer_rx.recv() => m,
+        };
+        rib.handle(msg);
+        // Take what is already queued so exports go out in bigger batches.
+        for _ in 1..BURST {
+            match rx.try_recv() {
+                Ok(m) => rib.handle(m),
+                Err(_) => break,
+            }
+        }
+        rib.flush();
+    }
+    rib.flush();
 }
