@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use crate::config::{Config, Role};
 use crate::rib::{Query, RibMsg, RibStats};
 use crate::session::{PeerCtl, Peers};
-use crate::types::Prefix;
+use crate::types::{Afi, Prefix};
 
 /// A request on the admin socket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -151,30 +151,36 @@ async fn ask_rib(ctx: &AdminCtx, query: Query) -> Result<Value, String> {
         .map_err(|_| "RIB task dropped the query".to_string())
 }
 
+/// Stream every path as JSON lines, a page of prefixes at a time, so a full
+/// table never sits in memory as one document (other queries interleave).
 async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result<()> {
-    match ask_rib(ctx, Query::Dump).await {
-        Ok(Value::Array(paths)) => {
-            let mut out = Vec::with_capacity(paths.len() * 128);
-            for p in paths {
-                serde_json::to_writer(&mut out, &p)?;
-                out.push(b'\n');
-                if out.len() > 1 << 20 {
-                    w.write_all(&out).await?;
-                    out.clear();
-                }
-            }
-            w.write_all(&out).await?;
-            w.shutdown().await
-        }
-        Ok(other) => {
-            write_json(
-                w,
-                &json!({"ok": false, "error": format!("unexpected dump reply {other}")}),
+    const PAGE: usize = 20_000;
+    for afi in Afi::ALL {
+        let mut start = Some(0);
+        while let Some(s) = start {
+            let page = match ask_rib(
+                ctx,
+                Query::DumpPage {
+                    afi,
+                    start: s,
+                    limit: PAGE,
+                },
             )
             .await
+            {
+                Ok(v) => v,
+                Err(e) => return write_json(w, &json!({"ok": false, "error": e})).await,
+            };
+            let mut out = Vec::with_capacity(PAGE * 256);
+            for p in page["paths"].as_array().into_iter().flatten() {
+                serde_json::to_writer(&mut out, p)?;
+                out.push(b'\n');
+            }
+            w.write_all(&out).await?;
+            start = page["next"].as_u64().map(|n| n as usize);
         }
-        Err(e) => write_json(w, &json!({"ok": false, "error": e})).await,
     }
+    w.shutdown().await
 }
 
 async fn answer(req: Request, ctx: &AdminCtx) -> Result<Value, String> {

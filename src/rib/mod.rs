@@ -108,6 +108,14 @@ pub enum Query {
     /// Every path held, as a JSON array of objects, one per (prefix, peer):
     /// the same per-path fields as `Route` plus `"prefix"`.
     Dump,
+    /// One page of a dump for the admin socket: prefixes `start..start+limit` of the
+    /// family in table order. Replies `{"paths":[...],"next":N|null}`, `next` being
+    /// the `start` of the following page.
+    DumpPage {
+        afi: Afi,
+        start: usize,
+        limit: usize,
+    },
 }
 
 /// Messages into the RIB task.

@@ -61,6 +61,10 @@ impl Rib {
             Query::Route { prefix, exact } => self.route(prefix, *exact),
             Query::PeerCounts => self.peer_counts(),
             Query::Dump => self.dump_all(),
+            Query::DumpPage { afi, start, limit } => match afi {
+                Afi::Ipv4 => self.dump_page(&self.v4, *start, *limit),
+                Afi::Ipv6 => self.dump_page(&self.v6, *start, *limit),
+            },
         }
     }
 
@@ -173,6 +177,24 @@ impl Rib {
             }
         }
         Value::Array(out)
+    }
+
+    fn dump_page<K: PrefixKey>(&self, t: &Table<K>, start: usize, limit: usize) -> Value {
+        let mut out = Vec::new();
+        let mut seen = 0;
+        for e in t.iter().skip(start).take(limit) {
+            seen += 1;
+            let prefix = Value::String(e.prefix().to_string());
+            for (i, p) in e.paths.iter().enumerate() {
+                let mut v = self.path_json(p, i == 0);
+                if let Value::Object(m) = &mut v {
+                    m.insert("prefix".into(), prefix.clone());
+                }
+                out.push(v);
+            }
+        }
+        let next = (seen == limit && start + limit < t.len()).then_some(start + limit);
+        json!({"paths": out, "next": next})
     }
 
     fn peer_counts(&self) -> Value {
