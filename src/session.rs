@@ -45,7 +45,13 @@ pub enum SessionError {
     #[error("I/O: {0}")]
     Io(#[from] io::Error),
     #[error("sent NOTIFICATION {}: {msg}", wire::notification_name(*.code, *.subcode))]
-    Sent { code: u8, subcode: u8, msg: String },
+    Sent {
+        code: u8,
+        subcode: u8,
+        /// The NOTIFICATION's data field (e.g. the bad length for 1/2).
+        data: Vec<u8>,
+        msg: String,
+    },
     #[error("received NOTIFICATION {}", wire::notification_name(.0.code, .0.subcode))]
     Received(Notification),
     #[error("socket option: {0}")]
@@ -61,6 +67,7 @@ impl From<WireError> for SessionError {
         SessionError::Sent {
             code: e.code,
             subcode: e.subcode,
+            data: e.data,
             msg: e.msg,
         }
     }
@@ -531,17 +538,28 @@ async fn open_exchange(ctx: Arc<PeerCtx>, mut conn: Conn) -> Result<Opened, Sess
             return Err(SessionError::Sent {
                 code: n.code,
                 subcode: 0,
+                data: Vec::new(),
                 msg: "no OPEN within the hold time".into(),
             });
         }
-        Ok(Err(SessionError::Sent { code, subcode, msg })) => {
+        Ok(Err(SessionError::Sent {
+            code,
+            subcode,
+            data,
+            msg,
+        })) => {
             let n = Notification {
                 code,
                 subcode,
-                data: Vec::new(),
+                data: data.clone(),
             };
             send_notification(&mut conn.stream, &n).await;
-            return Err(SessionError::Sent { code, subcode, msg });
+            return Err(SessionError::Sent {
+                code,
+                subcode,
+                data,
+                msg,
+            });
         }
         Ok(Err(e)) => return Err(e),
         Ok(Ok(m)) => m,
@@ -574,6 +592,7 @@ async fn open_exchange(ctx: Arc<PeerCtx>, mut conn: Conn) -> Result<Opened, Sess
                     return Err(SessionError::Sent {
                         code: n.code,
                         subcode: n.subcode,
+                        data: n.data.clone(),
                         msg: format!("message type {ty} in OpenSent"),
                     });
                 }
@@ -622,17 +641,28 @@ async fn confirm(
             Err(SessionError::Sent {
                 code: n.code,
                 subcode: 0,
+                data: Vec::new(),
                 msg: "hold timer expired in OpenConfirm".into(),
             })
         }
-        Ok(Err(SessionError::Sent { code, subcode, msg })) => {
+        Ok(Err(SessionError::Sent {
+            code,
+            subcode,
+            data,
+            msg,
+        })) => {
             let n = Notification {
                 code,
                 subcode,
-                data: Vec::new(),
+                data: data.clone(),
             };
             send_notification(&mut op.conn.stream, &n).await;
-            Err(SessionError::Sent { code, subcode, msg })
+            Err(SessionError::Sent {
+                code,
+                subcode,
+                data,
+                msg,
+            })
         }
         Ok(Err(e)) => Err(e),
         Ok(Ok((wire::MSG_KEEPALIVE, _))) => Ok(op),
@@ -649,6 +679,7 @@ async fn confirm(
             Err(SessionError::Sent {
                 code: n.code,
                 subcode: n.subcode,
+                data: Vec::new(),
                 msg: format!("message type {ty} in OpenConfirm"),
             })
         }
@@ -991,6 +1022,9 @@ async fn established(
         stream, mut buf, ..
     } = op.conn;
     let (mut rd, wr) = stream.into_split();
+    // Bytes that arrived with the peer's KEEPALIVE in OpenConfirm (often the first
+    // UPDATEs) are already in `buf`: handle them before waiting on the socket.
+    let mut leftover = !buf.is_empty();
     // Writer task: the session loop never blocks on a slow peer's TCP window.
     let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (werr_tx, mut werr_rx) = oneshot::channel::<io::Error>();
@@ -1066,7 +1100,9 @@ async fn established(
                 }
                 None => Event::Stop { subcode: cease::ADMIN_SHUTDOWN },
             },
-            r = rd.read_buf(&mut buf) => match r {
+            r = async {
+                if std::mem::take(&mut leftover) { Ok(buf.len()) } else { rd.read_buf(&mut buf).await }
+            } => match r {
                 Ok(0) => { down_err = Some(SessionError::Eof); Event::TcpConnectionFails }
                 Err(e) => { down_err = Some(SessionError::Io(e)); Event::TcpConnectionFails }
                 Ok(_) => {
@@ -1114,7 +1150,7 @@ async fn established(
                                     _ => {
                                         // An OPEN while Established: FSM error (RFC 6608 subcode 3).
                                         ev = Some(Event::UnexpectedMessage);
-                                        down_err = Some(SessionError::Sent { code: code::FSM, subcode: 3, msg: format!("message type {ty} while Established") });
+                                        down_err = Some(SessionError::Sent { code: code::FSM, subcode: 3, data: Vec::new(), msg: format!("message type {ty} while Established") });
                                         break;
                                     }
                                 }
@@ -1143,6 +1179,7 @@ async fn established(
                         down_err = Some(SessionError::Sent {
                             code: n.code,
                             subcode: n.subcode,
+                            data: n.data.clone(),
                             msg: match &ev {
                                 Event::HoldTimerExpires => "hold timer expired".into(),
                                 Event::Stop { .. } => "administrative stop".into(),
