@@ -6,10 +6,30 @@
 //! sends passes through [`check_header`] and then the decoder for its type;
 //! errors carry the NOTIFICATION code/subcode/data to send (one-to-one).
 //! Talks to nobody; `session` calls it, `rib` consumes the decoded values.
+//!
+//! Layout: this file has the shared types, framing (`check_header`),
+//! KEEPALIVE/NOTIFICATION/ROUTE-REFRESH; `open` has OPEN and capabilities;
+//! `update` validates and decodes UPDATEs (see its docs for the NOTIFICATION
+//! mapping); `encode` builds UPDATEs for export.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::types::{Afi, PathAttrs, Prefix, RouteChange};
+use crate::types::{Afi, RouteChange};
+
+mod encode;
+mod open;
+mod update;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod update_tests;
+
+pub use encode::{
+    encode_announce, encode_end_of_rib, encode_withdraw, try_encode_announce, EncodeError,
+};
+pub use open::{decode_open, encode_open};
+pub use update::{decode_update, merge_as4_path};
 
 pub const HEADER_LEN: usize = 19;
 /// Largest message without the extended-message capability (RFC 4271).
@@ -147,87 +167,305 @@ pub struct EncodeCtx {
     pub max_len: usize,
 }
 
+/// Path attribute type codes we interpret.
+pub mod attr {
+    pub const ORIGIN: u8 = 1;
+    pub const AS_PATH: u8 = 2;
+    pub const NEXT_HOP: u8 = 3;
+    pub const MED: u8 = 4;
+    pub const LOCAL_PREF: u8 = 5;
+    pub const ATOMIC_AGGREGATE: u8 = 6;
+    pub const AGGREGATOR: u8 = 7;
+    pub const COMMUNITIES: u8 = 8;
+    pub const ORIGINATOR_ID: u8 = 9;
+    pub const CLUSTER_LIST: u8 = 10;
+    pub const MP_REACH_NLRI: u8 = 14;
+    pub const MP_UNREACH_NLRI: u8 = 15;
+    pub const EXT_COMMUNITIES: u8 = 16;
+    pub const AS4_PATH: u8 = 17;
+    pub const AS4_AGGREGATOR: u8 = 18;
+    pub const LARGE_COMMUNITIES: u8 = 32;
+
+    /// Whether the codec decodes/encodes this attribute itself (never kept in
+    /// `PathAttrs::other`, never emitted from it).
+    pub fn is_native(code: u8) -> bool {
+        matches!(code, 1..=10 | 14..=18 | 32)
+    }
+}
+
+/// Path attribute flag bits (RFC 4271 §4.3).
+pub mod flag {
+    pub const OPTIONAL: u8 = 0x80;
+    pub const TRANSITIVE: u8 = 0x40;
+    pub const PARTIAL: u8 = 0x20;
+    pub const EXTENDED_LENGTH: u8 = 0x10;
+}
+
+/// UPDATE Message Error subcodes (RFC 4271 §6.3).
+pub mod update_err {
+    pub const MALFORMED_ATTR_LIST: u8 = 1;
+    pub const UNRECOGNIZED_WELL_KNOWN: u8 = 2;
+    pub const MISSING_WELL_KNOWN: u8 = 3;
+    pub const ATTR_FLAGS: u8 = 4;
+    pub const ATTR_LENGTH: u8 = 5;
+    pub const INVALID_ORIGIN: u8 = 6;
+    pub const INVALID_NEXT_HOP: u8 = 8;
+    pub const OPTIONAL_ATTR: u8 = 9;
+    pub const INVALID_NETWORK_FIELD: u8 = 10;
+    pub const MALFORMED_AS_PATH: u8 = 11;
+}
+
+/// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492).
+pub mod open_err {
+    pub const UNSPECIFIC: u8 = 0;
+    pub const UNSUPPORTED_VERSION: u8 = 1;
+    pub const BAD_PEER_AS: u8 = 2;
+    pub const BAD_BGP_ID: u8 = 3;
+    pub const UNSUPPORTED_OPT_PARAM: u8 = 4;
+    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
+    pub const UNSUPPORTED_CAPABILITY: u8 = 7;
+}
+
+/// Capability codes (IANA).
+pub mod cap {
+    pub const MULTIPROTOCOL: u8 = 1;
+    pub const ROUTE_REFRESH: u8 = 2;
+    pub const EXTENDED_MESSAGE: u8 = 6;
+    pub const GRACEFUL_RESTART: u8 = 64;
+    pub const AS4: u8 = 65;
+    /// Pre-standard Cisco route refresh code.
+    pub const ROUTE_REFRESH_OLD: u8 = 128;
+}
+
+impl WireError {
+    pub fn new(code: u8, subcode: u8, data: Vec<u8>, msg: impl Into<String>) -> WireError {
+        WireError {
+            code,
+            subcode,
+            data,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Minimum total length of each message type (RFC 4271 §4, RFC 2918).
+fn min_len(ty: u8) -> Option<usize> {
+    match ty {
+        MSG_OPEN => Some(29),
+        MSG_UPDATE => Some(23),
+        MSG_NOTIFICATION => Some(21),
+        MSG_KEEPALIVE => Some(19),
+        MSG_ROUTE_REFRESH => Some(23),
+        _ => None,
+    }
+}
+
+/// Write a message header with a placeholder length; returns its offset for [`finish_msg`].
+pub(crate) fn start_msg(out: &mut Vec<u8>, ty: u8) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0xff; 16]);
+    out.extend_from_slice(&[0, 0, ty]);
+    start
+}
+
+/// Patch the length of the message started at `start`.
+pub(crate) fn finish_msg(out: &mut [u8], start: usize) {
+    let len = (out.len() - start) as u16;
+    out[start + 16..start + 18].copy_from_slice(&len.to_be_bytes());
+}
+
 /// Check a message header at the start of `buf` (at least HEADER_LEN bytes):
 /// marker, length within [19, max_len] and the minimum for its type, known type.
 /// Returns (type, total message length).
+///
+/// Errors: marker not all ones -> 1/1 Connection Not Synchronized; length out of
+/// range or below the type's minimum (KEEPALIVE: exactly 19) -> 1/2 Bad Message
+/// Length with the length field as data; unknown type -> 1/3 Bad Message Type
+/// with the type as data (RFC 4271 §6.1). A `buf` shorter than a header gives 1/2.
 pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError> {
-    let _ = (buf, max_len);
-    todo!()
-}
-
-pub fn encode_open(open: &Open) -> Vec<u8> {
-    let _ = open;
-    todo!()
-}
-
-/// Decode an OPEN body (after the header). Checks version 4, hold time 0 or >= 3,
-/// BGP identifier not 0, optional parameter framing (RFC 9072 extended lengths too).
-pub fn decode_open(body: &[u8]) -> Result<Open, WireError> {
-    let _ = body;
-    todo!()
-}
-
-/// Validate and decode an UPDATE body (after the header) per RFC 4271/4760/6793/7606.
-/// `Err` means the session must be reset with `err.notification()`; RFC 7606
-/// treat-as-withdraw and attribute-discard are applied inside and reported in `warnings`.
-pub fn decode_update(body: &[u8], ctx: &UpdateCtx) -> Result<DecodedUpdate, WireError> {
-    let _ = (body, ctx);
-    todo!()
-}
-
-/// Encode announcements of `prefixes` (all of family `afi`) with `attrs` as complete
-/// UPDATE messages, each at most `ctx.max_len` bytes, appended to `out`.
-/// IPv4 uses the NLRI field and NEXT_HOP; IPv6 uses MP_REACH_NLRI.
-pub fn encode_announce(
-    ctx: &EncodeCtx,
-    afi: Afi,
-    prefixes: &[Prefix],
-    attrs: &PathAttrs,
-    out: &mut Vec<u8>,
-) {
-    let _ = (ctx, afi, prefixes, attrs, out);
-    todo!()
-}
-
-/// Encode withdrawals of `prefixes` (all of family `afi`) as complete UPDATEs appended to `out`.
-pub fn encode_withdraw(ctx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], out: &mut Vec<u8>) {
-    let _ = (ctx, afi, prefixes, out);
-    todo!()
-}
-
-/// End-of-RIB marker for a family (RFC 4724 §2).
-pub fn encode_end_of_rib(afi: Afi) -> Vec<u8> {
-    let _ = afi;
-    todo!()
+    let Some(hdr) = buf.get(..HEADER_LEN) else {
+        return Err(WireError::new(
+            code::MSG_HEADER,
+            2,
+            Vec::new(),
+            format!("truncated message header ({} bytes)", buf.len()),
+        ));
+    };
+    if hdr[..16].iter().any(|&b| b != 0xff) {
+        return Err(WireError::new(
+            code::MSG_HEADER,
+            1,
+            Vec::new(),
+            "message header marker is not all ones",
+        ));
+    }
+    let len_field = [hdr[16], hdr[17]];
+    let len = u16::from_be_bytes(len_field) as usize;
+    let ty = hdr[18];
+    let bad_len = |why: &str| {
+        WireError::new(
+            code::MSG_HEADER,
+            2,
+            len_field.to_vec(),
+            format!("bad message length {len} for type {ty}: {why}"),
+        )
+    };
+    if len < HEADER_LEN || len > max_len.min(MAX_EXT_MSG_LEN) {
+        return Err(bad_len("outside [19, max]"));
+    }
+    let Some(min) = min_len(ty) else {
+        return Err(WireError::new(
+            code::MSG_HEADER,
+            3,
+            vec![ty],
+            format!("bad message type {ty}"),
+        ));
+    };
+    if len < min || (ty == MSG_KEEPALIVE && len != HEADER_LEN) {
+        return Err(bad_len("below the type's minimum"));
+    }
+    Ok((ty, len))
 }
 
 pub fn encode_keepalive() -> Vec<u8> {
-    todo!()
+    let mut out = Vec::with_capacity(HEADER_LEN);
+    let s = start_msg(&mut out, MSG_KEEPALIVE);
+    finish_msg(&mut out, s);
+    out
 }
 
+/// Encode a NOTIFICATION. Data beyond what fits in a 4096-byte message is cut.
 pub fn encode_notification(n: &Notification) -> Vec<u8> {
-    let _ = n;
-    todo!()
+    let data = &n.data[..n.data.len().min(MAX_MSG_LEN - 21)];
+    let mut out = Vec::with_capacity(21 + data.len());
+    let s = start_msg(&mut out, MSG_NOTIFICATION);
+    out.push(n.code);
+    out.push(n.subcode);
+    out.extend_from_slice(data);
+    finish_msg(&mut out, s);
+    out
 }
 
 /// Decode a NOTIFICATION body. Never fails: a short body gives code/subcode 0.
 pub fn decode_notification(body: &[u8]) -> Notification {
-    let _ = body;
-    todo!()
+    match body {
+        [c, s, data @ ..] => Notification {
+            code: *c,
+            subcode: *s,
+            data: data.to_vec(),
+        },
+        _ => Notification {
+            code: 0,
+            subcode: 0,
+            data: Vec::new(),
+        },
+    }
 }
 
+/// ROUTE-REFRESH for a unicast family (RFC 2918; subtype 0 = normal request, RFC 7313).
 pub fn encode_route_refresh(afi: Afi) -> Vec<u8> {
-    let _ = afi;
-    todo!()
+    let mut out = Vec::with_capacity(23);
+    let s = start_msg(&mut out, MSG_ROUTE_REFRESH);
+    out.extend_from_slice(&afi.code().to_be_bytes());
+    out.push(0);
+    out.push(1);
+    finish_msg(&mut out, s);
+    out
 }
 
 /// Decode a ROUTE-REFRESH body: the requested family, `None` for one we do not support.
+///
+/// A body that is not exactly 4 bytes -> 7/1 Invalid Message Length with the
+/// complete message as data (RFC 7313 §5). Subtypes 1/2 (BoRR/EoRR, enhanced
+/// route refresh, which we do not announce) and unknown subtypes give `None`.
 pub fn decode_route_refresh(body: &[u8]) -> Result<Option<Afi>, WireError> {
-    let _ = body;
-    todo!()
+    let [a0, a1, subtype, safi] = *body else {
+        let mut data = Vec::with_capacity(HEADER_LEN + body.len());
+        let s = start_msg(&mut data, MSG_ROUTE_REFRESH);
+        data.extend_from_slice(&body[..body.len().min(MAX_EXT_MSG_LEN - HEADER_LEN)]);
+        finish_msg(&mut data, s);
+        return Err(WireError::new(
+            code::ROUTE_REFRESH,
+            1,
+            data,
+            format!("ROUTE-REFRESH body of {} bytes, expected 4", body.len()),
+        ));
+    };
+    if subtype != 0 || safi != 1 {
+        return Ok(None);
+    }
+    Ok(Afi::from_code(u16::from_be_bytes([a0, a1])))
+}
+
+/// Bad Peer AS (2/2) unless the OPEN's ASN is `expected` (for the session engine).
+pub fn check_peer_as(open: &Open, expected: u32) -> Result<(), WireError> {
+    if open.asn == expected {
+        Ok(())
+    } else {
+        Err(WireError::new(
+            code::OPEN,
+            open_err::BAD_PEER_AS,
+            open.my_as.to_be_bytes().to_vec(),
+            format!("bad peer AS {}, expected {expected}", open.asn),
+        ))
+    }
 }
 
 /// Human-readable name of a NOTIFICATION code/subcode, for logs and `sparrowctl peers`.
+///
+/// `"Cease/Administrative Reset"`, `"Hold Timer Expired"`,
+/// `"UPDATE Message Error/Malformed AS_PATH"`; unknown values are shown as numbers.
 pub fn notification_name(code: u8, subcode: u8) -> String {
-    format!("{code}/{subcode}")
+    let name = match code {
+        1 => "Message Header Error",
+        2 => "OPEN Message Error",
+        3 => "UPDATE Message Error",
+        4 => "Hold Timer Expired",
+        5 => "Finite State Machine Error",
+        6 => "Cease",
+        7 => "ROUTE-REFRESH Message Error",
+        8 => "Send Hold Timer Expired",
+        _ => return format!("Unknown error {code}/{subcode}"),
+    };
+    let sub = match (code, subcode) {
+        (_, 0) => return name.to_string(),
+        (1, 1) => "Connection Not Synchronized",
+        (1, 2) => "Bad Message Length",
+        (1, 3) => "Bad Message Type",
+        (2, 1) => "Unsupported Version Number",
+        (2, 2) => "Bad Peer AS",
+        (2, 3) => "Bad BGP Identifier",
+        (2, 4) => "Unsupported Optional Parameter",
+        (2, 5) => "Authentication Failure",
+        (2, 6) => "Unacceptable Hold Time",
+        (2, 7) => "Unsupported Capability",
+        (2, 11) => "Role Mismatch",
+        (3, 1) => "Malformed Attribute List",
+        (3, 2) => "Unrecognized Well-known Attribute",
+        (3, 3) => "Missing Well-known Attribute",
+        (3, 4) => "Attribute Flags Error",
+        (3, 5) => "Attribute Length Error",
+        (3, 6) => "Invalid ORIGIN Attribute",
+        (3, 7) => "AS Routing Loop",
+        (3, 8) => "Invalid NEXT_HOP Attribute",
+        (3, 9) => "Optional Attribute Error",
+        (3, 10) => "Invalid Network Field",
+        (3, 11) => "Malformed AS_PATH",
+        (5, 1) => "Unexpected Message in OpenSent State",
+        (5, 2) => "Unexpected Message in OpenConfirm State",
+        (5, 3) => "Unexpected Message in Established State",
+        (6, 1) => "Maximum Number of Prefixes Reached",
+        (6, 2) => "Administrative Shutdown",
+        (6, 3) => "Peer De-configured",
+        (6, 4) => "Administrative Reset",
+        (6, 5) => "Connection Rejected",
+        (6, 6) => "Other Configuration Change",
+        (6, 7) => "Connection Collision Resolution",
+        (6, 8) => "Out of Resources",
+        (6, 9) => "Hard Reset",
+        (6, 10) => "BFD Down",
+        (7, 1) => "Invalid Message Length",
+        _ => return format!("{name}/subcode {subcode}"),
+    };
+    format!("{name}/{sub}")
 }
