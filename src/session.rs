@@ -1037,6 +1037,15 @@ async fn established(
         remote_addr: pc.address,
         local_addr: local_ip.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         afis: neg.afis,
+        gr_preserved: {
+            let mut f = [false; 2];
+            if let Some(gr) = &op.open.caps.graceful_restart {
+                for (afi, forwarding) in &gr.afis {
+                    f[afi.index()] = *forwarding;
+                }
+            }
+            f
+        },
     };
     if ctx
         .rib

@@ -118,6 +118,7 @@ fn bench_insert_5m_paths() {
                 remote_addr: cfg.peers[p as usize].address,
                 local_addr: "10.0.0.254".parse().unwrap(),
                 afis: [true, true],
+                gr_preserved: [true, true],
             },
             ctl,
         });

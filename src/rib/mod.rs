@@ -76,6 +76,10 @@ pub struct SessionInfo {
     pub local_addr: IpAddr,
     /// Families negotiated, indexed by `Afi::index()`.
     pub afis: [bool; 2],
+    /// Families whose forwarding state the peer says it preserved across a restart
+    /// (its Graceful Restart capability lists them with the F bit, RFC 4724 §4.2):
+    /// only these keep stale routes after the session comes back.
+    pub gr_preserved: [bool; 2],
 }
 
 /// Commands from the RIB to one session task.

@@ -509,8 +509,12 @@ impl Rib {
             // the others stay until replaced, End-of-RIB, or (our bound on the
             // wait) restart_time from now.
             self.core.peers[peer as usize].epoch += 1;
+            let preserved = self.core.peers[peer as usize]
+                .info
+                .as_ref()
+                .map_or([false; 2], |i| i.gr_preserved);
             for afi in Afi::ALL {
-                if !afis[afi.index()] {
+                if !afis[afi.index()] || !preserved[afi.index()] {
                     self.sweep_stale(peer, afi);
                 }
             }
@@ -531,6 +535,13 @@ impl Rib {
                 }
             }
         } else {
+            // Upstreams get nothing from us, so our initial update is complete now:
+            // End-of-RIB per family (RFC 4724 §2), which a restarting router waits for.
+            for afi in Afi::ALL {
+                if afis[afi.index()] {
+                    let _ = ctl.send(SessionCmd::EndOfRib(afi));
+                }
+            }
             self.core.peers[peer as usize].ctl = Some(ctl);
         }
     }

@@ -67,6 +67,7 @@ impl Harness {
             remote_addr: pc.address,
             local_addr: LOCAL_ADDR.parse().unwrap(),
             afis: [true, true],
+            gr_preserved: [true, true],
         }
     }
 
@@ -158,6 +159,13 @@ fn attrs(path: &[u32], nh: &str) -> Arc<PathAttrs> {
 }
 
 /// Drain the commands queued on a session's ctl channel.
+/// Commands other than End-of-RIB (which every session gets once its initial update is done).
+fn no_eor(cmds: Vec<SessionCmd>) -> Vec<SessionCmd> {
+    cmds.into_iter()
+        .filter(|c| !matches!(c, SessionCmd::EndOfRib(_)))
+        .collect()
+}
+
 fn drain(rx: &mut mpsc::UnboundedReceiver<SessionCmd>) -> Vec<SessionCmd> {
     let mut v = Vec::new();
     while let Ok(c) = rx.try_recv() {
@@ -372,9 +380,9 @@ async fn export_to_pop_peers() {
         exports(&drain(&mut pop)),
         (vec![("192.0.2.0/24".into(), "65001 9".into())], vec![])
     );
-    // Nothing is ever sent to upstream peers.
-    assert!(drain(&mut up1).is_empty());
-    assert!(drain(&mut up2).is_empty());
+    // Nothing but End-of-RIB is ever sent to upstream peers.
+    assert!(no_eor(drain(&mut up1)).is_empty());
+    assert!(no_eor(drain(&mut up2)).is_empty());
     // A POP that went down gets nothing.
     h.send(RibMsg::PeerDown {
         peer: POP1,
@@ -484,12 +492,12 @@ async fn max_prefix_warn_vs_teardown() {
     assert_eq!(c["accepted"]["ipv4"], 4);
     assert_eq!(c["max_prefix_exceeded"]["ipv4"], true);
     assert_eq!(c["max_prefix_exceeded"]["ipv6"], false);
-    assert!(drain(&mut w).is_empty());
+    assert!(no_eor(drain(&mut w)).is_empty());
     // teardown: the limit's worth kept, rest of the UPDATE dropped, Cease sent.
     let c = h.counts(TEAR).await;
     assert_eq!(c["accepted"]["ipv4"], 2);
     assert_eq!(c["max_prefix_exceeded"]["ipv4"], true);
-    let cmds = drain(&mut t);
+    let cmds = no_eor(drain(&mut t));
     assert_eq!(cmds.len(), 1);
     match &cmds[0] {
         SessionCmd::Teardown { subcode, data, .. } => {
@@ -567,6 +575,54 @@ async fn graceful_restart_stale_then_eor_sweep() {
     })
     .await;
     assert!(h.peers_of("2001:db8::/32").await.is_empty());
+}
+
+#[tokio::test]
+async fn graceful_restart_without_forwarding_state_sweeps_at_once() {
+    // RFC 4724 §4.2: when the re-established session's capability does not set
+    // the F bit for a family, its stale routes go immediately.
+    let h = Harness::start();
+    let _g = h.up(GR).await;
+    h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
+        .await;
+    h.announce(GR, &["2001:db8::/32"], attrs(&[65005], "2001:db8::5"))
+        .await;
+    h.send(RibMsg::PeerDown {
+        peer: GR,
+        keep_stale: Some(Duration::from_secs(60)),
+    })
+    .await;
+    assert_eq!(h.peers_of("192.0.2.0/24").await, ["gr"]);
+    let (ctl, _rx) = mpsc::unbounded_channel();
+    let mut info = h.info(GR);
+    info.gr_preserved = [false, true];
+    h.send(RibMsg::PeerUp {
+        peer: GR,
+        info,
+        ctl,
+    })
+    .await;
+    assert!(h.peers_of("192.0.2.0/24").await.is_empty());
+    assert_eq!(h.peers_of("2001:db8::/32").await, ["gr"]);
+}
+
+#[tokio::test]
+async fn upstream_gets_end_of_rib_and_nothing_else() {
+    let h = Harness::start();
+    let mut up = h.up(UP1).await;
+    h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 1], "10.0.0.1"))
+        .await;
+    h.sync().await;
+    let cmds = drain(&mut up);
+    let eor: Vec<Afi> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            SessionCmd::EndOfRib(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(eor, [Afi::Ipv4, Afi::Ipv6]);
+    assert!(no_eor(cmds).is_empty());
 }
 
 #[tokio::test]
@@ -748,6 +804,7 @@ fn randomized_invariants() {
                 remote_addr: cfg.peers[p as usize].address,
                 local_addr: LOCAL_ADDR.parse().unwrap(),
                 afis: [true, true],
+                gr_preserved: [true, true],
             },
             ctl,
         });
@@ -794,6 +851,7 @@ fn randomized_invariants() {
                         remote_addr: cfg.peers[peer as usize].address,
                         local_addr: LOCAL_ADDR.parse().unwrap(),
                         afis: [true, true],
+                        gr_preserved: [true, true],
                     },
                     ctl,
                 }
@@ -949,6 +1007,7 @@ fn change_tracking_and_loc_rib_iteration() {
         remote_addr: cfg.peers[0].address,
         local_addr: LOCAL_ADDR.parse().unwrap(),
         afis: [true, true],
+        gr_preserved: [true, true],
     };
     rib.handle(RibMsg::PeerUp {
         peer: UP1,
