@@ -952,8 +952,21 @@ fn encode_export(
             wire::encode_announce(enc, afi, ps, &ea, out);
         }
     }
-    // Rough count of messages, for status.
-    ((out.len() - before) / 512) as u64
+    count_msgs(&out[before..])
+}
+
+/// Number of whole BGP messages in an encoded buffer (walks the length fields).
+fn count_msgs(mut buf: &[u8]) -> u64 {
+    let mut n = 0;
+    while buf.len() >= wire::HEADER_LEN {
+        let len = u16::from_be_bytes([buf[16], buf[17]]) as usize;
+        if len < wire::HEADER_LEN || len > buf.len() {
+            break;
+        }
+        buf = &buf[len..];
+        n += 1;
+    }
+    n
 }
 
 /// Established: read, decode and forward UPDATEs; keepalives; export; teardown.
@@ -1092,7 +1105,7 @@ async fn established(
                     let mut out = Vec::new();
                     let n = encode_export(&enc, neg.afis, ctx.cfg.local_asn, nh, &announce, &withdraw, &mut out);
                     if !out.is_empty() {
-                        ctx.with_status(|s| s.updates_sent += n.max(1));
+                        ctx.with_status(|s| s.updates_sent += n);
                         let _ = wtx.send(out);
                     }
                     continue;
@@ -1100,6 +1113,7 @@ async fn established(
                 Some(SessionCmd::EndOfRib(afi)) => {
                     if neg.afis[afi.index()] {
                         let _ = wtx.send(wire::encode_end_of_rib(afi));
+                        ctx.with_status(|s| s.updates_sent += 1);
                     }
                     continue;
                 }
