@@ -1,0 +1,60 @@
+"""Shared pytest fixtures for the sparrow namespace lab (see netlab.py for the API).
+
+Fixtures:
+  lab         a netlab.Lab for one test: namespaces/processes removed afterwards,
+              log tails printed when the test failed.
+  sparrow_bin directory with sparrowd/sparrowctl (fails the test if missing).
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import netlab  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sparrowd: needs the sparrowd/sparrowctl binaries")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(scope="session")
+def _lab_session():
+    """Once per session, before the first namespace test: root check + stale sp- cleanup."""
+    if not netlab.is_root():
+        pytest.skip("the namespace lab needs root")
+    if not shutil.which("ip"):
+        pytest.fail("iproute2 (ip) missing")
+    removed = netlab.clean_stale_namespaces()
+    if removed:
+        print(f"removed stale lab namespaces: {removed}")
+    yield
+
+
+@pytest.fixture
+def lab(request, tmp_path, _lab_session):
+    lab = netlab.Lab(request.node.name, tmp_path)
+    yield lab
+    failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
+                 for w in ("setup", "call"))
+    if failed or os.environ.get("SPARROW_LAB_VERBOSE"):
+        print(f"\n===== lab logs ({tmp_path}) =====\n{lab.log_tails(60)}")
+    lab.cleanup()
+
+
+@pytest.fixture(scope="session")
+def sparrow_bin():
+    d = netlab.sparrow_bin_dir()
+    for b in ("sparrowd", "sparrowctl"):
+        if not (d / b).exists():
+            pytest.fail(f"{d / b} missing: run `cargo build --release` or set SPARROW_BIN")
+    return d

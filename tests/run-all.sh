@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole test run: packages, build, cargo unit+integration tests, namespace lab.
+# Must run as root (network namespaces). Idempotent; exits non-zero if anything failed.
+#   SKIP_CARGO=1   skip the cargo build/test steps (lab only, against existing binaries)
+#   LAB_ARGS=...   extra pytest arguments for the lab run (e.g. "-k interop")
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run-all.sh: must run as root (the lab uses network namespaces)" >&2
+    exit 2
+fi
+export PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH"
+export DEBIAN_FRONTEND=noninteractive
+start=$(date +%s)
+status=0
+step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
+
+# --- 1. packages ---------------------------------------------------------------
+step "packages"
+missing=0
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig dnsperf ip bgpdump; do
+    command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
+done
+if [ "$missing" = 1 ]; then
+    apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
+        dnsperf iproute2 bgpdump || { echo "apt-get install failed" >&2; exit 1; }
+else
+    echo "all router/DNS tools present, skipping apt"
+fi
+
+# Stop daemons the packages may have started (system services, root namespace,
+# default configs). Our lab daemons run inside sp-* namespaces and are left alone.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    for svc in bird frr gobgpd exabgp; do
+        systemctl stop "$svc" >/dev/null 2>&1 || true
+        systemctl disable "$svc" >/dev/null 2>&1 || true
+    done
+fi
+rootns=$(readlink /proc/1/ns/net)
+for exe in /usr/sbin/bird /usr/lib/frr/watchfrr /usr/lib/frr/zebra /usr/lib/frr/bgpd \
+           /usr/lib/frr/staticd /usr/bin/gobgpd; do
+    for pid in $(pgrep -x "$(basename "$exe")" 2>/dev/null); do
+        [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || continue
+        [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$rootns" ] || continue   # lab ones live in netns
+        [ "$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)" = 1 ] || continue     # daemonized by a service
+        cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline")
+        case "$cmd" in *" -s "*|*--vty_socket*|*--api-hosts*) continue ;; esac       # started by a test
+        echo "stopping package-started $exe (pid $pid): $cmd"
+        kill "$pid" 2>/dev/null || true
+    done
+done
+
+# --- 2. python test deps ----------------------------------------------------------
+step "python deps"
+python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest || status=1
+python3 -c 'import pytest_timeout' 2>/dev/null || python3 -m pip install -q pytest-timeout || true
+
+# --- 3. cargo ---------------------------------------------------------------------
+if [ "${SKIP_CARGO:-0}" != 1 ]; then
+    step "cargo build --release --bins"
+    cargo build --release --bins || { echo "cargo build failed" >&2; exit 1; }
+    step "cargo test --release"
+    cargo test --release || status=1
+fi
+
+# --- 4. namespace lab ---------------------------------------------------------------
+step "lab (pytest tests/lab)"
+export SPARROW_BIN="${SPARROW_BIN:-$REPO/target/release}"
+timeout_args=()
+python3 -c 'import pytest_timeout' 2>/dev/null && timeout_args=(--timeout=300)
+# shellcheck disable=SC2086
+python3 -m pytest -v -p no:cacheprovider --continue-on-collection-errors "${timeout_args[@]}" tests/lab ${LAB_ARGS:-}
+rc=$?
+[ "$rc" = 0 ] || status=1
+leftover=$(ip netns list | awk '{print $1}' | grep '^sp-' || true)
+[ -z "$leftover" ] || echo "warning: namespaces left behind: $leftover"
+
+step "done, status $status"
+exit "$status"
