@@ -63,7 +63,7 @@ fn check_header_unknown_type_is_1_3_with_type_data() {
     }
 }
 
-fn full_open() -> Open {
+pub(super) fn full_open() -> Open {
     Open {
         asn: 4_200_000_001,
         my_as: AS_TRANS as u16,

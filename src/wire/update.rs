@@ -7,7 +7,8 @@
 //!
 //! | problem | NOTIFICATION | why |
 //! | --- | --- | --- |
-//! | Withdrawn Routes Length or Total Path Attribute Length overruns the message; an attribute header or value overruns the path attributes | 3/1 Malformed Attribute List | RFC 4271 §6.3. RFC 7606 §4 would allow treat-as-withdraw, but then an MP_REACH/MP_UNREACH hidden in the unparsable tail could not be found, so we reset (RFC 7606 §5.3 spirit) |
+//! | Withdrawn Routes Length or Total Path Attribute Length overruns the message (the NLRI field cannot be located) | 3/1 Malformed Attribute List | RFC 4271 §6.3; RFC 7606 §4 relies on these lengths, so nothing can be trusted when they overrun |
+//! | an attribute header or value overruns the path attributes | treat-as-withdraw (NLRI field and any MP_REACH parsed before it) | RFC 7606 §4: "treat-as-withdraw MUST be used", the Total Path Attribute Length locating the NLRI; MP attributes SHALL be first (§5.1) |
 //! | MP_REACH_NLRI or MP_UNREACH_NLRI more than once | 3/1 Malformed Attribute List | RFC 7606 §3 g |
 //! | a prefix with a length beyond 32/128 or whose bytes overrun its field, in the Withdrawn Routes or NLRI fields **or** inside MP_REACH/MP_UNREACH | 3/10 Invalid Network Field | RFC 4271 §6.3 (NLRI syntax); RFC 7606 §5.3 requires a reset for these; one code for every prefix-syntax error whatever field carries it |
 //! | MP_REACH/MP_UNREACH too short, next-hop length not 4 (AFI 1) or 16/32 (AFI 2) | 3/9 Optional Attribute Error, data = the attribute | RFC 4760 §7 / RFC 7606 §7.11: the MP attributes cannot be treat-as-withdraw'n since they carry the NLRI |
@@ -331,22 +332,32 @@ fn walk_attrs(
 ) -> Result<(), WireError> {
     let mut b = field;
     while !b.is_empty() {
+        // RFC 7606 §4: an attribute header or value that runs past the Total Path
+        // Attribute Length is treat-as-withdraw; that length still locates the NLRI
+        // field, and MP_REACH/MP_UNREACH, which SHALL come first (§5.1), are parsed.
         let (flags, code) = match b {
             [f, c, _, ..] => (*f, *c),
-            _ => return Err(malformed_list("truncated path attribute header")),
+            _ => {
+                w.withdraw("truncated path attribute header (RFC 7606 §4)".into());
+                break;
+            }
         };
         let (hlen, vlen) = if flags & flag::EXTENDED_LENGTH != 0 {
             match b {
                 [_, _, l0, l1, ..] => (4, u16::from_be_bytes([*l0, *l1]) as usize),
-                _ => return Err(malformed_list("truncated path attribute header")),
+                _ => {
+                    w.withdraw("truncated path attribute header (RFC 7606 §4)".into());
+                    break;
+                }
             }
         } else {
             (3, b[2] as usize)
         };
         let Some(raw) = b.get(..hlen + vlen) else {
-            return Err(malformed_list(format!(
-                "attribute {code} length {vlen} overruns the path attributes"
-            )));
+            w.withdraw(format!(
+                "attribute {code} length {vlen} overruns the path attributes (RFC 7606 §4)"
+            ));
+            break;
         };
         b = &b[hlen + vlen..];
         let value = &raw[hlen..];

@@ -195,16 +195,16 @@ fn many_v6(n: u128) -> Vec<Prefix> {
         .collect()
 }
 
-fn collect(
-    bufs: &[&[u8]],
-    c: &UpdateCtx,
-) -> (
+/// v4 announced, v4 withdrawn, v6 announced, v6 withdrawn, every decoded UPDATE.
+type Collected = (
     Vec<Prefix>,
     Vec<Prefix>,
     Vec<Prefix>,
     Vec<Prefix>,
     Vec<DecodedUpdate>,
-) {
+);
+
+fn collect(bufs: &[&[u8]], c: &UpdateCtx) -> Collected {
     let (mut a4, mut w4, mut a6, mut w6, mut all) = (vec![], vec![], vec![], vec![], vec![]);
     for b in bufs {
         let d = dec(b, c);
@@ -340,17 +340,37 @@ fn framing_errors_are_3_1() {
     let mut b = body(&[], &base_attrs(), &[]);
     b[3] += 1;
     assert_eq!(err(&b, &c), (3, 1));
-    // Attribute value overruns the path attributes (RFC 4271 §6.3).
-    let mut at = base_attrs();
+}
+
+#[test]
+fn attribute_overrunning_the_attribute_field_is_treat_as_withdraw() {
+    // RFC 7606 §4: an attribute whose length runs past the Total Path Attribute
+    // Length, or fewer octets left than an attribute header, is treat-as-withdraw;
+    // the Total Path Attribute Length still locates the NLRI field.
+    let c = ebgp4();
+    let mut value_overrun = base_attrs();
+    value_overrun.extend_from_slice(&[0xc0, 8, 8, 0, 0, 0, 1]);
+    let mut short_header = base_attrs();
+    short_header.extend_from_slice(&[0xc0, 8]);
+    let mut short_ext_header = base_attrs();
+    short_ext_header.extend_from_slice(&[0xd0, 8, 0]);
+    for at in [value_overrun, short_header, short_ext_header] {
+        let d = dec(&body(&[], &at, &NLRI), &c);
+        assert!(d.v4.announced.is_empty(), "{d:?}");
+        assert!(!d.v4.withdrawn.is_empty(), "{d:?}");
+        assert!(d.warnings.iter().any(|w| w.contains("7606 §4")), "{d:?}");
+    }
+    // An MP_REACH parsed before the overrun is withdrawn too (§5.1: MP attributes first).
+    let mut at = [
+        mp_reach_v6(nh6(), None, &[32, 0x20, 0x01, 0x0d, 0xb8]),
+        origin(0),
+        as_path4(&[65001]),
+    ]
+    .concat();
     at.extend_from_slice(&[0xc0, 8, 8, 0, 0, 0, 1]);
-    assert_eq!(err(&body(&[], &at, &NLRI), &c), (3, 1));
-    // Truncated attribute header (2 bytes left; and 3 bytes with Extended Length).
-    let mut at = base_attrs();
-    at.extend_from_slice(&[0xc0, 8]);
-    assert_eq!(err(&body(&[], &at, &NLRI), &c), (3, 1));
-    let mut at = base_attrs();
-    at.extend_from_slice(&[0xd0, 8, 0]);
-    assert_eq!(err(&body(&[], &at, &NLRI), &c), (3, 1));
+    let d = dec(&body(&[], &at, &[]), &c);
+    assert!(d.v6.announced.is_empty(), "{d:?}");
+    assert_eq!(d.v6.withdrawn.len(), 1, "{d:?}");
 }
 
 #[test]
@@ -1398,5 +1418,55 @@ fn decode_speed() {
         std::hint::black_box(decode_update(b, &c).unwrap());
     }
     let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
-    println!("{ns:.1} ns/UPDATE with one prefix");
+    println!("{ns:.1} ns/UPDATE with one prefix, every attribute kind");
+    let typical = PathAttrs {
+        as_path: AsPath::sequence(&[65001, 3356, 1299, 13335]),
+        med: Some(10),
+        communities: vec![0xfde9_0001, 0xfde9_0002],
+        ..attrs_v4nh()
+    };
+    let mut small = vec![];
+    for p in many_v4(100_000) {
+        encode_announce(&ectx, Afi::Ipv4, &[p], &typical, &mut small);
+    }
+    let bodies = split(&small, MAX_MSG_LEN);
+    let t = std::time::Instant::now();
+    for b in &bodies {
+        std::hint::black_box(decode_update(b, &c).unwrap());
+    }
+    let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
+    println!("{ns:.1} ns/UPDATE with one prefix, typical attributes");
+}
+
+/// Write seed inputs for the `decode` fuzz target (a selector byte, then a
+/// stream of complete messages) to `$SPARROW_FUZZ_SEEDS`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("SPARROW_FUZZ_SEEDS") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut seeds: Vec<Vec<u8>> = vec![];
+    for m in valid_messages() {
+        let mut s = vec![0u8];
+        let st = start_msg(&mut s, MSG_UPDATE);
+        s.extend_from_slice(&m);
+        finish_msg(&mut s, st);
+        seeds.push(s);
+    }
+    let mut s = vec![1u8];
+    s.extend_from_slice(&encode_open(&super::tests::full_open()));
+    s.extend_from_slice(&encode_keepalive());
+    s.extend_from_slice(&encode_route_refresh(Afi::Ipv6));
+    s.extend_from_slice(&encode_end_of_rib(Afi::Ipv6));
+    s.extend_from_slice(&encode_notification(&Notification {
+        code: 6,
+        subcode: 2,
+        data: b"\x03bye".to_vec(),
+    }));
+    seeds.push(s);
+    for (i, s) in seeds.iter().enumerate() {
+        std::fs::write(format!("{dir}/seed-{i:03}"), s).unwrap();
+    }
 }

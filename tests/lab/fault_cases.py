@@ -110,16 +110,15 @@ CASES: list[Case] = [
          lambda c: rb.update(attrs=_good_attrs(c), nlri_bytes=_v4(c), attrs_len=len(_good_attrs(c)) + 40),
          RESET, {(3, 1)}),
     # ---- an attribute's own length overruns the path-attribute field.
-    # Project spec: 3/1 Malformed Attribute List + reset. RFC 7606 §4 says treat-as-withdraw for
-    # exactly this framing error (Total Attribute Length still locates the NLRI). Accept both;
-    # the test records which one the daemon chose.
+    # RFC 7606 §4: treat-as-withdraw for exactly this framing error (the Total Attribute
+    # Length still locates the NLRI); a reset is only for errors the RFC names.
     Case("attr-length-overruns-field",
          lambda c: rb.update(attrs=_good_attrs(c) + rb.attr(rb.ATTR_COMMUNITIES, b"\x00\x01\x00\x02", length=40),
                              nlri_bytes=_v4(c)),
-         EITHER, {(3, 1)}, note="RFC 7606 §4 first framing case"),
+         WITHDRAW, note="RFC 7606 §4 first framing case"),
     Case("attr-header-truncated",
          lambda c: rb.update(attrs=_good_attrs(c) + b"\xc0\x08", nlri_bytes=_v4(c)),
-         EITHER, {(3, 1)}, note="RFC 7606 §4 second framing case: 2 octets left, no room for an attribute header"),
+         WITHDRAW, note="RFC 7606 §4 second framing case: 2 octets left, no room for an attribute header"),
 
     # ---- AS_PATH malformed (RFC 7606 §7.2) -> treat-as-withdraw
     Case("as-path-segment-overrun",
