@@ -43,6 +43,51 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// Answers before the RIB is ready (see `crate::steer`).
+    #[serde(default)]
+    pub steering: SteeringConfig,
+}
+
+/// `steering`: the static map answers come from until the first upstream
+/// End-of-RIB of a family.
+#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SteeringConfig {
+    /// POP ranked first for an address no fallback prefix covers (default: `pop`).
+    #[serde(default)]
+    pub default_pop: Option<String>,
+    #[serde(default)]
+    pub fallback: Vec<FallbackEntry>,
+}
+
+/// One `steering.fallback` entry: addresses in `prefix` go to `pop` first.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackEntry {
+    /// `ADDRESS/LENGTH`, host bits clear.
+    pub prefix: String,
+    pub pop: String,
+}
+
+impl SteeringConfig {
+    /// The fallback entries as (prefix, POP index in `pops`); entries that do
+    /// not validate are skipped (a validated config has none).
+    pub fn fallback_entries(&self, cfg: &Config) -> Vec<(crate::types::Prefix, usize)> {
+        self.fallback
+            .iter()
+            .filter_map(|e| {
+                let p = e.prefix.parse().ok()?;
+                let i = cfg.pops.iter().position(|x| x.name == e.pop)?;
+                Some((p, i))
+            })
+            .collect()
+    }
+
+    /// Index in `pops` of the default POP (`default_pop`, else `pop`, else 0).
+    pub fn default_pop_index(&self, cfg: &Config) -> usize {
+        let name = self.default_pop.as_deref().unwrap_or(&cfg.pop);
+        cfg.pops.iter().position(|p| p.name == name).unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -920,6 +965,7 @@ fn validate(cfg: &Config, text: &str, file: &str) -> Vec<ConfigError> {
     for (i, peer) in cfg.peers.iter().enumerate() {
         check_peer(&mut c, cfg, i, peer);
     }
+    check_steering(&mut c, cfg);
     c.errors.sort_by_key(|e| e.line);
     c.errors
 }
@@ -1162,6 +1208,60 @@ fn check_peer(c: &mut Checker, cfg: &Config, i: usize, p: &PeerConfig) {
                 k(&format!("families[{j}]")),
                 format!("duplicate family {f}"),
             );
+        }
+    }
+}
+
+/// Most POPs steering can rank (POP indices are one byte).
+pub const MAX_POPS: usize = 255;
+
+fn check_steering(c: &mut Checker, cfg: &Config) {
+    let st = &cfg.steering;
+    let names = || {
+        cfg.pops
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if cfg.pops.len() > MAX_POPS {
+        c.err("pops", format!("at most {MAX_POPS} POPs are supported"));
+    }
+    if let Some(d) = &st.default_pop {
+        if !cfg.pops.iter().any(|p| &p.name == d) {
+            c.err(
+                "steering.default_pop",
+                format!("`{d}` is not one of the POPs in `pops` ({})", names()),
+            );
+        }
+    }
+    let mut seen = std::collections::HashMap::with_capacity(st.fallback.len());
+    for (i, e) in st.fallback.iter().enumerate() {
+        let k = |f: &str| format!("steering.fallback[{i}].{f}");
+        if !cfg.pops.iter().any(|p| p.name == e.pop) {
+            c.err(
+                k("pop"),
+                format!("`{}` is not one of the POPs in `pops` ({})", e.pop, names()),
+            );
+        }
+        let given = e.prefix.split_once('/').map_or(&*e.prefix, |(a, _)| a);
+        match e.prefix.parse::<crate::types::Prefix>() {
+            Err(_) => c.err(
+                k("prefix"),
+                format!("`{}` is not a prefix (ADDRESS/LENGTH)", e.prefix),
+            ),
+            Ok(p) if given.trim().parse::<IpAddr>().ok() != Some(p.addr()) => c.err(
+                k("prefix"),
+                format!("`{}` has host bits set (did you mean {p}?)", e.prefix),
+            ),
+            Ok(p) => {
+                if let Some(j) = seen.insert(p, i) {
+                    c.err(
+                        k("prefix"),
+                        format!("duplicate fallback prefix {p} (also steering.fallback[{j}])"),
+                    );
+                }
+            }
         }
     }
 }

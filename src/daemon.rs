@@ -17,6 +17,7 @@ use crate::admin::{self, AdminCtx, AdminError};
 use crate::config::Config;
 use crate::rib::{self, RibStats};
 use crate::session::{self, PeerCtl};
+use crate::steer;
 
 /// Capacity of the session -> RIB channel (UPDATEs in flight).
 pub const RIB_CHANNEL: usize = 1024;
@@ -38,6 +39,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let started = Instant::now();
     let stats = Arc::new(RibStats::default());
     let (rib_tx, rib_rx) = mpsc::channel(RIB_CHANNEL);
+    // Steering snapshots: the fallback until the RIB is ready, then published
+    // by the RIB task. DNS answers with `steer::select(addr, &steering.load())`.
+    let steering = steer::handle(&cfg);
+    let publisher = steer::Publisher::new(&cfg, steering.clone()).map_err(DaemonError::Signal)?;
     // The RIB gets a thread of its own: removing a full-table peer takes ~0.3 s
     // of CPU, which must not stall the session tasks' timers and sockets.
     let rib_thread = {
@@ -49,7 +54,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(rib::run(cfg, rib_rx, stats)),
+                    Ok(rt) => rt.block_on(rib::run_with(cfg, rib_rx, stats, Some(publisher))),
                     Err(e) => tracing::error!(error = %e, "RIB runtime"),
                 }
             })

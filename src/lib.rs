@@ -11,6 +11,9 @@
 //!   export queues to POP sessions; answers admin queries.
 //! - `admin`: Unix-socket server (JSON lines) used by `sparrowctl`.
 //! - `sockopt`: the only `unsafe`: TCP-MD5 `setsockopt`.
+//! - `steer`: per-address POP rankings from the Loc-RIB (or the static
+//!   fallback), published by the RIB task as immutable LPM snapshots;
+//!   `steer::select` is the one selection function.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
 pub mod admin;
@@ -21,5 +24,6 @@ pub mod render;
 pub mod rib;
 pub mod session;
 pub mod sockopt;
+pub mod steer;
 pub mod types;
 pub mod wire;

@@ -251,6 +251,45 @@ pub fn decode(bytes: &[u8]) -> PathAttrs {
     a
 }
 
+/// Calls `f` with every ASN of the AS_PATH in bytes produced by [`encode`], in
+/// order, without decoding anything else (for `crate::steer`).
+pub fn for_each_asn(bytes: &[u8], mut f: impl FnMut(u32)) {
+    let mut r = Reader { b: bytes };
+    let bits = u16::from_le_bytes(r.bytes::<2>());
+    let has = |b: u16| bits & b != 0;
+    if !has(AS_PATH) {
+        return;
+    }
+    r.u8(); // origin
+    if has(NH_V6) {
+        r.bytes::<16>();
+    } else if has(NH) {
+        r.bytes::<4>();
+    }
+    if has(NH_LL) {
+        r.bytes::<16>();
+    }
+    if has(MED) {
+        r.var();
+    }
+    if has(LOCAL_PREF) {
+        r.var();
+    }
+    if has(AGGREGATOR) {
+        r.var();
+        r.bytes::<4>();
+    }
+    if has(ORIGINATOR) {
+        r.bytes::<4>();
+    }
+    for _ in 0..r.count() {
+        r.u8(); // segment kind
+        for _ in 0..r.count() {
+            f(r.var32());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

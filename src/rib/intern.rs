@@ -182,6 +182,12 @@ impl Interner {
         codec::decode(&self.slots[id].bytes)
     }
 
+    /// Calls `f` with every ASN of the AS_PATH of `id`, in order (no decoding
+    /// of the other attributes).
+    pub fn for_each_asn(&self, id: AttrId, f: impl FnMut(u32)) {
+        codec::for_each_asn(&self.slots[id].bytes, f)
+    }
+
     pub fn key(&self, id: AttrId) -> &AttrKey {
         &self.slots[id].key
     }

@@ -177,10 +177,24 @@ pub struct RibStats {
 const BURST: usize = 64;
 
 /// Run the RIB task until every sender of `rx` is dropped.
-pub async fn run(cfg: Arc<Config>, mut rx: mpsc::Receiver<RibMsg>, stats: Arc<RibStats>) {
+pub async fn run(cfg: Arc<Config>, rx: mpsc::Receiver<RibMsg>, stats: Arc<RibStats>) {
+    run_with(cfg, rx, stats, None).await
+}
+
+/// [`run`], optionally publishing steering snapshots: `steer` gets the RIB's
+/// best-path changes after every burst (see [`crate::steer::Publisher`]).
+pub async fn run_with(
+    cfg: Arc<Config>,
+    mut rx: mpsc::Receiver<RibMsg>,
+    stats: Arc<RibStats>,
+    mut steer: Option<crate::steer::Publisher>,
+) {
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut rib = Rib::new(cfg, stats, Some(timer_tx));
     rib.publish_stats();
+    if let Some(s) = steer.as_mut() {
+        s.attach(&mut rib);
+    }
     loop {
         let msg = tokio::select! {
             m = rx.recv() => match m {
@@ -198,6 +212,9 @@ pub async fn run(cfg: Arc<Config>, mut rx: mpsc::Receiver<RibMsg>, stats: Arc<Ri
             }
         }
         rib.flush();
+        if let Some(s) = steer.as_mut() {
+            s.sync(&mut rib);
+        }
     }
     rib.flush();
 }

@@ -80,6 +80,9 @@ pub(crate) struct Core {
     pops_up: bool,
     /// Prefixes whose best path changed (when tracking is on), per family.
     changed: Option<[FxHashSet<Prefix>; 2]>,
+    /// With `changed`: record any change of a prefix's paths, not only of its
+    /// best path (steering ranks every path).
+    track_all: bool,
 }
 
 impl Core {
@@ -151,7 +154,7 @@ impl Core {
             flags &= !ANNOUNCED;
         }
         e.set_flags(flags);
-        if b.best.map(|o| (o.peer, o.attr)) != Some((nb.peer, nb.attr)) {
+        if self.track_all || b.best.map(|o| (o.peer, o.attr)) != Some((nb.peer, nb.attr)) {
             self.mark_changed(prefix);
         }
     }
@@ -261,6 +264,9 @@ impl Core {
                 if let Some(best) = b.best {
                     let new = t.entry(idx).paths.last().copied().expect("just pushed");
                     if pre_med(&self.path_key(&new)) > pre_med(&self.path_key(&best)) {
+                        if self.track_all {
+                            self.mark_changed(pfx);
+                        }
                         return true;
                     }
                 }
@@ -356,6 +362,9 @@ impl Core {
             n += 1;
             if pos == 0 && e.paths.len() > 1 {
                 self.settle(t, idx, b);
+            } else if self.track_all {
+                let p = e.prefix();
+                self.mark_changed(p);
             }
         }
         self.peers[peer as usize].stale[fam] += n;
@@ -427,6 +436,7 @@ impl Rib {
                 pending: FxHashMap::default(),
                 pops_up: false,
                 changed: None,
+                track_all: false,
             },
             stats,
             timers,
@@ -803,6 +813,15 @@ impl Rib {
         self.core.changed = on.then(Default::default);
     }
 
+    /// Like [`Rib::set_track_changes`], but [`Rib::take_changed`] then reports
+    /// every prefix whose paths changed in any way (a path added, replaced,
+    /// removed or marked stale), best or not: what steering needs, as it ranks
+    /// every POP's path.
+    pub fn set_track_all_path_changes(&mut self, on: bool) {
+        self.set_track_changes(on);
+        self.core.track_all = on;
+    }
+
     /// Prefixes of `afi` whose best path changed (added, removed, or another
     /// path/attribute set) since the last call. Empty unless tracking is on.
     pub fn take_changed(&mut self, afi: Afi) -> Vec<Prefix> {
@@ -832,6 +851,37 @@ impl Rib {
     /// The attributes of an attribute id from [`Rib::best_routes`] (decoded).
     pub fn attrs(&self, id: u32) -> PathAttrs {
         self.core.attrs.decode(id)
+    }
+
+    /// For steering (`crate::steer`): the paths of exactly `prefix` as
+    /// best-path keys, best (the Loc-RIB path) first, each with its attribute
+    /// id. `out` is cleared first; left empty when the prefix is not held.
+    pub fn path_keys(&self, prefix: &Prefix, out: &mut Vec<(PathKey, u32)>) {
+        fn get<'a, K: PrefixKey>(t: &'a Table<K>, p: &Prefix) -> Option<&'a Entry<K>> {
+            t.find(K::from_prefix(p)?).map(|i| t.entry(i))
+        }
+        out.clear();
+        let paths = match prefix.afi() {
+            Afi::Ipv4 => get(&self.v4, prefix).map(|e| &e.paths[..]),
+            Afi::Ipv6 => get(&self.v6, prefix).map(|e| &e.paths[..]),
+        };
+        for p in paths.unwrap_or_default() {
+            out.push((self.core.path_key(p), p.attr));
+        }
+    }
+
+    /// Calls `f` with every ASN of the AS_PATH of attribute id `id` (from
+    /// [`Rib::best_routes`] or [`Rib::path_keys`]), in order; decodes nothing else.
+    pub fn for_each_asn(&self, id: u32, f: impl FnMut(u32)) {
+        self.core.attrs.for_each_asn(id, f)
+    }
+
+    /// Whether `peer` has sent End-of-RIB for `afi` in its current session.
+    pub fn end_of_rib_seen(&self, peer: PeerId, afi: Afi) -> bool {
+        self.core
+            .peers
+            .get(peer as usize)
+            .is_some_and(|p| p.eor[afi.index()])
     }
 
     /// The best path's peer and attributes for exactly `prefix`.

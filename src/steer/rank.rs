@@ -1,0 +1,219 @@
+//! Rankings: every POP ordered by the best path it offers for a prefix.
+//!
+//! Each path of a prefix belongs to a POP by the session it came from: an
+//! `upstream` peer's to the local POP, a `pop` peer's to the POP with that
+//! peer's `remote_asn`. The ranking is built by repeated best-path selection
+//! ([`crate::rib::select_best`], the RIB's own rule): the winner's POP comes
+//! next and all of that POP's paths leave the candidate set. The first round
+//! therefore picks exactly the Loc-RIB best path, and each later POP is ranked
+//! by its own best path (selection over a POP's paths and over the union agree
+//! as long as no neighbouring AS is shared between POPs, which the session
+//! ASNs guarantee: a POP's paths start with that POP's ASN). POPs offering no
+//! path follow in config order.
+//!
+//! The closest-POP rule (the last POP ASN in the Loc-RIB best AS_PATH, else
+//! the local POP) decides the FIRST position: when it names another POP than
+//! the best path's session, that POP is moved to the front and the others
+//! keep their order. This happens only when an AS_PATH carries a POP ASN of
+//! another POP than the session it arrived on, e.g. POP Y relays a route that
+//! crossed POP Z's ASN ("Y Z 3356 ..." -> Z first, then Y), or an upstream
+//! path crosses a POP ASN, or (briefly) when keys changed without reselection.
+//! The rule wins because it is the contract for "closest POP"; the rest of the
+//! ranking is only for fail-over.
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use crate::config::{Config, Role};
+use crate::rib::{select_best, PathKey};
+use crate::types::PeerId;
+
+/// POP index (position in the config's `pops`).
+pub type PopIdx = u8;
+
+/// One ranking: every POP once, closest first.
+pub type Ranking = SmallVec<[PopIdx; 16]>;
+
+/// Per-config data to rank paths.
+#[derive(Clone, Debug)]
+pub struct Ranker {
+    /// POP of each peer's paths (`None`: a `pop` peer whose ASN is no POP's,
+    /// which a validated config does not have).
+    peer_pop: Vec<Option<PopIdx>>,
+    /// POP ASNs, by POP index.
+    pop_asn: Vec<u32>,
+    local: PopIdx,
+}
+
+impl Ranker {
+    pub fn new(cfg: &Config) -> Ranker {
+        let local = cfg.pops.iter().position(|p| p.name == cfg.pop).unwrap_or(0) as PopIdx;
+        let peer_pop = cfg
+            .peers
+            .iter()
+            .map(|p| match p.role {
+                Role::Upstream => Some(local),
+                Role::Pop => cfg
+                    .pops
+                    .iter()
+                    .position(|x| x.asn == p.remote_asn)
+                    .map(|i| i as PopIdx),
+            })
+            .collect();
+        Ranker {
+            peer_pop,
+            pop_asn: cfg.pops.iter().map(|p| p.asn).collect(),
+            local,
+        }
+    }
+
+    pub fn pops(&self) -> usize {
+        self.pop_asn.len()
+    }
+
+    pub fn local(&self) -> PopIdx {
+        self.local
+    }
+
+    pub fn peer_pop(&self, peer: PeerId) -> Option<PopIdx> {
+        self.peer_pop.get(peer as usize).copied().flatten()
+    }
+
+    /// The POP using `asn`, if any.
+    pub fn pop_of_asn(&self, asn: u32) -> Option<PopIdx> {
+        self.pop_asn
+            .iter()
+            .position(|&x| x == asn)
+            .map(|i| i as PopIdx)
+    }
+
+    /// The closest-POP rule over an AS_PATH's ASNs (in path order): the POP
+    /// whose ASN stands last, else the local POP.
+    pub fn rule_pop(&self, asns: impl IntoIterator<Item = u32>) -> PopIdx {
+        let mut pop = self.local;
+        for a in asns {
+            if let Some(i) = self.pop_of_asn(a) {
+                pop = i;
+            }
+        }
+        pop
+    }
+
+    /// The ranking for a prefix's paths (any order), `first` (the rule's POP
+    /// for the Loc-RIB best path) in front.
+    pub fn rank(&self, paths: &[(PathKey, u32)], first: PopIdx, out: &mut Ranking) {
+        let n = self.pops();
+        out.clear();
+        let mut placed: SmallVec<[bool; 16]> = SmallVec::from_elem(false, n);
+        let mut place = |p: PopIdx, out: &mut Ranking| {
+            if !placed[p as usize] {
+                placed[p as usize] = true;
+                out.push(p);
+            }
+        };
+        place(first, out);
+        let mut cand: SmallVec<[(PathKey, PopIdx); 8]> = paths
+            .iter()
+            .filter_map(|(k, _)| Some((*k, self.peer_pop(k.peer)?)))
+            .collect();
+        let mut keys: SmallVec<[PathKey; 8]> = SmallVec::new();
+        while !cand.is_empty() {
+            keys.clear();
+            keys.extend(cand.iter().map(|c| c.0));
+            let pop = cand[select_best(&keys)].1;
+            place(pop, out);
+            cand.retain(|c| c.1 != pop);
+        }
+        for p in 0..n {
+            place(p as PopIdx, out);
+        }
+    }
+
+    /// The ranking of an address no route covers: local POP, then config order.
+    pub fn default_ranking(&self) -> Ranking {
+        first_then_config_order(self.local, self.pops())
+    }
+}
+
+/// `first`, then every other POP in config order.
+pub fn first_then_config_order(first: PopIdx, n: usize) -> Ranking {
+    std::iter::once(first)
+        .chain((0..n as PopIdx).filter(|&p| p != first))
+        .collect()
+}
+
+/// Ranking id 0: the default ranking (local POP first, then config order).
+/// Ids never change meaning, so the builder appends rankings as announced.
+pub const DEFAULT_RANK: u16 = 0;
+
+/// Interns rankings to `u16` ids; new ones are queued for the builder.
+#[derive(Debug)]
+pub struct RankInterner {
+    ids: FxHashMap<Ranking, u16>,
+    /// Per first POP, an id to fall back to when the id space is full.
+    by_first: Vec<Option<u16>>,
+    /// Rankings added since the last [`RankInterner::take_new`], flattened.
+    new: Vec<PopIdx>,
+    full_warned: bool,
+}
+
+impl RankInterner {
+    /// Ids `0..n` are "POP p first, then config order", id 0 being `local`'s
+    /// (so every first POP has an id even if the id space ever fills up).
+    pub fn new(local: PopIdx, n: usize) -> RankInterner {
+        let mut r = RankInterner {
+            ids: FxHashMap::default(),
+            by_first: vec![None; n],
+            new: Vec::new(),
+            full_warned: false,
+        };
+        r.intern(&first_then_config_order(local, n));
+        for p in 0..n as PopIdx {
+            r.intern(&first_then_config_order(p, n));
+        }
+        r
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn intern(&mut self, r: &Ranking) -> u16 {
+        if let Some(&id) = self.ids.get(r) {
+            return id;
+        }
+        let len = self.ids.len();
+        if len > u16::MAX as usize {
+            // Never seen in practice (65536 distinct orders); keep the first
+            // POP right, which is what the rule promises.
+            if !self.full_warned {
+                self.full_warned = true;
+                tracing::warn!(
+                    "steering: more than 65536 distinct rankings; reusing ids by first POP"
+                );
+            }
+            return self
+                .by_first
+                .get(r[0] as usize)
+                .copied()
+                .flatten()
+                .unwrap_or(DEFAULT_RANK);
+        }
+        let id = len as u16;
+        self.ids.insert(r.clone(), id);
+        if let Some(slot) = self.by_first.get_mut(r[0] as usize) {
+            slot.get_or_insert(id);
+        }
+        self.new.extend_from_slice(r);
+        id
+    }
+
+    /// Rankings interned since the last call, flattened in id order.
+    pub fn take_new(&mut self) -> Vec<PopIdx> {
+        std::mem::take(&mut self.new)
+    }
+}
