@@ -512,35 +512,38 @@ async fn send_notification<W: AsyncWriteExt + Unpin>(w: &mut W, n: &Notification
     .await;
 }
 
-/// OpenSent: send our OPEN and wait (hold time 240 s) for the peer's.
-async fn open_exchange(ctx: Arc<PeerCtx>, mut conn: Conn) -> Result<Opened, SessionError> {
-    let ours = ctx.our_open();
-    let fcfg = ctx.fsm_cfg();
-    let (state, _) = fsm::step(State::Active, &fcfg, &Event::TcpConnected);
-    if let Ok(remote) = conn.stream.peer_addr() {
-        debug!(%remote, outgoing = conn.outgoing, "TCP established, sending OPEN");
+/// Send `n` to the peer and return the session error that records it.
+async fn notify(stream: &mut TcpStream, n: Notification, msg: impl Into<String>) -> SessionError {
+    send_notification(stream, &n).await;
+    SessionError::Sent {
+        code: n.code,
+        subcode: n.subcode,
+        data: n.data,
+        msg: msg.into(),
     }
-    conn.stream.write_all(&wire::encode_open(&ours)).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(fsm::OPEN_HOLD_TIME as u64);
-    let msg = tokio::time::timeout_at(
-        deadline,
-        read_msg(&mut conn.stream, &mut conn.buf, wire::MAX_MSG_LEN),
-    )
-    .await;
-    let (ty, body) = match msg {
+}
+
+/// Read the next message within `hold`. Hold-timer expiry and framing errors are
+/// sent to the peer as NOTIFICATIONs and returned as the session error.
+async fn read_or_notify(
+    conn: &mut Conn,
+    hold: Duration,
+    max_len: usize,
+    state: &str,
+) -> Result<(u8, BytesMut), SessionError> {
+    match tokio::time::timeout(hold, read_msg(&mut conn.stream, &mut conn.buf, max_len)).await {
         Err(_) => {
             let n = Notification {
                 code: code::HOLD_TIMER,
                 subcode: 0,
                 data: Vec::new(),
             };
-            send_notification(&mut conn.stream, &n).await;
-            return Err(SessionError::Sent {
-                code: n.code,
-                subcode: 0,
-                data: Vec::new(),
-                msg: "no OPEN within the hold time".into(),
-            });
+            Err(notify(
+                &mut conn.stream,
+                n,
+                format!("hold timer expired in {state}"),
+            )
+            .await)
         }
         Ok(Err(SessionError::Sent {
             code,
@@ -551,53 +554,47 @@ async fn open_exchange(ctx: Arc<PeerCtx>, mut conn: Conn) -> Result<Opened, Sess
             let n = Notification {
                 code,
                 subcode,
-                data: data.clone(),
-            };
-            send_notification(&mut conn.stream, &n).await;
-            return Err(SessionError::Sent {
-                code,
-                subcode,
                 data,
-                msg,
-            });
+            };
+            Err(notify(&mut conn.stream, n, msg).await)
         }
-        Ok(Err(e)) => return Err(e),
-        Ok(Ok(m)) => m,
-    };
+        Ok(r) => r,
+    }
+}
+
+/// OpenSent: send our OPEN and wait (hold time 240 s) for the peer's.
+async fn open_exchange(ctx: Arc<PeerCtx>, mut conn: Conn) -> Result<Opened, SessionError> {
+    let ours = ctx.our_open();
+    let fcfg = ctx.fsm_cfg();
+    let (state, _) = fsm::step(State::Active, &fcfg, &Event::TcpConnected);
+    if let Ok(remote) = conn.stream.peer_addr() {
+        debug!(%remote, outgoing = conn.outgoing, "TCP established, sending OPEN");
+    }
+    conn.stream.write_all(&wire::encode_open(&ours)).await?;
+    let hold = Duration::from_secs(fsm::OPEN_HOLD_TIME as u64);
+    let (ty, body) = read_or_notify(&mut conn, hold, wire::MAX_MSG_LEN, "OpenSent").await?;
     match ty {
         wire::MSG_OPEN => {
-            let open = match wire::decode_open(&body).and_then(|o| check_open(&ctx, &o).map(|_| o))
-            {
-                Ok(o) => o,
-                Err(e) => {
-                    send_notification(&mut conn.stream, &e.notification()).await;
-                    return Err(e.into());
-                }
-            };
-            let (_s, _) = fsm::step(
-                state,
-                &fcfg,
-                &Event::OpenReceived {
-                    peer_hold_time: open.hold_time,
-                },
-            );
-            Ok(Opened { conn, open })
+            match wire::decode_open(&body).and_then(|o| check_open(&ctx, &o).map(|_| o)) {
+                Ok(open) => Ok(Opened { conn, open }),
+                Err(e) => Err(notify(&mut conn.stream, e.notification(), e.msg).await),
+            }
         }
         wire::MSG_NOTIFICATION => Err(SessionError::Received(wire::decode_notification(&body))),
         _ => {
             let (_, acts) = fsm::step(state, &fcfg, &Event::UnexpectedMessage);
-            for a in acts {
-                if let Action::SendNotification(n) = a {
-                    send_notification(&mut conn.stream, &n).await;
-                    return Err(SessionError::Sent {
-                        code: n.code,
-                        subcode: n.subcode,
-                        data: n.data.clone(),
-                        msg: format!("message type {ty} in OpenSent"),
-                    });
-                }
+            match acts.into_iter().find_map(|a| match a {
+                Action::SendNotification(n) => Some(n),
+                _ => None,
+            }) {
+                Some(n) => Err(notify(
+                    &mut conn.stream,
+                    n,
+                    format!("message type {ty} in OpenSent"),
+                )
+                .await),
+                None => Err(SessionError::Eof),
             }
-            Err(SessionError::Eof)
         }
     }
 }
@@ -612,76 +609,42 @@ async fn confirm(
     let ours = ctx.our_open();
     let neg = negotiate(&ctx, &ours, &op.open);
     op.conn.stream.write_all(&wire::encode_keepalive()).await?;
-    let hold = if neg.hold == 0 {
-        Duration::from_secs(fsm::OPEN_HOLD_TIME as u64)
+    let hold = Duration::from_secs(if neg.hold == 0 {
+        fsm::OPEN_HOLD_TIME
     } else {
-        Duration::from_secs(neg.hold as u64)
-    };
+        neg.hold
+    } as u64);
     let max = if neg.extended {
         wire::MAX_EXT_MSG_LEN
     } else {
         wire::MAX_MSG_LEN
     };
     let res = tokio::select! {
-        r = tokio::time::timeout(hold, read_msg(&mut op.conn.stream, &mut op.conn.buf, max)) => r,
+        r = read_or_notify(&mut op.conn, hold, max, "OpenConfirm") => r,
         _ = &mut cancel => {
             let n = Notification { code: code::CEASE, subcode: cease::COLLISION, data: Vec::new() };
             send_notification(&mut op.conn.stream, &n).await;
             return Err(SessionError::CollisionLost);
         }
     };
-    match res {
-        Err(_) => {
-            let n = Notification {
-                code: code::HOLD_TIMER,
-                subcode: 0,
-                data: Vec::new(),
-            };
-            send_notification(&mut op.conn.stream, &n).await;
-            Err(SessionError::Sent {
-                code: n.code,
-                subcode: 0,
-                data: Vec::new(),
-                msg: "hold timer expired in OpenConfirm".into(),
-            })
-        }
-        Ok(Err(SessionError::Sent {
-            code,
-            subcode,
-            data,
-            msg,
-        })) => {
-            let n = Notification {
-                code,
-                subcode,
-                data: data.clone(),
-            };
-            send_notification(&mut op.conn.stream, &n).await;
-            Err(SessionError::Sent {
-                code,
-                subcode,
-                data,
-                msg,
-            })
-        }
-        Ok(Err(e)) => Err(e),
-        Ok(Ok((wire::MSG_KEEPALIVE, _))) => Ok(op),
-        Ok(Ok((wire::MSG_NOTIFICATION, body))) => {
+    match res? {
+        (wire::MSG_KEEPALIVE, _) => Ok(op),
+        (wire::MSG_NOTIFICATION, body) => {
             Err(SessionError::Received(wire::decode_notification(&body)))
         }
-        Ok(Ok((ty, _))) => {
+        (ty, _) => {
+            // RFC 6608: FSM error, unexpected message in OpenConfirm.
             let n = Notification {
                 code: code::FSM,
                 subcode: 2,
                 data: Vec::new(),
             };
-            send_notification(&mut op.conn.stream, &n).await;
-            Err(SessionError::Sent {
-                code: n.code,
-                subcode: n.subcode,
-                data: Vec::new(),
-                msg: format!("message type {ty} in OpenConfirm"),
-            })
+            Err(notify(
+                &mut op.conn.stream,
+                n,
+                format!("message type {ty} in OpenConfirm"),
+            )
+            .await)
         }
     }
 }
