@@ -247,17 +247,8 @@ pub fn try_encode_announce(
     attrs: &PathAttrs,
     out: &mut Vec<u8>,
 ) -> Result<usize, EncodeError> {
-    let owned: Vec<Prefix>;
-    let prefixes = if prefixes.iter().all(|p| p.afi() == afi) {
-        prefixes
-    } else {
-        owned = prefixes
-            .iter()
-            .copied()
-            .filter(|p| p.afi() == afi)
-            .collect();
-        &owned
-    };
+    let prefixes = of_family(prefixes, afi);
+    let prefixes = &prefixes[..];
     if prefixes.is_empty() {
         return Ok(0);
     }
@@ -349,21 +340,25 @@ pub fn encode_announce(
     }
 }
 
+/// The prefixes of family `afi`, borrowed when they all are (the usual case).
+fn of_family(prefixes: &[Prefix], afi: Afi) -> std::borrow::Cow<'_, [Prefix]> {
+    if prefixes.iter().all(|p| p.afi() == afi) {
+        std::borrow::Cow::Borrowed(prefixes)
+    } else {
+        prefixes
+            .iter()
+            .copied()
+            .filter(|p| p.afi() == afi)
+            .collect()
+    }
+}
+
 /// Encode withdrawals of `prefixes` (all of family `afi`) as complete UPDATEs appended to `out`.
 /// IPv4 uses the Withdrawn Routes field, IPv6 MP_UNREACH_NLRI; prefixes of the
 /// other family are skipped.
 pub fn encode_withdraw(ctx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], out: &mut Vec<u8>) {
-    let owned: Vec<Prefix>;
-    let prefixes = if prefixes.iter().all(|p| p.afi() == afi) {
-        prefixes
-    } else {
-        owned = prefixes
-            .iter()
-            .copied()
-            .filter(|p| p.afi() == afi)
-            .collect();
-        &owned
-    };
+    let prefixes = of_family(prefixes, afi);
+    let prefixes = &prefixes[..];
     // Smallest sensible message: room for at least one /128.
     let max = max_len(ctx).max(FIXED + 7 + MAX_PREFIX_BYTES);
     match afi {
