@@ -673,6 +673,8 @@ async fn establish(
     let mut next_id = 0u64;
     // Connections that reached OpenConfirm: id -> (outgoing, remote id, cancel).
     let mut confirming: HashMap<u64, (bool, Ipv4Addr, oneshot::Sender<()>)> = HashMap::new();
+    // Connections in OpenSent (our OPEN sent, theirs awaited): id -> outgoing.
+    let mut opensent: HashMap<u64, bool> = HashMap::new();
     let mut connecting = false;
     let mut retry_at = TokioInstant::now();
     loop {
@@ -706,6 +708,7 @@ async fn establish(
                     let c = ctx.clone();
                     state = State::OpenSent;
                     ctx.set_state(state);
+                    opensent.insert(id, false);
                     hs.spawn(async move { HsResult::Opened(id, open_exchange(c, Conn::new(stream, false)).await) });
                 }
             },
@@ -720,6 +723,7 @@ async fn establish(
                         let c = ctx.clone();
                         state = State::OpenSent;
                         ctx.set_state(state);
+                        opensent.insert(id, true);
                         hs.spawn(async move { HsResult::Opened(id, open_exchange(c, Conn::new(stream, true)).await) });
                     }
                     HsResult::Connected(Err(e)) => {
@@ -731,19 +735,30 @@ async fn establish(
                         ctx.set_state(state);
                     }
                     HsResult::Opened(id, Ok(op)) => {
+                        opensent.remove(&id);
                         let remote_id = op.open.router_id;
                         let outgoing = op.conn.outgoing;
-                        // §6.8: against a connection already in OpenConfirm.
+                        // §6.8: keep the connection initiated by the higher identifier
+                        // (`keep_ours`: the one we initiated).
+                        let keep_ours = fsm::collision_winner(ctx.cfg.router_id, remote_id);
+                        // Against connections in OpenConfirm.
                         let mut lose_new = false;
                         let mut losers = Vec::new();
                         for (&oid, (o_out, _, _)) in confirming.iter() {
                             if *o_out == outgoing {
                                 lose_new = true;
+                            } else if keep_ours == outgoing {
+                                losers.push(oid)
                             } else {
-                                // Keep the connection initiated by the higher identifier.
-                                let keep_ours = fsm::collision_winner(ctx.cfg.router_id, remote_id);
-                                if keep_ours == outgoing { losers.push(oid) } else { lose_new = true }
+                                lose_new = true
                             }
+                        }
+                        // §6.8 also allows examining OpenSent connections once the peer's
+                        // identifier is known, and this OPEN tells it: if the connection
+                        // to keep is still in OpenSent, give way now rather than reach
+                        // Established here while the peer keeps the other one.
+                        if outgoing != keep_ours && opensent.values().any(|&o| o == keep_ours) {
+                            lose_new = true;
                         }
                         for oid in losers {
                             if let Some((_, _, cancel)) = confirming.remove(&oid) {
@@ -754,7 +769,8 @@ async fn establish(
                             let mut conn = op.conn;
                             let n = Notification { code: code::CEASE, subcode: cease::COLLISION, data: Vec::new() };
                             send_notification(&mut conn.stream, &n).await;
-                            info!("connection collision: closed the newer connection");
+                            info!(outgoing, "connection collision: closed this connection, keeping the other");
+                            ctx.record_error(&SessionError::CollisionLost);
                             continue;
                         }
                         let (tx, rx) = oneshot::channel();
@@ -766,6 +782,7 @@ async fn establish(
                     }
                     HsResult::Opened(id, Err(e)) | HsResult::Confirmed(id, Err(e)) => {
                         confirming.remove(&id);
+                        opensent.remove(&id);
                         if !matches!(e, SessionError::CollisionLost) {
                             info!(error = %e, "session setup failed");
                         }
@@ -1053,6 +1070,7 @@ async fn established(
                 Some(PeerCtl::Incoming(mut s)) => {
                     // §6.8: a new connection while Established is closed.
                     let n = Notification { code: code::CEASE, subcode: cease::COLLISION, data: Vec::new() };
+                    ctx.with_status(|st| st.notifications_sent += 1);
                     tokio::spawn(async move { send_notification(&mut s, &n).await; });
                     continue;
                 }
