@@ -42,6 +42,20 @@ def wait_for(pred, timeout: float, interval: float = 0.1, what: str = "condition
         time.sleep(interval)
 
 
+
+def terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM, wait up to 5 s, then SIGKILL: stop a process we started, by its PID."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
 class Bird:
     def __init__(self, workdir: Path, name: str, config: str):
         self.dir = Path(workdir) / f"bird-{name}"
@@ -92,15 +106,7 @@ class Bird:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
+        terminate(self.proc)
         self.proc = None
 
 

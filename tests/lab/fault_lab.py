@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rawbgp as rb
-from fault_bird import Bird, bgp_peer_config, wait_for
+from fault_bird import Bird, bgp_peer_config, terminate, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("SPARROW_BIN", str(REPO / "target" / "release")))
@@ -88,15 +87,7 @@ class Sparrowd:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
+        terminate(self.proc)
 
     # ---- sparrowctl
     def ctl(self, *args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
