@@ -5,6 +5,7 @@
 //! (queries over the RIB channel, counters read lock-free from `RibStats`).
 
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -21,6 +22,7 @@ use tracing::{debug, warn};
 use crate::config::{Config, Role};
 use crate::rib::{Query, RibMsg, RibStats};
 use crate::session::{PeerCtl, Peers};
+use crate::steer;
 use crate::types::{Afi, Prefix};
 
 /// A request on the admin socket.
@@ -42,6 +44,13 @@ pub enum Request {
     Reset {
         peer: String,
     },
+    /// Why an address gets its POP: snapshot decision, RIB best path, POP ASN found.
+    Explain {
+        target: String,
+    },
+    /// Streaming: after this request, each line in (an address) gets one line out
+    /// (the chosen POP's name, or `NULL` for input that is not an address).
+    Lookup,
 }
 
 /// Admin errors.
@@ -60,6 +69,8 @@ pub struct AdminCtx {
     pub rib: mpsc::Sender<RibMsg>,
     pub stats: Arc<RibStats>,
     pub started: Instant,
+    /// The published steering snapshot (`steer::select` on it decides every answer).
+    pub steering: steer::Handle,
 }
 
 /// Bind the socket (replacing a stale file) with the configured mode.
@@ -112,8 +123,9 @@ pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>) {
 
 async fn handle(stream: UnixStream, ctx: &AdminCtx) -> io::Result<()> {
     let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
     let mut line = String::new();
-    BufReader::new(rd).read_line(&mut line).await?;
+    rd.read_line(&mut line).await?;
     let req: Request = match serde_json::from_str(line.trim()) {
         Ok(r) => r,
         Err(e) => {
@@ -124,8 +136,10 @@ async fn handle(stream: UnixStream, ctx: &AdminCtx) -> io::Result<()> {
             .await
         }
     };
-    if let Request::Dump = req {
-        return dump(&mut wr, ctx).await;
+    match req {
+        Request::Dump => return dump(&mut wr, ctx).await,
+        Request::Lookup => return lookup(rd, &mut wr, ctx).await,
+        _ => {}
     }
     let reply = match answer(req, ctx).await {
         Ok(data) => json!({"ok": true, "data": data}),
@@ -149,6 +163,100 @@ async fn ask_rib(ctx: &AdminCtx, query: Query) -> Result<Value, String> {
         .map_err(|_| "RIB task is not running".to_string())?;
     rx.await
         .map_err(|_| "RIB task dropped the query".to_string())
+}
+
+/// Parse an address for steering; IPv4-mapped IPv6 addresses are their IPv4 address.
+pub fn parse_addr(s: &str) -> Option<IpAddr> {
+    match s.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V6(v6) => Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
+        v4 => Some(v4),
+    }
+}
+
+/// `lookup`: one POP name per address line, flushed line by line (RewriteMap `prg:` style).
+async fn lookup<R, W>(mut rd: R, w: &mut W, ctx: &AdminCtx) -> io::Result<()>
+where
+    R: AsyncBufReadExt + Unpin,
+    W: AsyncWriteExt + Unpin,
+{
+    let mut line = String::new();
+    let mut out = String::new();
+    loop {
+        line.clear();
+        if rd.read_line(&mut line).await? == 0 {
+            return w.shutdown().await;
+        }
+        out.clear();
+        match parse_addr(&line) {
+            Some(addr) => out.push_str(steer::select(addr, &ctx.steering.load()).first_name()),
+            None => out.push_str("NULL"),
+        }
+        out.push('\n');
+        w.write_all(out.as_bytes()).await?;
+        w.flush().await?;
+    }
+}
+
+/// `explain`: the steering decision for an address and the routing facts behind it.
+async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
+    let addr = parse_addr(target).ok_or_else(|| format!("{target:?} is not an IP address"))?;
+    let mut v = {
+        let snap = ctx.steering.load();
+        steer::select(addr, &snap).to_json()
+    };
+    let route = ask_rib(
+        ctx,
+        Query::Route {
+            prefix: Prefix::host(addr),
+            exact: false,
+        },
+    )
+    .await?;
+    let best = route["paths"].get(0).cloned().unwrap_or(Value::Null);
+    // The rule: the POP ASN nearest the origin (last in the path), else the local POP.
+    let asns: Vec<u64> = best["as_path_segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|seg| seg["asns"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_u64())
+        .collect();
+    let found = asns.iter().enumerate().rev().find_map(|(i, &a)| {
+        ctx.cfg
+            .pops
+            .iter()
+            .find(|p| u64::from(p.asn) == a)
+            .map(|p| json!({"asn": a, "pop": p.name, "position": i, "path_length": asns.len()}))
+    });
+    let rule = match (&best, &found) {
+        (Value::Null, _) => format!("no route covers {addr}: the local POP ({})", ctx.cfg.pop),
+        (_, Some(f)) => format!(
+            "POP ASN {} ({}) is the last POP ASN in the best path, at position {} of {}",
+            f["asn"],
+            f["pop"].as_str().unwrap_or("?"),
+            f["position"],
+            f["path_length"]
+        ),
+        (_, None) => format!(
+            "no POP ASN in the best path: the local POP ({})",
+            ctx.cfg.pop
+        ),
+    };
+    if let Value::Object(m) = &mut v {
+        m.insert("address".into(), json!(addr));
+        m.insert("rib_prefix".into(), route["prefix"].clone());
+        m.insert(
+            "best_path".into(),
+            if best.is_null() {
+                Value::Null
+            } else {
+                json!({"peer": best["peer"], "as_path": best["as_path"], "next_hop": best["next_hop"], "origin": best["origin"]})
+            },
+        );
+        m.insert("pop_asn".into(), found.unwrap_or(Value::Null));
+        m.insert("rule".into(), json!(rule));
+    }
+    Ok(v)
 }
 
 /// Stream every path as JSON lines, a page of prefixes at a time, so a full
@@ -255,7 +363,8 @@ async fn answer(req: Request, ctx: &AdminCtx) -> Result<Value, String> {
             }
             Ok(json!({"peers": out}))
         }
-        Request::Dump => Err("dump is streamed".into()),
+        Request::Explain { target } => explain(ctx, &target).await,
+        Request::Dump | Request::Lookup => Err("streamed requests are handled above".into()),
     }
 }
 

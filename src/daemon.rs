@@ -74,6 +74,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         rib: rib_tx.clone(),
         stats,
         started,
+        steering: steering.clone(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
     info!(

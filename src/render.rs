@@ -190,6 +190,49 @@ pub fn summary(data: &Value) -> String {
     out
 }
 
+/// `sparrowctl explain`.
+pub fn explain(data: &Value) -> String {
+    let mut out = String::new();
+    let list = |k: &str| -> String {
+        data.get(k)
+            .and_then(|r| r.as_array())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" > ")
+            })
+            .unwrap_or_default()
+    };
+    let _ = writeln!(out, "Address:    {}", s(data, "address"));
+    let _ = writeln!(
+        out,
+        "Snapshot:   generation {}, source {}, matched {} (answer scope /{})",
+        s(data, "generation"),
+        s(data, "source"),
+        s(data, "prefix"),
+        s(data, "scope")
+    );
+    let _ = writeln!(out, "Ranking:    {}", list("ranking"));
+    let _ = writeln!(out, "RIB match:  {}", s(data, "rib_prefix"));
+    match data.get("best_path") {
+        Some(b) if !b.is_null() => {
+            let _ = writeln!(
+                out,
+                "Best path:  {} (from {}, next hop {})",
+                s(b, "as_path"),
+                s(b, "peer"),
+                s(b, "next_hop")
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "Best path:  none");
+        }
+    }
+    let _ = writeln!(out, "Rule:       {}", s(data, "rule"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +250,19 @@ mod tests {
         assert_eq!(t.matches(", best").count(), 2); // header + one path
         let t = route(&json!({"query":"10.0.0.1","prefix":null,"paths":[]}));
         assert!(t.contains("Network not in table"));
+    }
+
+    #[test]
+    fn explain_shows_rule_and_ranking() {
+        let v = json!({"address":"192.0.2.1","generation":7,"source":"rib","prefix":"192.0.2.0/24","scope":24,
+            "ranking":["y","x"],"rib_prefix":"192.0.2.0/24",
+            "best_path":{"peer":"pop-y","as_path":"65002 64500","next_hop":"10.0.0.2"},
+            "rule":"POP ASN 65002 (y) is the last POP ASN in the best path, at position 0 of 2"});
+        let t = explain(&v);
+        assert!(t.contains("Ranking:    y > x"));
+        assert!(t.contains("generation 7"));
+        assert!(t.contains("65002 64500"));
+        assert!(t.contains("position 0 of 2"));
     }
 
     #[test]

@@ -48,6 +48,14 @@ enum Cmd {
     Dump,
     /// Reset a peer's session (Cease / Administrative Reset).
     Reset { peer: String },
+    /// Why an address gets its POP: matched prefix, best path, POP ASN, ranking, generation.
+    Explain {
+        /// An IPv4 or IPv6 address.
+        address: String,
+    },
+    /// Read addresses on stdin, write the chosen POP per line, unbuffered
+    /// (Apache RewriteMap `prg:` style; `NULL` for a line that is not an address).
+    Lookup,
 }
 
 fn main() -> ExitCode {
@@ -72,10 +80,19 @@ fn run() -> anyhow::Result<()> {
         Cmd::Paths => Request::Paths,
         Cmd::Dump => Request::Dump,
         Cmd::Reset { peer } => Request::Reset { peer: peer.clone() },
+        Cmd::Explain { address } => Request::Explain {
+            target: address.clone(),
+        },
+        Cmd::Lookup => Request::Lookup,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Cmd::Lookup = args.cmd {
+        return rt
+            .block_on(lookup(&args.socket))
+            .with_context(|| format!("admin socket {}", args.socket.display()));
+    }
     let reply = rt
         .block_on(admin::request(&args.socket, &req))
         .with_context(|| format!("admin socket {}", args.socket.display()))?;
@@ -102,8 +119,33 @@ fn run() -> anyhow::Result<()> {
         Cmd::Summary => render::summary(data),
         Cmd::Paths => format!("{data}\n"),
         Cmd::Reset { peer } => format!("reset {peer}\n"),
-        Cmd::Dump => unreachable!("handled above"),
+        Cmd::Explain { .. } => render::explain(data),
+        Cmd::Dump | Cmd::Lookup => unreachable!("handled above"),
     };
     print!("{text}");
+    Ok(())
+}
+
+/// Copy stdin lines to the daemon and its answers to stdout, one line each, flushed.
+async fn lookup(socket: &std::path::Path) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::UnixStream::connect(socket).await?;
+    let (rd, mut wr) = stream.into_split();
+    wr.write_all(b"{\"cmd\":\"lookup\"}\n").await?;
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut answers = BufReader::new(rd).lines();
+    let mut stdout = tokio::io::stdout();
+    // One request in flight at a time: a RewriteMap program must answer each line
+    // before the next is read.
+    while let Some(mut line) = stdin.next_line().await? {
+        line.push('\n');
+        wr.write_all(line.as_bytes()).await?;
+        let Some(mut answer) = answers.next_line().await? else {
+            bail!("daemon closed the lookup stream");
+        };
+        answer.push('\n');
+        stdout.write_all(answer.as_bytes()).await?;
+        stdout.flush().await?;
+    }
     Ok(())
 }
