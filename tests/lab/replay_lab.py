@@ -317,3 +317,43 @@ def bad_next_hop(nh, daemon_addr="127.0.0.1"):
         o = int(str(a).split(".")[0])
         return o == 0 or o == 127 or o >= 224 or str(a) == daemon_addr
     return a.is_unspecified or a.is_loopback or a.is_multicast
+
+
+class LoopbackDaemon:
+    """sparrowd on `config_text` (written to `workdir/d.yaml`, log in `workdir/d.log`).
+
+    A context manager: entering starts the daemon and waits (10 s at most) for its
+    admin socket `sock`; leaving stops it (SIGTERM, then SIGKILL after 5 s).
+    """
+
+    def __init__(self, workdir, config_text: str, sock):
+        self.workdir, self.config_text, self.sock = Path(workdir), config_text, Path(sock)
+        self.proc = None
+        self.log = None
+
+    def __enter__(self) -> "LoopbackDaemon":
+        cfg = self.workdir / "d.yaml"
+        cfg.write_text(self.config_text)
+        self.log = open(self.workdir / "d.log", "w")
+        self.proc = subprocess.Popen([str(bin_dir() / "sparrowd"), "--config", str(cfg)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not self.sock.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("sparrowd did not start: "
+                                   + (self.workdir / "d.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log is not None:
+            self.log.close()
+        return False

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import rawbgp as rb
-from replay_lab import bin_dir, free_port
+from replay_lab import LoopbackDaemon, bin_dir, free_port
 
 PEER_ADDR = "127.0.3.1"
 PEER_ASN = 65101
@@ -39,8 +39,7 @@ def run_repro(workdir: Path, out=print, timeout: float = 5.0) -> bool:
     workdir = Path(workdir)
     port = free_port()
     sock = workdir / "s.sock"
-    cfg = workdir / "d.yaml"
-    cfg.write_text("\n".join([
+    config = "\n".join([
         "local_asn: 64999",
         "router_id: 192.0.2.1",
         "pop: lab",
@@ -51,19 +50,18 @@ def run_repro(workdir: Path, out=print, timeout: float = 5.0) -> bool:
         "peers:",
         f"  - {{name: p, address: {PEER_ADDR}, remote_asn: {PEER_ASN}, role: upstream, "
         f"passive: true, multihop: 64, hold_time: 0}}",
-    ]) + "\n")
-    log = open(workdir / "d.log", "w")
-    d = subprocess.Popen([str(bin_dir() / "sparrowd"), "--config", str(cfg)],
-                         stdout=log, stderr=subprocess.STDOUT)
-    peer = None
+    ]) + "\n"
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            if time.monotonic() > deadline or d.poll() is not None:
-                out("sparrowd did not start")
-                return False
-            time.sleep(0.05)
-        peer = rb.RawBgp.connect("127.0.0.1", port, source=PEER_ADDR)
+        with LoopbackDaemon(workdir, config, sock):
+            return _play(port, sock, out, timeout)
+    except RuntimeError as e:
+        out(str(e))
+        return False
+
+
+def _play(port: int, sock: Path, out, timeout: float) -> bool:
+    peer = rb.RawBgp.connect("127.0.0.1", port, source=PEER_ADDR)
+    try:
         peer.send_raw(rb.open_msg(PEER_ASN, 0, "10.0.3.1", rb.default_caps(PEER_ASN)))
         peer.recv_until(lambda m: m.type == rb.OPEN, 5)
         peer.recv_until(lambda m: m.type == rb.KEEPALIVE, 5)
@@ -83,15 +81,7 @@ def run_repro(workdir: Path, out=print, timeout: float = 5.0) -> bool:
         out(f"BUG: buffered UPDATE not processed within {timeout}s: {p}")
         return False
     finally:
-        if peer is not None:
-            peer.close()
-        d.terminate()
-        try:
-            d.wait(5)
-        except subprocess.TimeoutExpired:
-            d.kill()
-            d.wait()
-        log.close()
+        peer.close()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import rawbgp as rb
-from replay_lab import bin_dir, free_port
+from replay_lab import LoopbackDaemon, bin_dir, free_port
 
 pytestmark = pytest.mark.sparrowd
 
@@ -68,57 +68,41 @@ def _ctl(sock: Path, *args, stdin: str | None = None) -> str:
 def daemon(tmp_path):
     port = free_port()
     sock = tmp_path / "s.sock"
-    cfg = tmp_path / "d.yaml"
     pops = ", ".join(f"{{name: {n}, asn: {a}}}" for n, a in POPS.items())
-    cfg.write_text("\n".join([
+    config = "\n".join([
         f"local_asn: {LOCAL_ASN}",
         "router_id: 192.0.2.1",
         "pop: local",
         f"pops: [{pops}]",
         f"listen: {{enabled: true, addresses: [127.0.0.1], port: {port}}}",
         f"admin: {{socket: {sock}}}",
-        f"peers:",
+        "peers:",
         f"  - {{name: up, address: {PEER_ADDR}, remote_asn: {PEER_ASN}, role: upstream, "
         f"passive: true, multihop: 64}}",
-    ]) + "\n")
-    log = open(tmp_path / "d.log", "w")
-    d = subprocess.Popen([str(bin_dir() / "sparrowd"), "--config", str(cfg)],
-                         stdout=log, stderr=subprocess.STDOUT)
-    peer = None
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert d.poll() is None and time.monotonic() < deadline, "sparrowd did not start"
-            time.sleep(0.05)
+    ]) + "\n"
+    with LoopbackDaemon(tmp_path, config, sock):
         peer = rb.RawBgp.connect("127.0.0.1", port, source=PEER_ADDR)
-        peer.establish(asn=PEER_ASN, hold=90, router_id="10.0.4.1")
-        peer.start_keepalives(20)
-        for p, path in ROUTES4.items():
-            peer.send_raw(rb.announce4([p], path, "192.0.2.44"))
-        for p, path in ROUTES6.items():
-            peer.send_raw(rb.announce6([p], path, "2001:db8:ffff::44"))
-        peer.send_raw(rb.end_of_rib(rb.AFI_IPV4) + rb.end_of_rib(rb.AFI_IPV6))
-        # The snapshot switches to the RIB at the upstream's End-of-RIB; wait for it.
-        deadline = time.monotonic() + 15
-        while True:
-            e = json.loads(_ctl(sock, "--json", "explain", "198.51.100.1"))
-            e6 = json.loads(_ctl(sock, "--json", "explain", "2001:db8::1"))
-            if e["source"] == "rib" and e6["source"] == "rib" and e["ranking"][0] == "west" \
-                    and e6["ranking"][0] == "east":
-                break
-            assert time.monotonic() < deadline, f"snapshot never reflected the RIB: {e} {e6}"
-            time.sleep(0.1)
-        yield sock
-    finally:
-        if peer is not None:
-            peer.close()
-        d.terminate()
         try:
-            d.wait(5)
-        except subprocess.TimeoutExpired:
-            d.kill()
-            d.wait()
-        log.close()
+            peer.establish(asn=PEER_ASN, hold=90, router_id="10.0.4.1")
+            peer.start_keepalives(20)
+            for p, path in ROUTES4.items():
+                peer.send_raw(rb.announce4([p], path, "192.0.2.44"))
+            for p, path in ROUTES6.items():
+                peer.send_raw(rb.announce6([p], path, "2001:db8:ffff::44"))
+            peer.send_raw(rb.end_of_rib(rb.AFI_IPV4) + rb.end_of_rib(rb.AFI_IPV6))
+            # The snapshot switches to the RIB at the upstream's End-of-RIB; wait for it.
+            deadline = time.monotonic() + 15
+            while True:
+                e = json.loads(_ctl(sock, "--json", "explain", "198.51.100.1"))
+                e6 = json.loads(_ctl(sock, "--json", "explain", "2001:db8::1"))
+                if e["source"] == "rib" and e6["source"] == "rib" \
+                        and e["ranking"][0] == "west" and e6["ranking"][0] == "east":
+                    break
+                assert time.monotonic() < deadline, f"snapshot never reflected the RIB: {e} {e6}"
+                time.sleep(0.1)
+            yield sock
+        finally:
+            peer.close()
 
 
 def _sample_addresses(n: int = 200) -> list[str]:
