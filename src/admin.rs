@@ -71,6 +71,10 @@ pub struct AdminCtx {
     pub started: Instant,
     /// The published steering snapshot (`steer::select` on it decides every answer).
     pub steering: steer::Handle,
+    /// POP up/drained state (drain/undrain write it).
+    pub pops: Arc<crate::pops::PopState>,
+    /// The DNS authority (explain lists what each steered name answers).
+    pub dns: Arc<crate::dns::Authority>,
 }
 
 /// Bind the socket (replacing a stale file) with the configured mode.

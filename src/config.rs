@@ -46,6 +46,189 @@ pub struct Config {
     /// Answers before the RIB is ready (see `crate::steer`).
     #[serde(default)]
     pub steering: SteeringConfig,
+    /// DNS listeners (see `crate::dns`).
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// Authoritative zones: static records and steered names.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Optional HTTP redirect listener (see `crate::http`).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `dns`: where and how the authority listens.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `ADDRESS:PORT` (IPv6 as `[ADDRESS]:PORT`), UDP and TCP on each; empty: DNS off.
+    #[serde(default)]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// SO_REUSEPORT UDP sockets per address, one receive thread each.
+    #[serde(default = "default_udp_workers")]
+    pub udp_workers: usize,
+    /// `fast` (our UDP loop on precomputed answers) or `hickory` (hickory-server's).
+    #[serde(default)]
+    pub udp_engine: UdpEngine,
+    /// Cap on requests being answered by hickory-server at once (TCP, and UDP
+    /// with `udp_engine: hickory`); more are dropped.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Idle seconds before a DNS TCP connection is closed.
+    #[serde(default = "default_tcp_timeout")]
+    pub tcp_timeout: u16,
+    /// Largest UDP response with EDNS (our side of RFC 6891 §6.2.5).
+    #[serde(default = "default_max_udp_payload")]
+    pub max_udp_payload: u16,
+    /// `id.server` / `hostname.bind` CH TXT answer (default: the POP name).
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: Vec::new(),
+            udp_workers: default_udp_workers(),
+            udp_engine: UdpEngine::Fast,
+            max_in_flight: default_max_in_flight(),
+            tcp_timeout: default_tcp_timeout(),
+            max_udp_payload: default_max_udp_payload(),
+            identity: None,
+        }
+    }
+}
+
+fn default_udp_workers() -> usize {
+    2
+}
+fn default_max_in_flight() -> usize {
+    1024
+}
+fn default_tcp_timeout() -> u16 {
+    10
+}
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+
+/// Which code answers UDP queries.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpEngine {
+    #[default]
+    Fast,
+    Hickory,
+}
+
+/// One authoritative zone.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// The apex, e.g. `example.net` (a trailing dot is optional).
+    pub origin: String,
+    /// TTL of records that give none, and of the apex NS set.
+    #[serde(default = "default_zone_ttl")]
+    pub ttl: u32,
+    pub soa: SoaConfig,
+    /// Apex NS names (absolute, or relative to the origin).
+    pub ns: Vec<String>,
+    #[serde(default)]
+    pub records: Vec<RecordConfig>,
+    #[serde(default)]
+    pub steered: Vec<SteeredConfig>,
+}
+
+fn default_zone_ttl() -> u32 {
+    3600
+}
+
+/// The zone's SOA; `minimum` is also the negative-caching TTL (RFC 2308).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SoaConfig {
+    pub mname: String,
+    /// Mailbox as a name (`hostmaster.example.net`) or address (`hostmaster@example.net`).
+    pub rname: String,
+    #[serde(default = "one")]
+    pub serial: u32,
+    #[serde(default = "default_refresh")]
+    pub refresh: i32,
+    #[serde(default = "default_retry")]
+    pub retry: i32,
+    #[serde(default = "default_expire")]
+    pub expire: i32,
+    #[serde(default = "default_minimum")]
+    pub minimum: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_refresh() -> i32 {
+    3600
+}
+fn default_retry() -> i32 {
+    600
+}
+fn default_expire() -> i32 {
+    1_209_600
+}
+fn default_minimum() -> u32 {
+    60
+}
+
+/// One static record, with its data in zone-file syntax.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Owner: `@` for the apex, a relative name, or an absolute one in the zone.
+    pub name: String,
+    /// A, AAAA, CNAME, TXT, MX, SRV, CAA or NS.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    /// RDATA as in a zone file (`10 mail.example.net.`); names in it are
+    /// absolute or relative to the origin.
+    pub data: String,
+}
+
+/// A name answered per client from the steering decision.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SteeredConfig {
+    pub name: String,
+    #[serde(default = "default_steered_ttl")]
+    pub ttl: u32,
+    /// Per POP name: its addresses.
+    pub pops: std::collections::BTreeMap<String, PopAnswers>,
+}
+
+fn default_steered_ttl() -> u32 {
+    30
+}
+
+/// Addresses a steered name answers with when this POP is chosen.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PopAnswers {
+    #[serde(default)]
+    pub a: Vec<std::net::Ipv4Addr>,
+    #[serde(default)]
+    pub aaaa: Vec<std::net::Ipv6Addr>,
+}
+
+/// `http`: the optional redirect listener.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `ADDRESS:PORT` to listen on; empty: off.
+    #[serde(default)]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Proxies whose X-Forwarded-For is believed (`ADDRESS/LENGTH`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `steering`: the static map answers come from until the first upstream
@@ -95,6 +278,10 @@ impl SteeringConfig {
 pub struct PopConfig {
     pub name: String,
     pub asn: u32,
+    /// Base URL the HTTP redirector sends clients of this POP to
+    /// (`https://x.example.net`; path and query are appended).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -966,6 +1153,8 @@ fn validate(cfg: &Config, text: &str, file: &str) -> Vec<ConfigError> {
         check_peer(&mut c, cfg, i, peer);
     }
     check_steering(&mut c, cfg);
+    check_dns(&mut c, cfg);
+    check_http(&mut c, cfg);
     c.errors.sort_by_key(|e| e.line);
     c.errors
 }
@@ -1263,6 +1452,83 @@ fn check_steering(c: &mut Checker, cfg: &Config) {
                 }
             }
         }
+    }
+}
+
+fn check_dns(c: &mut Checker, cfg: &Config) {
+    let d = &cfg.dns;
+    if d.udp_workers == 0 || d.udp_workers > 64 {
+        c.err("dns.udp_workers", "must be 1 to 64");
+    }
+    if d.max_in_flight == 0 {
+        c.err("dns.max_in_flight", "must be at least 1");
+    }
+    if d.tcp_timeout == 0 {
+        c.err("dns.tcp_timeout", "must be at least 1 second");
+    }
+    if d.max_udp_payload < 512 {
+        c.err("dns.max_udp_payload", "must be at least 512 (RFC 1035)");
+    }
+    for (i, a) in d.listen.iter().enumerate() {
+        if let Some(j) = d.listen[..i].iter().position(|b| b == a) {
+            c.err(
+                format!("dns.listen[{i}]"),
+                format!("duplicate address {a} (also dns.listen[{j}])"),
+            );
+        }
+    }
+    if let Some(id) = &d.identity {
+        if id.len() > 255 {
+            c.err("dns.identity", "must be at most 255 bytes (one TXT string)");
+        }
+    }
+    let mut origins: Vec<(String, usize)> = Vec::new();
+    for (i, z) in cfg.zones.iter().enumerate() {
+        for (key, msg) in crate::dns::zone::check_zone(z, cfg) {
+            c.err(format!("zones[{i}]{key}"), msg);
+        }
+        let o = z.origin.trim_end_matches('.').to_ascii_lowercase();
+        if let Some((_, j)) = origins.iter().find(|(x, _)| *x == o) {
+            c.err(
+                format!("zones[{i}].origin"),
+                format!("duplicate zone `{o}` (also zones[{j}])"),
+            );
+        }
+        origins.push((o, i));
+    }
+}
+
+fn check_http(c: &mut Checker, cfg: &Config) {
+    for (i, p) in cfg.http.trusted_proxies.iter().enumerate() {
+        let given = p.split_once('/').map_or(&**p, |(a, _)| a);
+        match p.parse::<crate::types::Prefix>() {
+            Err(_) => c.err(
+                format!("http.trusted_proxies[{i}]"),
+                format!("`{p}` is not a prefix (ADDRESS/LENGTH)"),
+            ),
+            Ok(x) if given.trim().parse::<IpAddr>().ok() != Some(x.addr()) => c.err(
+                format!("http.trusted_proxies[{i}]"),
+                format!("`{p}` has host bits set (did you mean {x}?)"),
+            ),
+            Ok(_) => {}
+        }
+    }
+    for (i, pop) in cfg.pops.iter().enumerate() {
+        if let Some(u) = &pop.url {
+            let rest = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"));
+            match rest {
+                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.contains(['?', '#', ' ']) => {}
+                _ => c.err(
+                    format!("pops[{i}].url"),
+                    format!("`{u}` is not an http:// or https:// base URL without query"),
+                ),
+            }
+        }
+    }
+    if !cfg.http.listen.is_empty() && cfg.pops.iter().all(|p| p.url.is_none()) {
+        c.err("http.listen", "the HTTP redirector needs a `url` on at least one POP");
     }
 }
 

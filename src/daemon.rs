@@ -15,6 +15,9 @@ use tracing::info;
 
 use crate::admin::{self, AdminCtx, AdminError};
 use crate::config::Config;
+use crate::dns;
+use crate::http;
+use crate::pops::PopState;
 use crate::rib::{self, RibStats};
 use crate::session::{self, PeerCtl};
 use crate::steer;
@@ -29,6 +32,10 @@ pub enum DaemonError {
     Admin(#[from] AdminError),
     #[error("BGP listener: {0}")]
     Listen(std::io::Error),
+    #[error("DNS: {0}")]
+    Dns(dns::DnsError),
+    #[error("HTTP listener: {0}")]
+    Http(std::io::Error),
     #[error("signal handler or thread: {0}")]
     Signal(std::io::Error),
 }
@@ -68,6 +75,18 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks)
         .await
         .map_err(DaemonError::Listen)?;
+    let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
+    let authority = Arc::new(
+        dns::Authority::new(&cfg, steering.clone(), pops.clone()).map_err(DaemonError::Dns)?,
+    );
+    // DNS and HTTP tasks never end by themselves; aborted at shutdown.
+    let mut services = JoinSet::new();
+    dns::start(authority.clone(), &cfg, &mut services)
+        .await
+        .map_err(DaemonError::Dns)?;
+    http::start(cfg.clone(), steering.clone(), pops.clone(), &mut services)
+        .await
+        .map_err(DaemonError::Http)?;
     let actx = Arc::new(AdminCtx {
         cfg: cfg.clone(),
         peers: peers.clone(),
@@ -75,6 +94,8 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         stats,
         started,
         steering: steering.clone(),
+        pops,
+        dns: authority,
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
     info!(
@@ -105,6 +126,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     })
     .await;
     tasks.abort_all();
+    services.abort_all();
     admin_task.abort();
     drop(rib_tx);
     // The RIB thread ends with its channel; the process exit does not wait for it.

@@ -14,12 +14,19 @@
 //! - `steer`: per-address POP rankings from the Loc-RIB (or the static
 //!   fallback), published by the RIB task as immutable LPM snapshots;
 //!   `steer::select` is the one selection function.
+//! - `pops`: which POPs are up (sessions) and drained (operator), lock-free.
+//! - `dns`: the authority (hickory-server for TCP, our UDP fast path), answers
+//!   steered names from `steer::select` + `pops`.
+//! - `http`: optional 302 redirector on the same decision.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
 pub mod admin;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod fsm;
+pub mod http;
+pub mod pops;
 pub mod render;
 pub mod rib;
 pub mod session;

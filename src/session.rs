@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -142,6 +143,9 @@ pub enum PeerCtl {
 pub struct Peers {
     pub status: Vec<Mutex<PeerStatus>>,
     pub ctl: Vec<mpsc::UnboundedSender<PeerCtl>>,
+    /// Per peer: session Established, readable without the status lock (the
+    /// DNS answer path asks it per query through `crate::pops::PopState`).
+    pub established: Vec<AtomicBool>,
 }
 
 impl Peers {
@@ -167,6 +171,8 @@ impl PeerCtx {
         if s.state != state {
             s.state = state;
             s.since = Instant::now();
+            self.peers.established[self.id as usize]
+                .store(state == State::Established, Ordering::Release);
         }
     }
     fn with_status(&self, f: impl FnOnce(&mut PeerStatus)) {
@@ -240,6 +246,7 @@ pub async fn start(
     let peers = Arc::new(Peers {
         status: (0..n).map(|_| Mutex::new(PeerStatus::default())).collect(),
         ctl: ctl_tx,
+        established: (0..n).map(|_| AtomicBool::new(false)).collect(),
     });
     if cfg.listen.enabled {
         for addr in &cfg.listen.addresses {

@@ -1,0 +1,3 @@
+//! Pure resolver (stub, being written).
+pub struct Querier;
+pub struct Resolution;

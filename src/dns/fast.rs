@@ -1,0 +1,1 @@
+//! UDP fast path (stub).

@@ -1,0 +1,1 @@
+//! hickory-server handler (stub).

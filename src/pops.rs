@@ -1,0 +1,166 @@
+//! POP availability for answers: which POPs are up (the local POP always; any
+//! other while at least one of its `pop` sessions is Established) and which an
+//! operator has drained (`sparrowctl drain|undrain <pop>`).
+//!
+//! Owns the drain flags (runtime state: a restart forgets them). Reads the
+//! sessions' `Peers::established` flags. Read per query by DNS and HTTP, so
+//! every read is a few relaxed atomic loads, no lock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::config::{Config, Role};
+use crate::session::Peers;
+
+/// Why a drain request failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PopError {
+    #[error("no POP named {0:?} (known: {1})")]
+    Unknown(String, String),
+}
+
+/// Up/drained state of every POP, by index in the config's `pops`.
+pub struct PopState {
+    names: Vec<Box<str>>,
+    local: usize,
+    /// Peer ids of each POP's `pop` sessions.
+    sessions: Vec<Vec<usize>>,
+    drained: Vec<AtomicBool>,
+    peers: Option<Arc<Peers>>,
+}
+
+impl PopState {
+    /// State for `cfg`'s POPs; `peers` gives session state (`None`: no
+    /// sessions, so only the local POP is up; for tests and tools).
+    pub fn new(cfg: &Config, peers: Option<Arc<Peers>>) -> PopState {
+        let sessions = cfg
+            .pops
+            .iter()
+            .map(|pop| {
+                cfg.peers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.role == Role::Pop && p.remote_asn == pop.asn)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
+        PopState {
+            names: cfg.pops.iter().map(|p| p.name.as_str().into()).collect(),
+            local: cfg.pops.iter().position(|p| p.name == cfg.pop).unwrap_or(0),
+            sessions,
+            drained: cfg.pops.iter().map(|_| AtomicBool::new(false)).collect(),
+            peers,
+        }
+    }
+
+    /// The local POP is always up; another POP while one of its sessions is
+    /// Established.
+    #[inline]
+    pub fn up(&self, pop: usize) -> bool {
+        if pop == self.local {
+            return true;
+        }
+        let Some(peers) = &self.peers else {
+            return false;
+        };
+        self.sessions.get(pop).is_some_and(|ids| {
+            ids.iter()
+                .any(|&i| peers.established[i].load(Ordering::Acquire))
+        })
+    }
+
+    #[inline]
+    pub fn drained(&self, pop: usize) -> bool {
+        self.drained
+            .get(pop)
+            .is_some_and(|d| d.load(Ordering::Relaxed))
+    }
+
+    /// Up and not drained: may be answered with.
+    #[inline]
+    pub fn usable(&self, pop: usize) -> bool {
+        !self.drained(pop) && self.up(pop)
+    }
+
+    /// Drain (`true`) or undrain a POP by name; returns whether it was drained before.
+    pub fn set_drained(&self, name: &str, drained: bool) -> Result<bool, PopError> {
+        let i = self.index(name)?;
+        Ok(self.drained[i].swap(drained, Ordering::Relaxed))
+    }
+
+    /// Index of a POP by name.
+    pub fn index(&self, name: &str) -> Result<usize, PopError> {
+        self.names.iter().position(|n| &**n == name).ok_or_else(|| {
+            PopError::Unknown(
+                name.to_string(),
+                self.names
+                    .iter()
+                    .map(|n| &**n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })
+    }
+
+    pub fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+
+    pub fn local(&self) -> usize {
+        self.local
+    }
+
+    /// JSON for `sparrowctl pops` / explain: name, up, drained per POP.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            (0..self.names.len())
+                .map(|i| {
+                    serde_json::json!({
+                        "name": &*self.names[i],
+                        "local": i == self.local,
+                        "up": self.up(i),
+                        "drained": self.drained(i),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn cfg() -> Config {
+        config::parse(
+            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\n",
+            "t.yaml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn local_is_up_others_follow_sessions_and_drain() {
+        let c = cfg();
+        let peers = Arc::new(Peers {
+            status: vec![std::sync::Mutex::new(Default::default())],
+            ctl: vec![tokio::sync::mpsc::unbounded_channel().0],
+            established: vec![AtomicBool::new(false)],
+        });
+        let st = PopState::new(&c, Some(peers.clone()));
+        assert!(st.usable(0));
+        assert!(!st.up(1));
+        peers.established[0].store(true, Ordering::Release);
+        assert!(st.usable(1));
+        assert_eq!(st.set_drained("y", true), Ok(false));
+        assert!(st.up(1) && !st.usable(1));
+        assert_eq!(st.set_drained("y", false), Ok(true));
+        assert!(st.usable(1));
+        assert!(matches!(st.set_drained("z", true), Err(PopError::Unknown(..))));
+        // Draining the local POP is allowed (answers then move to the next POP).
+        st.set_drained("x", true).unwrap();
+        assert!(!st.usable(0));
+    }
+}
