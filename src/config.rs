@@ -1519,7 +1519,8 @@ fn check_http(c: &mut Checker, cfg: &Config) {
                 .strip_prefix("http://")
                 .or_else(|| u.strip_prefix("https://"));
             match rest {
-                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.contains(['?', '#', ' ']) => {}
+                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.contains(['?', '#', ' ']) => {
+                }
                 _ => c.err(
                     format!("pops[{i}].url"),
                     format!("`{u}` is not an http:// or https:// base URL without query"),
@@ -1528,7 +1529,10 @@ fn check_http(c: &mut Checker, cfg: &Config) {
         }
     }
     if !cfg.http.listen.is_empty() && cfg.pops.iter().all(|p| p.url.is_none()) {
-        c.err("http.listen", "the HTTP redirector needs a `url` on at least one POP");
+        c.err(
+            "http.listen",
+            "the HTTP redirector needs a `url` on at least one POP",
+        );
     }
 }
 
@@ -1898,11 +1902,11 @@ peers:
         assert!(es[0].msg.contains("did you mean `hold_time`"), "{}", es[0]);
 
         // Top level, nested map, and a name nothing resembles.
-        let text = format!("{BASE}zones: []\n");
+        let text = format!("{BASE}qqq: []\n");
         let es = errs(&text);
         assert_eq!(
             (es[0].key.as_str(), es[0].line),
-            ("zones", line_of(&text, "zones"))
+            ("qqq", line_of(&text, "qqq"))
         );
         assert!(es[0].msg.contains("expected one of"), "{}", es[0]);
         let text = BASE.replace("limit: 1000", "limit: 1000\n        actoin: warn");

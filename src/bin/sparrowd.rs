@@ -77,7 +77,14 @@ fn main() -> ExitCode {
 
 fn run(cfg: Config) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.logging.level))
+        .or_else(|_| {
+            // hickory-server logs every request at info: keep it to warnings
+            // unless RUST_LOG asks (nothing above debug per query).
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "{},hickory_server=warn,hickory_net=warn,hickory_proto=warn",
+                cfg.logging.level
+            ))
+        })
         .context("logging.level")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,3 +1,237 @@
-//! Pure resolver (stub, being written).
-pub struct Querier;
-pub struct Resolution;
+//! The resolver both request paths share: one question in, the sections of
+//! the answer out (as references to compiled RRsets), plus the RCODE, AA and
+//! the ECS scope. Pure apart from one `steering.load()` for steered names.
+//!
+//! Rules (RFC 1034 §4.3.2 in the small, RFC 2308 for negative answers):
+//! - a name in no zone of ours: REFUSED, AA clear;
+//! - a name at or below a delegation point: referral (NS in authority, glue
+//!   in additional), AA clear;
+//! - no such name: NXDOMAIN with the zone's SOA in authority; a name without
+//!   the asked type: NODATA (NOERROR, SOA in authority);
+//! - CNAME: the CNAME, then the target's answer if it is ours (8 steps at most);
+//! - ANY: one RRset (RFC 8482 §4.2);
+//! - steered names: `steer::select` on the querier, then the first usable POP
+//!   in the ranking with records of the type (`zone::pick`); ECS scope is the
+//!   decision's safe scope clamped to the source prefix length.
+//! - class CH: `id.server` / `hostname.bind` TXT; other CH names REFUSED.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::RecordType;
+use smallvec::SmallVec;
+
+use super::zone::{pick, Found, RrSet};
+use super::Authority;
+use crate::steer;
+
+/// Whom the answer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Querier {
+    /// The transport source address (no ECS, or ECS with source length 0).
+    Source(IpAddr),
+    /// The ECS address (host bits already zero) and its source prefix length.
+    Ecs(IpAddr, u8),
+}
+
+impl Querier {
+    fn addr(&self) -> IpAddr {
+        match *self {
+            Querier::Source(a) | Querier::Ecs(a, _) => a,
+        }
+    }
+}
+
+/// RCODEs we produce.
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    /// Extended (needs OPT): 16.
+    pub const BADVERS: u16 = 16;
+}
+
+pub const CLASS_IN: u16 = 1;
+pub const CLASS_CH: u16 = 3;
+pub const CLASS_ANY: u16 = 255;
+
+/// The answer to one question.
+#[derive(Debug, Default)]
+pub struct Resolution<'z> {
+    pub rcode: u16,
+    pub aa: bool,
+    pub answer: SmallVec<[&'z RrSet; 2]>,
+    pub authority: SmallVec<[&'z RrSet; 1]>,
+    pub additional: SmallVec<[&'z RrSet; 2]>,
+    /// ECS SCOPE PREFIX-LENGTH for the reply (0 unless the answer depended on
+    /// the querier's address).
+    pub scope: u8,
+}
+
+impl<'z> Resolution<'z> {
+    fn rcode(rcode: u16) -> Resolution<'z> {
+        Resolution {
+            rcode,
+            ..Resolution::default()
+        }
+    }
+}
+
+const MAX_CHAIN: usize = 8;
+
+/// Answer `qname` (lowercase wire form) / `qtype` / `qclass` for `querier`.
+pub fn resolve<'z>(
+    auth: &'z Authority,
+    qname: &[u8],
+    qtype: u16,
+    qclass: u16,
+    querier: Querier,
+) -> Resolution<'z> {
+    if qclass == CLASS_CH {
+        return chaos(auth, qname, qtype);
+    }
+    if qclass != CLASS_IN {
+        return Resolution::rcode(rcode::REFUSED);
+    }
+    let qtype = RecordType::from(qtype);
+    match qtype {
+        // No zone transfers, no legacy meta types.
+        RecordType::AXFR | RecordType::IXFR => return Resolution::rcode(rcode::REFUSED),
+        RecordType::OPT => return Resolution::rcode(rcode::FORMERR),
+        _ => {}
+    }
+    let zones = &auth.zones;
+    let mut res = Resolution {
+        aa: true,
+        ..Resolution::default()
+    };
+    let mut found = zones.find(qname);
+    for step in 0..MAX_CHAIN {
+        match found {
+            Found::NotOurs => {
+                if step == 0 {
+                    return Resolution::rcode(rcode::REFUSED);
+                }
+                return res;
+            }
+            Found::NxDomain(z) => {
+                res.rcode = rcode::NXDOMAIN;
+                res.authority.push(&zones.zones[z as usize].soa_neg);
+                return res;
+            }
+            Found::Referral(cut) => {
+                if step == 0 {
+                    res.aa = false;
+                }
+                let node = &zones.nodes[cut as usize];
+                if let Some(ns) = node.set(RecordType::NS) {
+                    res.authority.push(ns);
+                    glue(auth, ns, &mut res);
+                }
+                return res;
+            }
+            Found::Node(n) => {
+                let node = &zones.nodes[n as usize];
+                // CNAME first: it answers every type but itself.
+                if let Some(cname) = node.set(RecordType::CNAME) {
+                    res.answer.push(cname);
+                    if qtype == RecordType::CNAME || qtype == RecordType::ANY {
+                        return res;
+                    }
+                    let Some(target) = cname.records.first().and_then(|r| match &r.data {
+                        hickory_proto::rr::RData::CNAME(c) => Some(&c.0),
+                        _ => None,
+                    }) else {
+                        return res;
+                    };
+                    let key = super::zone::name_wire(target);
+                    // A loop back to a name already answered ends the chain.
+                    if res.answer.iter().any(|s| *s.owner == key[..]) {
+                        return res;
+                    }
+                    found = zones.find(&key);
+                    continue;
+                }
+                if let Some(st) = &node.steered {
+                    let want = match qtype {
+                        RecordType::A | RecordType::AAAA => Some(qtype),
+                        // Minimal ANY: the A set (else AAAA) of the chosen POP.
+                        RecordType::ANY => Some(if st.a.iter().any(|s| s.is_some()) {
+                            RecordType::A
+                        } else {
+                            RecordType::AAAA
+                        }),
+                        _ => None,
+                    };
+                    if let Some(t) = want {
+                        let sets = st.sets(t);
+                        let snap = auth.steering.load();
+                        let d = steer::select(querier.addr(), &snap);
+                        if let Some(p) = pick(d.ranking, sets, &auth.pops) {
+                            if let Some(set) = &sets[p] {
+                                res.answer.push(set);
+                                res.scope = match querier {
+                                    Querier::Ecs(_, source) => d.scope.min(source),
+                                    Querier::Source(_) => 0,
+                                };
+                                return res;
+                            }
+                        }
+                    }
+                }
+                let set = match qtype {
+                    RecordType::ANY => node.sets.first(),
+                    t => node.set(t),
+                };
+                match set {
+                    Some(s) => res.answer.push(s),
+                    // NODATA (also at the end of a CNAME chain).
+                    None => res.authority.push(&zones.zones[node.zone as usize].soa_neg),
+                }
+                if let (Some(s), RecordType::NS) = (set, qtype) {
+                    glue(auth, s, &mut res);
+                }
+                return res;
+            }
+        }
+    }
+    res
+}
+
+/// A and AAAA sets of in-zone NS targets into the additional section.
+fn glue<'z>(auth: &'z Authority, ns: &'z RrSet, res: &mut Resolution<'z>) {
+    for r in &ns.records {
+        if let hickory_proto::rr::RData::NS(n) = &r.data {
+            let key = super::zone::name_wire(&n.0);
+            if let Some(t) = auth.zones.node(&key) {
+                for s in &auth.zones.nodes[t as usize].sets {
+                    if (s.rtype == RecordType::A || s.rtype == RecordType::AAAA)
+                        && res.additional.len() < 8
+                    {
+                        res.additional.push(s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `id.server` / `hostname.bind` CH TXT (or ANY); other CH names REFUSED.
+fn chaos<'z>(auth: &'z Authority, qname: &[u8], qtype: u16) -> Resolution<'z> {
+    let set = [&auth.ch_id, &auth.ch_hostname]
+        .into_iter()
+        .find(|s| *s.owner == *qname);
+    let Some(set) = set else {
+        return Resolution::rcode(rcode::REFUSED);
+    };
+    let mut res = Resolution {
+        aa: true,
+        ..Resolution::default()
+    };
+    if qtype == u16::from(RecordType::TXT) || qtype == u16::from(RecordType::ANY) {
+        res.answer.push(set);
+    }
+    res
+}

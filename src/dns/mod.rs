@@ -58,6 +58,9 @@ pub struct Authority {
     pub identity: String,
     /// Largest UDP response with EDNS.
     pub max_udp_payload: u16,
+    /// CH TXT sets for `id.server.` and `hostname.bind.`.
+    pub ch_id: zone::RrSet,
+    pub ch_hostname: zone::RrSet,
 }
 
 /// What one steered name answers for an address (`sparrowctl explain`).
@@ -83,11 +86,14 @@ impl Authority {
         steering: steer::Handle,
         pops: Arc<PopState>,
     ) -> Result<Authority, DnsError> {
+        let identity = cfg.dns.identity.clone().unwrap_or_else(|| cfg.pop.clone());
         Ok(Authority {
             zones: Zones::compile(cfg)?,
             steering,
             pops,
-            identity: cfg.dns.identity.clone().unwrap_or_else(|| cfg.pop.clone()),
+            ch_id: zone::chaos_txt("id.server.", &identity),
+            ch_hostname: zone::chaos_txt("hostname.bind.", &identity),
+            identity,
             max_udp_payload: cfg.dns.max_udp_payload,
         })
     }
@@ -100,11 +106,77 @@ impl Authority {
     }
 }
 
-/// Bind the configured DNS listeners and start serving (stub).
+/// Bind every `dns.listen` address (UDP and TCP) and start answering: UDP on
+/// `dns.udp_workers` SO_REUSEPORT sockets (fast path threads, or hickory-server
+/// tasks with `udp_engine: hickory`), TCP through hickory-server. Binding
+/// errors are returned (the daemon does not start half-listening).
 pub async fn start(
-    _auth: Arc<Authority>,
-    _cfg: &Config,
-    _tasks: &mut tokio::task::JoinSet<()>,
+    auth: Arc<Authority>,
+    cfg: &Config,
+    tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), DnsError> {
+    use crate::config::UdpEngine;
+    if cfg.dns.listen.is_empty() {
+        return Ok(());
+    }
+    let d = &cfg.dns;
+    let mut server = hickory_server::Server::new(server::Handler {
+        auth: auth.clone(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(d.max_in_flight)),
+    });
+    let mut threads = Vec::new();
+    for &addr in &d.listen {
+        let bind_err = |source| DnsError::Bind { addr, source };
+        let udp = fast::bind(addr, d.udp_workers).map_err(bind_err)?;
+        match d.udp_engine {
+            UdpEngine::Fast => threads.extend(udp.into_iter().map(|s| (addr, s))),
+            UdpEngine::Hickory => {
+                for s in udp {
+                    s.set_nonblocking(true).map_err(bind_err)?;
+                    server.register_socket(tokio::net::UdpSocket::from_std(s).map_err(bind_err)?);
+                }
+            }
+        }
+        let tcp = tcp_listener(addr).map_err(bind_err)?;
+        server.register_listener(
+            tcp,
+            std::time::Duration::from_secs(d.tcp_timeout.into()),
+            64,
+        );
+        tracing::info!(%addr, udp_sockets = d.udp_workers, engine = ?d.udp_engine, "DNS listening (UDP, TCP)");
+    }
+    for (i, (addr, sock)) in threads.into_iter().enumerate() {
+        let auth = auth.clone();
+        std::thread::Builder::new()
+            .name(format!("dns-udp-{i}"))
+            .spawn(move || {
+                let _ = addr;
+                fast::serve(auth, sock)
+            })
+            .map_err(DnsError::Thread)?;
+    }
+    tasks.spawn(async move {
+        if let Err(e) = server.block_until_done().await {
+            tracing::error!(error = %e, "DNS server stopped");
+        }
+    });
     Ok(())
+}
+
+/// A listening TCP socket on `addr` (IPv6: v6only; SO_REUSEADDR; backlog
+/// 1024), nonblocking for tokio. Also used by the HTTP redirector.
+pub fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    tokio::net::TcpListener::from_std(s.into())
 }

@@ -42,6 +42,7 @@ fn test_config() -> Config {
         .iter()
         .zip(POP_ASNS)
         .map(|(n, asn)| config::PopConfig {
+            url: None,
             name: n.to_string(),
             asn,
         })
