@@ -2,7 +2,9 @@
 //! request line in, JSON lines out, then close. `sparrowctl` is its client.
 //!
 //! Owns the socket file. Talks to: `session` (peer status, reset), `rib`
-//! (queries over the RIB channel, counters read lock-free from `RibStats`).
+//! (queries over the RIB channel, counters read lock-free from `RibStats`),
+//! `pops` (drain/undrain, up/drained state) and `dns` (what each steered name
+//! answers, for `explain`).
 
 use std::io;
 use std::net::IpAddr;
@@ -17,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, Role};
 use crate::rib::{Query, RibMsg, RibStats};
@@ -51,6 +53,21 @@ pub enum Request {
     /// Streaming: after this request, each line in (an address) gets one line out
     /// (the chosen POP's name, or `NULL` for input that is not an address).
     Lookup,
+    /// Every POP: local, up (sessions), drained (operator).
+    Pops,
+    /// Stop answering with a POP (runtime state only: a restart forgets it).
+    Drain {
+        pop: String,
+        /// Who asked, as the client says (logged beside the socket peer's uid/pid).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Answer with a drained POP again.
+    Undrain {
+        pop: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
 }
 
 /// Admin errors.
@@ -126,6 +143,7 @@ pub async fn serve(listener: UnixListener, ctx: Arc<AdminCtx>) {
 }
 
 async fn handle(stream: UnixStream, ctx: &AdminCtx) -> io::Result<()> {
+    let who = Caller::of(&stream);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut line = String::new();
@@ -145,11 +163,92 @@ async fn handle(stream: UnixStream, ctx: &AdminCtx) -> io::Result<()> {
         Request::Lookup => return lookup(rd, &mut wr, ctx).await,
         _ => {}
     }
-    let reply = match answer(req, ctx).await {
+    let reply = match answer(req, ctx, &who).await {
         Ok(data) => json!({"ok": true, "data": data}),
         Err(e) => json!({"ok": false, "error": e}),
     };
     write_json(&mut wr, &reply).await
+}
+
+/// The process on the other end of an admin connection (for the drain log).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Caller {
+    uid: Option<u32>,
+    pid: Option<i32>,
+}
+
+impl Caller {
+    fn of(stream: &UnixStream) -> Caller {
+        match stream.peer_cred() {
+            Ok(c) => Caller {
+                uid: Some(c.uid()),
+                pid: c.pid(),
+            },
+            Err(_) => Caller::default(),
+        }
+    }
+}
+
+/// `drain` / `undrain`: set the flag, log who did it, reply with both states.
+fn set_drained(
+    ctx: &AdminCtx,
+    pop: &str,
+    drained: bool,
+    by: Option<&str>,
+    who: &Caller,
+) -> Result<Value, String> {
+    let was = ctx
+        .pops
+        .set_drained(pop, drained)
+        .map_err(|e| e.to_string())?;
+    let state = |d: bool| if d { "drained" } else { "not drained" };
+    info!(
+        pop,
+        drained,
+        was_drained = was,
+        // Client-supplied: bounded (the log escapes it).
+        by = by.map_or("-", |b| b
+            .char_indices()
+            .nth(64)
+            .map_or(b, |(i, _)| &b[..i])),
+        uid = who.uid.map_or(-1, i64::from),
+        pid = who.pid.unwrap_or(-1),
+        "admin {}: POP {pop} is {} (was {})",
+        if drained { "drain" } else { "undrain" },
+        state(drained),
+        state(was)
+    );
+    let idx = ctx.pops.index(pop).map_err(|e| e.to_string())?;
+    Ok(json!({
+        "pop": pop,
+        "was_drained": was,
+        "drained": drained,
+        "changed": was != drained,
+        "up": ctx.pops.up(idx),
+        "usable": ctx.pops.usable(idx),
+    }))
+}
+
+/// `pops`: the POP state plus each POP's ASN and whether answers may use it.
+fn pops_json(ctx: &AdminCtx) -> Value {
+    let mut list = ctx.pops.to_json();
+    if let Value::Array(items) = &mut list {
+        for (i, item) in items.iter_mut().enumerate() {
+            if let Value::Object(m) = item {
+                m.insert(
+                    "asn".into(),
+                    json!(ctx.pops.names().get(i).and_then(|n| ctx
+                        .cfg
+                        .pops
+                        .iter()
+                        .find(|p| p.name == **n)
+                        .map(|p| p.asn))),
+                );
+                m.insert("usable".into(), json!(ctx.pops.usable(i)));
+            }
+        }
+    }
+    json!({"pops": list})
 }
 
 async fn write_json<W: AsyncWriteExt + Unpin>(w: &mut W, v: &Value) -> io::Result<()> {
@@ -204,10 +303,26 @@ where
 /// `explain`: the steering decision for an address and the routing facts behind it.
 async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
     let addr = parse_addr(target).ok_or_else(|| format!("{target:?} is not an IP address"))?;
-    let mut v = {
+    let (mut v, ranking_state) = {
         let snap = ctx.steering.load();
-        steer::select(addr, &snap).to_json()
+        let d = steer::select(addr, &snap);
+        // Drains and downs do not change the ranking; they decide which POP answers.
+        let state: Vec<Value> = d
+            .ranking
+            .iter()
+            .map(|&i| {
+                let i = usize::from(i);
+                json!({
+                    "pop": d.pops.get(i).map(|n| &**n),
+                    "local": i == ctx.pops.local(),
+                    "up": ctx.pops.up(i),
+                    "drained": ctx.pops.drained(i),
+                })
+            })
+            .collect();
+        (d.to_json(), state)
     };
+    let answers = serde_json::to_value(ctx.dns.explain(addr)).unwrap_or(Value::Null);
     let route = ask_rib(
         ctx,
         Query::Route {
@@ -232,7 +347,18 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
             .find(|p| u64::from(p.asn) == a)
             .map(|p| json!({"asn": a, "pop": p.name, "position": i, "path_length": asns.len()}))
     });
+    let first = v["ranking"][0].as_str().unwrap_or("?").to_string();
     let rule = match (&best, &found) {
+        // Until the family's first upstream End-of-RIB the static map decides.
+        _ if v["source"] == json!("fallback") => match v["prefix"].as_str() {
+            Some(p) => {
+                format!("steering.fallback (the RIB is not used yet): {p} ranks {first} first")
+            }
+            None => format!(
+                "steering.fallback (the RIB is not used yet): no entry covers {addr}, \
+                 the default POP ({first}) first"
+            ),
+        },
         (Value::Null, _) => format!("no route covers {addr}: the local POP ({})", ctx.cfg.pop),
         (_, Some(f)) => format!(
             "POP ASN {} ({}) is the last POP ASN in the best path, at position {} of {}",
@@ -259,6 +385,8 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
         );
         m.insert("pop_asn".into(), found.unwrap_or(Value::Null));
         m.insert("rule".into(), json!(rule));
+        m.insert("ranking_state".into(), Value::Array(ranking_state));
+        m.insert("answers".into(), answers);
     }
     Ok(v)
 }
@@ -295,8 +423,11 @@ async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result
     w.shutdown().await
 }
 
-async fn answer(req: Request, ctx: &AdminCtx) -> Result<Value, String> {
+async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, String> {
     match req {
+        Request::Pops => Ok(pops_json(ctx)),
+        Request::Drain { pop, by } => set_drained(ctx, &pop, true, by.as_deref(), who),
+        Request::Undrain { pop, by } => set_drained(ctx, &pop, false, by.as_deref(), who),
         Request::Paths => Ok(json!(ctx.stats.paths.load(Ordering::Relaxed))),
         Request::Summary => {
             let mut v = ask_rib(ctx, Query::Summary).await?;
@@ -381,4 +512,173 @@ pub async fn request(path: &Path, req: &Request) -> io::Result<String> {
     let mut out = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out).await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pops::PopState;
+    use crate::session::PeerStatus;
+    use std::sync::atomic::AtomicBool;
+
+    /// A daemon's admin side with POPs x (local) and y (one `pop` session, up),
+    /// a fake RIB that knows no routes, serving on a fresh socket.
+    async fn serve_test(tag: &str) -> (PathBuf, Arc<AdminCtx>) {
+        let cfg = Arc::new(
+            crate::config::parse(
+                "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n",
+                "t.yaml",
+            )
+            .unwrap(),
+        );
+        let peers = Arc::new(Peers {
+            status: vec![std::sync::Mutex::new(PeerStatus::default())],
+            ctl: vec![mpsc::unbounded_channel().0],
+            established: vec![AtomicBool::new(true)],
+        });
+        let (rib, mut rib_rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Some(m) = rib_rx.recv().await {
+                if let RibMsg::Query { reply, .. } = m {
+                    let _ = reply.send(json!({"prefix": null, "paths": []}));
+                }
+            }
+        });
+        let steering = steer::handle(&cfg);
+        let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
+        let dns =
+            Arc::new(crate::dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap());
+        let ctx = Arc::new(AdminCtx {
+            cfg,
+            peers,
+            rib,
+            stats: Arc::new(RibStats::default()),
+            started: Instant::now(),
+            steering,
+            pops,
+            dns,
+        });
+        let path = std::env::temp_dir().join(format!(
+            "sparrow-admin-test-{}-{tag}.sock",
+            std::process::id()
+        ));
+        let l = bind(&path, "0600").unwrap();
+        tokio::spawn(serve(l, ctx.clone()));
+        (path, ctx)
+    }
+
+    async fn ask(path: &Path, req: Request) -> Value {
+        serde_json::from_str(request(path, &req).await.unwrap().trim()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn drain_undrain_and_pops() {
+        let (path, ctx) = serve_test("drain").await;
+        let drain = |pop: &str| Request::Drain {
+            pop: pop.into(),
+            by: Some("tester".into()),
+        };
+        let v = ask(&path, drain("y")).await;
+        assert_eq!(
+            v["data"],
+            json!({"pop": "y", "was_drained": false, "drained": true, "changed": true, "up": true, "usable": false})
+        );
+        assert!(ctx.pops.drained(1) && !ctx.pops.drained(0));
+        let v = ask(&path, drain("y")).await;
+        assert_eq!(
+            (
+                v["data"]["was_drained"].clone(),
+                v["data"]["changed"].clone()
+            ),
+            (json!(true), json!(false))
+        );
+        let v = ask(&path, Request::Pops).await;
+        assert_eq!(
+            v["data"]["pops"],
+            json!([
+                {"name": "x", "asn": 65001, "local": true, "up": true, "drained": false, "usable": true},
+                {"name": "y", "asn": 65002, "local": false, "up": true, "drained": true, "usable": false},
+            ])
+        );
+        // `by` is optional on the wire.
+        let raw = {
+            let mut s = UnixStream::connect(&path).await.unwrap();
+            s.write_all(b"{\"cmd\":\"undrain\",\"pop\":\"y\"}\n")
+                .await
+                .unwrap();
+            let mut out = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+                .await
+                .unwrap();
+            out
+        };
+        let v: Value = serde_json::from_str(raw.trim()).unwrap();
+        assert_eq!(
+            (
+                v["data"]["was_drained"].clone(),
+                v["data"]["drained"].clone()
+            ),
+            (json!(true), json!(false))
+        );
+        assert!(!ctx.pops.drained(1));
+        // Unknown POP: an error naming the known ones, nothing changed.
+        let v = ask(&path, drain("z")).await;
+        assert_eq!(v["ok"], json!(false));
+        assert_eq!(v["error"], json!("no POP named \"z\" (known: x, y)"));
+        let v = ask(
+            &path,
+            Request::Undrain {
+                pop: "".into(),
+                by: None,
+            },
+        )
+        .await;
+        assert_eq!(v["ok"], json!(false));
+        assert!(!ctx.pops.drained(0) && !ctx.pops.drained(1));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn explain_marks_state_and_lists_answers() {
+        let (path, ctx) = serve_test("explain").await;
+        ctx.pops.set_drained("y", true).unwrap();
+        let v = ask(
+            &path,
+            Request::Explain {
+                target: "198.51.100.9".into(),
+            },
+        )
+        .await;
+        let d = &v["data"];
+        assert_eq!(d["ranking"], json!(["y", "x"]), "{v}");
+        assert_eq!(
+            d["ranking_state"],
+            json!([
+                {"pop": "y", "local": false, "up": true, "drained": true},
+                {"pop": "x", "local": true, "up": true, "drained": false},
+            ])
+        );
+        // No zones configured: an empty list, never missing.
+        assert_eq!(d["answers"], json!([]));
+        assert_eq!(
+            d["rule"],
+            json!("steering.fallback (the RIB is not used yet): 198.51.100.0/24 ranks y first")
+        );
+        // Undrained and the session down: marked down instead.
+        ctx.pops.set_drained("y", false).unwrap();
+        ctx.peers.established[0].store(false, Ordering::Release);
+        let v = ask(
+            &path,
+            Request::Explain {
+                target: "::ffff:198.51.100.9".into(),
+            },
+        )
+        .await;
+        assert_eq!(
+            v["data"]["ranking_state"][0],
+            json!({"pop": "y", "local": false, "up": false, "drained": false})
+        );
+        assert_eq!(v["data"]["address"], json!("198.51.100.9"));
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -1,6 +1,7 @@
 //! Text rendering of admin replies for `sparrowctl` (the JSON is the API; this
 //! is for people): peers like BIRD's `show protocols`, routes like FRR's
-//! `show ip bgp <prefix>`.
+//! `show ip bgp <prefix>`; POP state, drains and steering explanations as
+//! small tables.
 //!
 //! Pure functions from `serde_json::Value` to `String`.
 
@@ -29,6 +30,36 @@ fn duration(secs: Option<u64>) -> String {
         Some(t) if t >= 86400 => format!("{}d{:02}h", t / 86400, (t % 86400) / 3600),
         Some(t) => format!("{:02}:{:02}:{:02}", t / 3600, (t % 3600) / 60, t % 60),
     }
+}
+
+/// Left-aligned columns, each as wide as its widest cell, two spaces apart,
+/// trailing spaces trimmed; every line prefixed with `indent`.
+fn table(out: &mut String, indent: &str, header: &[&str], rows: &[Vec<String>]) {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::from(indent);
+        for (c, w) in cells.zip(&width) {
+            let _ = write!(l, "{c:<w$}  ");
+        }
+        let _ = writeln!(out, "{}", l.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
+    }
+}
+
+fn flag(v: &Value, k: &str) -> bool {
+    v.get(k).and_then(|x| x.as_bool()) == Some(true)
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
 }
 
 /// `sparrowctl peers`.
@@ -213,7 +244,28 @@ pub fn explain(data: &Value) -> String {
         s(data, "prefix"),
         s(data, "scope")
     );
-    let _ = writeln!(out, "Ranking:    {}", list("ranking"));
+    let ranking = match data.get("ranking_state").and_then(|r| r.as_array()) {
+        Some(st) if !st.is_empty() => st
+            .iter()
+            .map(|p| {
+                let mut marks = Vec::new();
+                if !flag(p, "up") {
+                    marks.push("down");
+                }
+                if flag(p, "drained") {
+                    marks.push("drained");
+                }
+                if marks.is_empty() {
+                    s(p, "pop")
+                } else {
+                    format!("{} [{}]", s(p, "pop"), marks.join(", "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" > "),
+        _ => list("ranking"),
+    };
+    let _ = writeln!(out, "Ranking:    {ranking}");
     let _ = writeln!(out, "RIB match:  {}", s(data, "rib_prefix"));
     match data.get("best_path") {
         Some(b) if !b.is_null() => {
@@ -230,6 +282,123 @@ pub fn explain(data: &Value) -> String {
         }
     }
     let _ = writeln!(out, "Rule:       {}", s(data, "rule"));
+    answers(&mut out, data.get("answers"));
+    out
+}
+
+/// The `answers` part of `explain`: what each steered name answers.
+fn answers(out: &mut String, answers: Option<&Value>) {
+    let list = answers.and_then(|a| a.as_array()).filter(|a| !a.is_empty());
+    let Some(list) = list else {
+        let _ = writeln!(out, "Answers:    no steered names configured");
+        return;
+    };
+    let _ = writeln!(out, "Answers:");
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            let addrs: Vec<String> = a
+                .get("addresses")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                .collect();
+            let skipped: Vec<String> = a
+                .get("skipped")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten()
+                .map(|x| match x.as_array().map(Vec::as_slice) {
+                    Some([pop, why]) => format!(
+                        "{} ({})",
+                        pop.as_str().unwrap_or("?"),
+                        why.as_str().unwrap_or("?")
+                    ),
+                    _ => x.to_string(),
+                })
+                .collect();
+            let pop = match a.get("pop") {
+                Some(Value::String(p)) => p.clone(),
+                _ => "none".into(),
+            };
+            vec![
+                s(a, "name"),
+                s(a, "rtype"),
+                pop,
+                s(a, "ttl"),
+                if addrs.is_empty() {
+                    "(no records)".into()
+                } else {
+                    addrs.join(" ")
+                },
+                if skipped.is_empty() {
+                    "-".into()
+                } else {
+                    skipped.join(", ")
+                },
+            ]
+        })
+        .collect();
+    table(
+        out,
+        "  ",
+        &["Name", "Type", "POP", "TTL", "Addresses", "Skipped"],
+        &rows,
+    );
+}
+
+/// `sparrowctl pops`.
+pub fn pops(data: &Value) -> String {
+    let mut out = String::new();
+    let rows: Vec<Vec<String>> = data
+        .get("pops")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                s(p, "name"),
+                s(p, "asn"),
+                yes_no(flag(p, "local")),
+                yes_no(flag(p, "up")),
+                yes_no(flag(p, "drained")),
+                yes_no(flag(p, "up") && !flag(p, "drained")),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        "",
+        &["POP", "ASN", "Local", "Up", "Drained", "Answers"],
+        &rows,
+    );
+    out
+}
+
+/// `sparrowctl drain|undrain`: the new state and the one before.
+pub fn drain(data: &Value) -> String {
+    let state = |k: &str| {
+        if flag(data, k) {
+            "drained"
+        } else {
+            "not drained"
+        }
+    };
+    let mut out = format!(
+        "POP {}: {} (was {}{})\n",
+        s(data, "pop"),
+        state("drained"),
+        if flag(data, "changed") {
+            ""
+        } else {
+            "already "
+        },
+        state("was_drained"),
+    );
+    if data.get("up").is_some() && !flag(data, "up") {
+        let _ = writeln!(out, "note: POP {} is down", s(data, "pop"));
+    }
     out
 }
 
@@ -263,6 +432,111 @@ mod tests {
         assert!(t.contains("generation 7"));
         assert!(t.contains("65002 64500"));
         assert!(t.contains("position 0 of 2"));
+    }
+
+    #[test]
+    fn explain_marks_down_and_drained_pops() {
+        let v = json!({"address":"192.0.2.1","ranking":["y","x","z"],
+            "ranking_state":[{"pop":"y","up":true,"drained":true},{"pop":"x","up":true,"drained":false},
+                             {"pop":"z","up":false,"drained":true}]});
+        let t = explain(&v);
+        assert!(
+            t.contains("Ranking:    y [drained] > x > z [down, drained]"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn explain_without_steered_names() {
+        for v in [
+            json!({"address":"192.0.2.1","answers":[]}),
+            json!({"address":"192.0.2.1"}),
+        ] {
+            let t = explain(&v);
+            assert!(t.contains("Answers:    no steered names configured"), "{t}");
+        }
+    }
+
+    #[test]
+    fn explain_answers_table_from_steered_answers() {
+        use crate::dns::SteeredAnswer;
+        let answers = vec![
+            SteeredAnswer {
+                name: "www.example.net.".into(),
+                rtype: "A",
+                pop: Some("x".into()),
+                addresses: vec!["192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap()],
+                ttl: 30,
+                skipped: vec![("y".into(), "drained"), ("z".into(), "down")],
+            },
+            SteeredAnswer {
+                name: "www.example.net.".into(),
+                rtype: "AAAA",
+                pop: None,
+                addresses: vec![],
+                ttl: 30,
+                skipped: vec![("y".into(), "no records")],
+            },
+            SteeredAnswer {
+                name: "cdn.example.net.".into(),
+                rtype: "AAAA",
+                pop: Some("y".into()),
+                addresses: vec!["2001:db8::1".parse().unwrap()],
+                ttl: 300,
+                skipped: vec![],
+            },
+        ];
+        let v = json!({"address":"192.0.2.1","ranking":["y","x"],
+            "answers": serde_json::to_value(&answers).unwrap()});
+        let t = explain(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        let at = lines.iter().position(|l| *l == "Answers:").expect(&t);
+        let header = lines[at + 1];
+        assert!(header.starts_with("  Name"), "{t}");
+        let col = |h: &str| header.find(h).unwrap();
+        let row = |i: usize| lines[at + 2 + i];
+        // Columns line up under their headers.
+        let cell = |i: usize, h: &str| row(i)[col(h)..].split_whitespace().next();
+        assert_eq!(
+            [cell(0, "Type"), cell(1, "Type"), cell(2, "Type")],
+            [Some("A"), Some("AAAA"), Some("AAAA")]
+        );
+        assert!(row(0).contains("192.0.2.20 192.0.2.21"), "{t}");
+        assert!(row(0).contains("y (drained), z (down)"), "{t}");
+        assert_eq!(cell(0, "POP"), Some("x"));
+        assert_eq!(cell(0, "TTL"), Some("30"));
+        assert_eq!(cell(2, "TTL"), Some("300"));
+        assert_eq!(cell(1, "POP"), Some("none"));
+        assert!(row(1).contains("(no records)") && row(1).contains("y (no records)"));
+        assert!(row(2).contains("2001:db8::1") && row(2).trim_end().ends_with('-'));
+        assert_eq!(lines.len(), at + 5, "{t}");
+    }
+
+    #[test]
+    fn pops_table_and_drain_reply() {
+        let v = json!({"pops":[
+            {"name":"x","asn":65001,"local":true,"up":true,"drained":false},
+            {"name":"yy","asn":65002,"local":false,"up":true,"drained":true},
+            {"name":"z","asn":65003,"local":false,"up":false,"drained":false}]});
+        let t = pops(&v);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            ["POP", "ASN", "Local", "Up", "Drained", "Answers"]
+        );
+        assert_eq!(lines[1], ["x", "65001", "yes", "yes", "no", "yes"]);
+        assert_eq!(lines[2], ["yy", "65002", "no", "yes", "yes", "no"]);
+        assert_eq!(lines[3], ["z", "65003", "no", "no", "no", "no"]);
+        let t =
+            drain(&json!({"pop":"x","was_drained":false,"drained":true,"changed":true,"up":true}));
+        assert_eq!(t, "POP x: drained (was not drained)\n");
+        let t = drain(
+            &json!({"pop":"x","was_drained":false,"drained":false,"changed":false,"up":false}),
+        );
+        assert_eq!(
+            t,
+            "POP x: not drained (was already not drained)\nnote: POP x is down\n"
+        );
     }
 
     #[test]

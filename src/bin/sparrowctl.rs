@@ -13,7 +13,9 @@ use sparrow::render;
 #[command(
     name = "sparrowctl",
     version,
-    about = "Inspect and control a running sparrowd"
+    about = "Inspect and control a running sparrowd",
+    after_help = "Drains (drain/undrain) are runtime state of the running sparrowd only: \
+a restart of the daemon forgets them and every POP is undrained again."
 )]
 struct Args {
     /// Admin socket of the daemon.
@@ -48,7 +50,8 @@ enum Cmd {
     Dump,
     /// Reset a peer's session (Cease / Administrative Reset).
     Reset { peer: String },
-    /// Why an address gets its POP: matched prefix, best path, POP ASN, ranking, generation.
+    /// Why an address gets its POP: matched prefix, best path, POP ASN, ranking
+    /// (down and drained POPs marked), generation, and what each steered name answers.
     Explain {
         /// An IPv4 or IPv6 address.
         address: String,
@@ -56,6 +59,31 @@ enum Cmd {
     /// Read addresses on stdin, write the chosen POP per line, unbuffered
     /// (Apache RewriteMap `prg:` style; `NULL` for a line that is not an address).
     Lookup,
+    /// Every POP: ASN, local, up (a `pop` session Established; the local POP
+    /// always), drained, and whether answers may use it.
+    Pops,
+    /// Stop answering with a POP: steered names answer with the next usable POP
+    /// of each client's ranking (the ranking itself does not change).
+    ///
+    /// Runtime state only: a restart of sparrowd forgets it.
+    Drain {
+        /// A POP name from the config's `pops`.
+        pop: String,
+    },
+    /// Answer with a drained POP again.
+    ///
+    /// Runtime state only: a restart of sparrowd undrains every POP.
+    Undrain {
+        /// A POP name from the config's `pops`.
+        pop: String,
+    },
+}
+
+/// Who runs this (logged by the daemon with drains): the sudo user, else the user.
+fn operator() -> Option<String> {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
 fn main() -> ExitCode {
@@ -84,6 +112,15 @@ fn run() -> anyhow::Result<()> {
             target: address.clone(),
         },
         Cmd::Lookup => Request::Lookup,
+        Cmd::Pops => Request::Pops,
+        Cmd::Drain { pop } => Request::Drain {
+            pop: pop.clone(),
+            by: operator(),
+        },
+        Cmd::Undrain { pop } => Request::Undrain {
+            pop: pop.clone(),
+            by: operator(),
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -120,6 +157,8 @@ fn run() -> anyhow::Result<()> {
         Cmd::Paths => format!("{data}\n"),
         Cmd::Reset { peer } => format!("reset {peer}\n"),
         Cmd::Explain { .. } => render::explain(data),
+        Cmd::Pops => render::pops(data),
+        Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(data),
         Cmd::Dump | Cmd::Lookup => unreachable!("handled above"),
     };
     print!("{text}");
