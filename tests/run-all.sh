@@ -56,6 +56,7 @@ done
 step "python deps"
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest || status=1
 python3 -c 'import pytest_timeout' 2>/dev/null || python3 -m pip install -q pytest-timeout || true
+python3 -c 'import dns.edns' 2>/dev/null || python3 -m pip install -q dnspython || status=1
 
 # --- 3. cargo ---------------------------------------------------------------------
 if [ "${SKIP_CARGO:-0}" != 1 ]; then
