@@ -19,7 +19,7 @@
 //! came). The request parser, the `X-Forwarded-For` rule, the choice of POP and
 //! the `Location` are pure functions, tested below.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -158,7 +158,10 @@ mod tests {
         assert!(st.up(1) && !st.usable(1));
         assert_eq!(st.set_drained("y", false), Ok(true));
         assert!(st.usable(1));
-        assert!(matches!(st.set_drained("z", true), Err(PopError::Unknown(..))));
+        assert!(matches!(
+            st.set_drained("z", true),
+            Err(PopError::Unknown(..))
+        ));
         // Draining the local POP is allowed (answers then move to the next POP).
         st.set_drained("x", true).unwrap();
         assert!(!st.usable(0));
