@@ -303,9 +303,12 @@ where
 /// `explain`: the steering decision for an address and the routing facts behind it.
 async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
     let addr = parse_addr(target).ok_or_else(|| format!("{target:?} is not an IP address"))?;
-    let (mut v, ranking_state) = {
+    let (mut v, ranking_state, answers) = {
         let snap = ctx.steering.load();
         let d = steer::select(addr, &snap);
+        // What each steered name answers, from this same decision.
+        let answers =
+            serde_json::to_value(ctx.dns.zones.explain(&d, &ctx.pops)).unwrap_or(Value::Null);
         // Drains and downs do not change the ranking; they decide which POP answers.
         let state: Vec<Value> = d
             .ranking
@@ -320,9 +323,8 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
                 })
             })
             .collect();
-        (d.to_json(), state)
+        (d.to_json(), state, answers)
     };
-    let answers = serde_json::to_value(ctx.dns.explain(addr)).unwrap_or(Value::Null);
     let route = ask_rib(
         ctx,
         Query::Route {

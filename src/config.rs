@@ -1519,11 +1519,14 @@ fn check_http(c: &mut Checker, cfg: &Config) {
                 .strip_prefix("http://")
                 .or_else(|| u.strip_prefix("https://"));
             match rest {
-                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.contains(['?', '#', ' ']) => {
-                }
+                Some(r)
+                    if !r.is_empty()
+                        && !r.starts_with('/')
+                        && !u.contains(['?', '#'])
+                        && u.bytes().all(|b| b.is_ascii_graphic()) => {}
                 _ => c.err(
                     format!("pops[{i}].url"),
-                    format!("`{u}` is not an http:// or https:// base URL without query"),
+                    format!("`{u}` is not an http:// or https:// base URL (printable ASCII, no spaces, no query or fragment)"),
                 ),
             }
         }
