@@ -62,6 +62,8 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
     },
+    /// Re-read the config file: apply zones, report sections needing a restart.
+    Reload,
     /// Answer with a drained POP again.
     Undrain {
         pop: String,
@@ -91,7 +93,9 @@ pub struct AdminCtx {
     /// POP up/drained state (drain/undrain write it).
     pub pops: Arc<crate::pops::PopState>,
     /// The DNS authority (explain lists what each steered name answers).
-    pub dns: Arc<crate::dns::Authority>,
+    pub dns: crate::dns::Shared,
+    /// Config reload (`reload`).
+    pub reload: Arc<crate::reload::Reloader>,
 }
 
 /// Bind the socket (replacing a stale file) with the configured mode.
@@ -307,8 +311,8 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
         let snap = ctx.steering.load();
         let d = steer::select(addr, &snap);
         // What each steered name answers, from this same decision.
-        let answers =
-            serde_json::to_value(ctx.dns.zones.explain(&d, &ctx.pops)).unwrap_or(Value::Null);
+        let answers = serde_json::to_value(ctx.dns.load().zones.explain(&d, &ctx.pops))
+            .unwrap_or(Value::Null);
         // Drains and downs do not change the ranking; they decide which POP answers.
         let state: Vec<Value> = d
             .ranking
@@ -428,6 +432,14 @@ async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result
 async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, String> {
     match req {
         Request::Pops => Ok(pops_json(ctx)),
+        Request::Reload => {
+            let r = ctx.reload.clone();
+            // Compiling zones is CPU work: off the runtime's worker.
+            let res = tokio::task::spawn_blocking(move || r.reload())
+                .await
+                .map_err(|e| e.to_string())?;
+            res.map(|rep| json!(rep))
+        }
         Request::Drain { pop, by } => set_drained(ctx, &pop, true, by.as_deref(), who),
         Request::Undrain { pop, by } => set_drained(ctx, &pop, false, by.as_deref(), who),
         Request::Paths => Ok(json!(ctx.stats.paths.load(Ordering::Relaxed))),
@@ -548,9 +560,18 @@ mod tests {
         });
         let steering = steer::handle(&cfg);
         let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
-        let dns =
-            Arc::new(crate::dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap());
+        let dns: crate::dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
+            crate::dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap(),
+        ));
+        let reload = Arc::new(crate::reload::Reloader::new(
+            None,
+            cfg.clone(),
+            dns.clone(),
+            steering.clone(),
+            pops.clone(),
+        ));
         let ctx = Arc::new(AdminCtx {
+            reload,
             cfg,
             peers,
             rib,

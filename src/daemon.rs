@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::dns;
 use crate::http;
 use crate::pops::PopState;
+use crate::reload::Reloader;
 use crate::rib::{self, RibStats};
 use crate::session::{self, PeerCtl};
 use crate::steer;
@@ -40,8 +41,8 @@ pub enum DaemonError {
     Signal(std::io::Error),
 }
 
-/// Run until SIGTERM or SIGINT.
-pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+/// Run until SIGTERM or SIGINT; SIGHUP reloads `path` (see `crate::reload`).
+pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> {
     let cfg = Arc::new(cfg);
     let started = Instant::now();
     let stats = Arc::new(RibStats::default());
@@ -76,9 +77,16 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         .await
         .map_err(DaemonError::Listen)?;
     let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
-    let authority = Arc::new(
+    let authority: dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
         dns::Authority::new(&cfg, steering.clone(), pops.clone()).map_err(DaemonError::Dns)?,
-    );
+    ));
+    let reloader = Arc::new(Reloader::new(
+        path,
+        cfg.clone(),
+        authority.clone(),
+        steering.clone(),
+        pops.clone(),
+    ));
     // DNS and HTTP tasks never end by themselves; aborted at shutdown.
     let mut services = JoinSet::new();
     dns::start(authority.clone(), &cfg, &mut services)
@@ -96,6 +104,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         steering: steering.clone(),
         pops,
         dns: authority,
+        reload: reloader.clone(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
     info!(
@@ -109,9 +118,18 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: shutting down"),
-        _ = int.recv() => info!("SIGINT: shutting down"),
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break }
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                let r = reloader.clone();
+                // Errors are logged by the reloader; the running config stays.
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            }
+        }
     }
     for c in &peers.ctl {
         let _ = c.send(PeerCtl::Shutdown);

@@ -18,6 +18,7 @@
 //! - `dns`: the authority (hickory-server for TCP, our UDP fast path), answers
 //!   steered names from `steer::select` + `pops`.
 //! - `http`: optional 302 redirector on the same decision.
+//! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod dns;
 pub mod fsm;
 pub mod http;
 pub mod pops;
+pub mod reload;
 pub mod render;
 pub mod rib;
 pub mod session;

@@ -402,6 +402,28 @@ pub fn drain(data: &Value) -> String {
     out
 }
 
+/// `sparrowctl reload`.
+pub fn reload(v: &Value) -> String {
+    let list = |k: &str| {
+        let items: Vec<&str> = v[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        if items.is_empty() {
+            "nothing".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    format!(
+        "reloaded {}: applied {}; {} zone(s)\nneeds a restart: {}\n",
+        v["file"].as_str().unwrap_or("?"),
+        list("applied"),
+        v["zones"],
+        list("needs_restart")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

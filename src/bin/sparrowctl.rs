@@ -50,6 +50,10 @@ enum Cmd {
     Dump,
     /// Reset a peer's session (Cease / Administrative Reset).
     Reset { peer: String },
+    /// Re-read the config file (as SIGHUP does): zones are applied live; a file
+    /// with any error is rejected whole (errors printed, running config kept);
+    /// changed sections that need a restart are listed.
+    Reload,
     /// Why an address gets its POP: matched prefix, best path, POP ASN, ranking
     /// (down and drained POPs marked), generation, and what each steered name answers.
     Explain {
@@ -108,6 +112,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Paths => Request::Paths,
         Cmd::Dump => Request::Dump,
         Cmd::Reset { peer } => Request::Reset { peer: peer.clone() },
+        Cmd::Reload => Request::Reload,
         Cmd::Explain { address } => Request::Explain {
             target: address.clone(),
         },
@@ -156,6 +161,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Summary => render::summary(data),
         Cmd::Paths => format!("{data}\n"),
         Cmd::Reset { peer } => format!("reset {peer}\n"),
+        Cmd::Reload => render::reload(data),
         Cmd::Explain { .. } => render::explain(data),
         Cmd::Pops => render::pops(data),
         Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(data),

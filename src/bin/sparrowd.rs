@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             }
         },
     };
-    match run(cfg) {
+    match run(cfg, args.config.clone()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sparrowd: {e:#}");
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: Config) -> anyhow::Result<()> {
+fn run(cfg: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| {
             // hickory-server logs every request at info: keep it to warnings
@@ -88,7 +88,9 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .context("logging.level")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs written to files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match cfg.logging.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -97,6 +99,6 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(sparrow::daemon::run(cfg))?;
+    rt.block_on(sparrow::daemon::run(cfg, path))?;
     Ok(())
 }

@@ -11,7 +11,6 @@
 //! [`respond`] is pure (bytes in, bytes out) and fuzzed (`fuzz/fuzz_targets/dns.rs`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
 
 use tracing::{debug, warn};
 
@@ -414,7 +413,7 @@ pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<UdpSocket>>
 }
 
 /// Serve `sock` on this thread forever (until the process exits).
-pub fn serve(auth: Arc<Authority>, sock: UdpSocket) {
+pub fn serve(auth: super::Shared, sock: UdpSocket) {
     let mut buf = [0u8; 4096];
     let mut out = Vec::with_capacity(4096);
     loop {
@@ -431,7 +430,7 @@ pub fn serve(auth: Arc<Authority>, sock: UdpSocket) {
             continue;
         }
         let src = from.ip().to_canonical();
-        if respond(&auth, &buf[..n], src, true, &mut out) {
+        if respond(&auth.load(), &buf[..n], src, true, &mut out) {
             if let Err(e) = sock.send_to(&out, from) {
                 debug!(error = %e, %from, "DNS UDP send");
             }
@@ -447,6 +446,7 @@ mod tests {
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+    use std::sync::Arc;
 
     fn auth() -> Authority {
         let text = format!(

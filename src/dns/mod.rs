@@ -49,6 +49,9 @@ pub enum DnsError {
     Thread(std::io::Error),
 }
 
+/// The current authority, replaced whole on a config reload (`crate::reload`).
+pub type Shared = Arc<arc_swap::ArcSwap<Authority>>;
+
 /// Everything needed to answer: compiled zones, the steering handle, POP state.
 pub struct Authority {
     pub zones: Zones,
@@ -111,7 +114,7 @@ impl Authority {
 /// tasks with `udp_engine: hickory`), TCP through hickory-server. Binding
 /// errors are returned (the daemon does not start half-listening).
 pub async fn start(
-    auth: Arc<Authority>,
+    auth: Shared,
     cfg: &Config,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), DnsError> {

@@ -25,11 +25,10 @@ use tracing::debug;
 
 use super::answer::{rcode, resolve, Querier, Resolution};
 use super::fast::{parse, Bad, Parsed};
-use super::Authority;
 
 /// The handler hickory-server calls per request.
 pub struct Handler {
-    pub auth: Arc<Authority>,
+    pub auth: super::Shared,
     pub in_flight: Arc<Semaphore>,
 }
 
@@ -55,6 +54,8 @@ impl RequestHandler for Handler {
             return no_response(request);
         }
         let src = request.src().ip().to_canonical();
+        // Held to the end of the request (a reload may swap in a new one meanwhile).
+        let auth = self.auth.load_full();
         let mut p = Parsed::new();
         let parsed = parse(request.as_slice(), &mut p);
         let (res, code) = match (parsed, permit.is_ok()) {
@@ -69,13 +70,7 @@ impl RequestHandler for Handler {
                     Some(e) if e.source > 0 => Querier::Ecs(e.ip(), e.source),
                     _ => Querier::Source(src),
                 };
-                let r = resolve(
-                    &self.auth,
-                    &p.qname[..p.qname_len],
-                    p.qtype,
-                    p.qclass,
-                    querier,
-                );
+                let r = resolve(&auth, &p.qname[..p.qname_len], p.qtype, p.qclass, querier);
                 let c = r.rcode;
                 (r, c)
             }
@@ -88,9 +83,9 @@ impl RequestHandler for Handler {
         let edns = p.opt.map(|o| {
             let mut e = Edns::new();
             e.set_max_payload(if udp {
-                o.payload.clamp(512, self.auth.max_udp_payload.max(512))
+                o.payload.clamp(512, auth.max_udp_payload.max(512))
             } else {
-                self.auth.max_udp_payload.max(512)
+                auth.max_udp_payload.max(512)
             });
             e.set_version(0);
             e.set_dnssec_ok(o.dnssec_ok);

@@ -1,0 +1,156 @@
+//! Configuration reload (SIGHUP or `sparrowctl reload`): re-read the config
+//! file, validate it completely, and either keep the running configuration
+//! (any error: every one is logged and returned as `file:line: key: message`)
+//! or apply what can change live: `zones` and the DNS identity/UDP payload
+//! limit (a new `dns::Authority` swapped in atomically; queries in progress
+//! finish on the old one). Sections that need a restart (sessions, POPs,
+//! listeners, steering fallback, HTTP) are compared with the running ones and
+//! named in the report and the log, not applied.
+//!
+//! Owns nothing but the path and the startup config. Talks to: `config`,
+//! `dns` (the shared authority handle).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::dns;
+use crate::pops::PopState;
+use crate::steer;
+
+/// What a reload did.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Report {
+    pub file: String,
+    /// Applied live.
+    pub applied: Vec<&'static str>,
+    /// Changed in the file but only taken at the next start.
+    pub needs_restart: Vec<&'static str>,
+    pub zones: usize,
+}
+
+/// Reloads the config file the daemon started from.
+pub struct Reloader {
+    path: Option<PathBuf>,
+    running: Arc<Config>,
+    dns: dns::Shared,
+    steering: steer::Handle,
+    pops: Arc<PopState>,
+    /// One reload at a time; holds the config last applied.
+    last: Mutex<Config>,
+}
+
+impl Reloader {
+    pub fn new(
+        path: Option<PathBuf>,
+        running: Arc<Config>,
+        dns: dns::Shared,
+        steering: steer::Handle,
+        pops: Arc<PopState>,
+    ) -> Reloader {
+        let last = Mutex::new((*running).clone());
+        Reloader {
+            path,
+            running,
+            dns,
+            steering,
+            pops,
+            last,
+        }
+    }
+
+    /// Reload now. `Err`: nothing changed; the message lists every error.
+    pub fn reload(&self) -> Result<Report, String> {
+        let Some(path) = &self.path else {
+            let msg = "running on the embedded default config: nothing to reload".to_string();
+            warn!("{msg}");
+            return Err(msg);
+        };
+        let mut last = self.last.lock().map_err(|_| "reload lock poisoned")?;
+        let new = match config::load(path) {
+            Ok(c) => c,
+            Err(errs) => {
+                for e in &errs {
+                    error!(error = %e, "reload: config rejected");
+                }
+                error!(
+                    errors = errs.len(),
+                    file = %path.display(),
+                    "reload failed: keeping the running configuration"
+                );
+                return Err(format!(
+                    "{}\nkeeping the running configuration",
+                    config::format_errors(&errs).trim_end()
+                ));
+            }
+        };
+        let r = &*self.running;
+        let differs = |a: Value, b: Value| a != b;
+        let mut needs_restart = Vec::new();
+        for (name, changed) in [
+            ("local_asn", r.local_asn != new.local_asn),
+            ("router_id", r.router_id != new.router_id),
+            ("pop", r.pop != new.pop),
+            ("pops", differs(json!(r.pops), json!(new.pops))),
+            ("listen", differs(json!(r.listen), json!(new.listen))),
+            ("admin", differs(json!(r.admin), json!(new.admin))),
+            ("logging", differs(json!(r.logging), json!(new.logging))),
+            ("peers", differs(json!(r.peers), json!(new.peers))),
+            ("steering", r.steering != new.steering),
+            ("http", r.http != new.http),
+            (
+                "dns.listen/udp_workers/udp_engine/max_in_flight/tcp_timeout",
+                r.dns.listen != new.dns.listen
+                    || r.dns.udp_workers != new.dns.udp_workers
+                    || r.dns.udp_engine != new.dns.udp_engine
+                    || r.dns.max_in_flight != new.dns.max_in_flight
+                    || r.dns.tcp_timeout != new.dns.tcp_timeout,
+            ),
+        ] {
+            if changed {
+                needs_restart.push(name);
+            }
+        }
+        let mut applied = Vec::new();
+        // Zones refer to POPs by index: only with the running POP list.
+        if json!(r.pops) != json!(new.pops) || r.pop != new.pop {
+            warn!("reload: `pops` changed; zones are not reloaded until a restart");
+        } else {
+            let zones_changed = last.zones != new.zones;
+            let dns_changed = last.dns.identity != new.dns.identity
+                || last.dns.max_udp_payload != new.dns.max_udp_payload;
+            if zones_changed || dns_changed {
+                // Built against the running config (POPs, pop name), with the new zones.
+                let mut cfg = (*self.running).clone();
+                cfg.zones = new.zones.clone();
+                cfg.dns.identity = new.dns.identity.clone();
+                cfg.dns.max_udp_payload = new.dns.max_udp_payload;
+                let auth = dns::Authority::new(&cfg, self.steering.clone(), self.pops.clone())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                self.dns.store(Arc::new(auth));
+                if zones_changed {
+                    applied.push("zones");
+                }
+                if dns_changed {
+                    applied.push("dns.identity/max_udp_payload");
+                }
+            }
+        }
+        let report = Report {
+            file: path.display().to_string(),
+            applied,
+            needs_restart,
+            zones: new.zones.len(),
+        };
+        if !report.needs_restart.is_empty() {
+            warn!(sections = ?report.needs_restart, "reload: changed sections need a restart");
+        }
+        info!(applied = ?report.applied, zones = report.zones, file = %report.file, "config reloaded");
+        *last = new;
+        Ok(report)
+    }
+}
