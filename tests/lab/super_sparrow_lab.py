@@ -19,6 +19,8 @@ Parts:
                           AS paths the topology produces), uniform-answer and exact-scope
                           checks for ECS scopes
   dig_query / kdig_query / py_queries   one query each way, parsed to Answer
+  dig_msg(...)            one dig query with header flags and sections (protocol checks)
+  big_txt(...)            the example's TXT set at big.example.test (TC without EDNS)
   dnsperf_queries(...)    dnsperf -B input (length-prefixed wire queries with ECS)
 
 Run as a script inside a namespace (``python3 super_sparrow_lab.py query``), it reads
@@ -55,6 +57,17 @@ LAN = {"a": ("198.51.100.0/25", "2001:db8:a::/64"), "c": ("198.51.100.128/25", "
 ANSWERS = {"x": {"A": {"203.0.113.10"}, "AAAA": {"2001:db8:ff::10"}},
            "y": {"A": {"203.0.113.20"}, "AAAA": {"2001:db8:ff::20"}}}
 QNAME = "www.example.test"
+
+# The example's static TXT set at big.example.test (pop-x.yaml; pop-y.yaml has the same):
+# too big for a 512-byte UDP answer without EDNS (TC), small enough for 1232 with EDNS.
+BIG_TXT_NAME = "big.example.test"
+
+
+def big_txt(pop: str = "x") -> list[str]:
+    """The strings of the example's TXT records at ``big`` (one string per record)."""
+    text = (EXAMPLE / f"pop-{pop}.yaml").read_text()
+    return re.findall(r"^      - \{name: big, type: TXT, data: '\"([^\"]*)\"'\}$", text, re.M)
+
 
 # Never originate anything overlapping the lab's own ranges.
 LAB_RANGES = [ipaddress.ip_network(n) for n in
@@ -321,6 +334,52 @@ def dig_query(ns, server: str, rtype: str = "A", ecs: str | None = None, name: s
     argv = ["dig", f"@{server}", "-p", "53", name, rtype, "+noall", "+answer", "+comments",
             "+time=2", "+tries=1", *_subnet(ecs)] + (["+tcp"] if tcp else [])
     return _parse_text(ns.run(argv, timeout=15).stdout, rtype)
+
+
+@dataclass(frozen=True)
+class DigReply:
+    """One dig reply: header status and flags, answer/authority records as
+    (owner, ttl, class, type, rdata) tuples, the ECS scope (None: no ECS option)."""
+    status: str
+    flags: frozenset
+    answer: tuple
+    authority: tuple
+    scope: int | None
+    text: str
+
+    def rrsets(self) -> set:
+        """{(owner, class, type)} of the answer section."""
+        return {(r[0].lower(), r[2], r[3]) for r in self.answer}
+
+
+_FLAGS = re.compile(r";; flags:([^;]*);")
+
+
+def dig_msg(ns, server: str, name: str, rtype: str = "A", *opts: str, qclass: str = "IN") -> DigReply:
+    """dig with the header, answer and authority sections, parsed (``opts``: more dig
+    options, e.g. ``+tcp``, ``+norec``, ``+noedns``, ``+ignore``, ``+subnet=...``)."""
+    # -c/-t/-q spelled out: with ``-c`` before them, dig takes a bare type word for a second name
+    argv = ["dig", f"@{server}", "-p", "53", "-c", qclass, "-t", rtype, "-q", name, "+noall", "+comments",
+            "+answer", "+authority", "+time=2", "+tries=1", *opts]
+    out = ns.run(argv, timeout=15).stdout
+    assert out.count("->>HEADER<<-") == 1, f"expected one reply: {argv}\n{out}"
+    m, f = _STATUS.search(out), _FLAGS.search(out)
+    sections: dict = {"ANSWER": [], "AUTHORITY": []}
+    cur = None
+    for line in out.splitlines():
+        h = re.match(r";; (\w+) SECTION:", line)
+        if h:
+            cur = h.group(1)
+            continue
+        if not line.strip() or line.startswith(";"):
+            continue
+        if cur in sections:
+            owner, ttl, cls, typ, *rest = line.split(None, 4)
+            sections[cur].append((owner, int(ttl), cls, typ, rest[0] if rest else ""))
+    e = _ECS.search(out)
+    return DigReply(m.group(1) if m else "?", frozenset(f.group(1).split()) if f else frozenset(),
+                    tuple(sections["ANSWER"]), tuple(sections["AUTHORITY"]),
+                    int(e.group(3)) if e else None, out)
 
 
 def kdig_query(ns, server: str, rtype: str = "A", ecs: str | None = None, name: str = QNAME) -> Answer:

@@ -18,7 +18,15 @@ X and Y peer over multi-hop eBGP through A, B and C. Asserted:
     a client in A gets X (A and AAAA), clients without ECS are steered by their source
     address; kdig and dnspython agree with dig;
   * dnsperf at a bounded rate with varied ECS loses nothing, all NOERROR;
-  * POP Y's sparrowd killed: within hold time + 1 s X answers itself; restarted: Y again.
+  * protocol behaviour at X over the lab's addresses: TCP answers like UDP (IPv4 and
+    IPv6 transport, steered answer and ECS scope), AA set and RA clear, NXDOMAIN/NODATA
+    with the SOA, REFUSED outside the zone, minimal ANY (one RRset), CH TXT id.server /
+    hostname.bind give the POP name, an answer over 512 bytes without EDNS is TC and
+    complete over TCP;
+  * POP Y's sparrowd killed: within hold time + 1 s X answers itself; restarted: Y again;
+  * POP Y silent (sparrowd SIGSTOPped, or X<->Y packets dropped in transit): only X's
+    hold timer can notice; within hold time + 1 s X answers itself and shows the
+    hold-timer-expired NOTIFICATION it sent; Y back: the sessions and Y's answer return.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 
@@ -365,6 +374,133 @@ def test_dig_kdig_dnspython_agree(env):
         assert ssl.dig_query(cc, server, _rtype(a), _ecs(a), tcp=True).key() == py[0].key()
 
 
+# ---------------------------------------------------------------------------
+# protocol behaviour at POP X, over the lab's real addresses (from the client in C)
+
+ZONE = "example.test."
+TRANSPORTS = ((), ("+tcp",))  # dig over UDP, over TCP
+
+
+def _soa(r: ssl.DigReply) -> list:
+    return [rr for rr in r.authority if rr[3] == "SOA" and rr[0].lower() == ZONE]
+
+
+def _txt(rdata: str) -> str:
+    assert rdata.startswith('"') and rdata.endswith('"'), rdata
+    return rdata[1:-1]
+
+
+def test_tcp_answers_like_udp_over_ipv4_and_ipv6(env):
+    """dig +tcp to X's IPv4 and IPv6 address gives the same steered answer and ECS scope
+    as UDP: clients steered to X and to Y, A and AAAA, with ECS and without."""
+    cc = env.ns["cc"]
+    picks = []
+    for n in ("a", "b", "c"):
+        picks += [a for a in env.clients[n] if a.version == 4][:2] + [a for a in env.clients[n] if a.version == 6][:2]
+    assert {env.model.ranking("x", a)[0] for a in picks} == {"x", "y"}
+    for server in (X4, X6):
+        for a in picks:
+            udp = ssl.dig_query(cc, server, _rtype(a), _ecs(a))
+            tcp = ssl.dig_query(cc, server, _rtype(a), _ecs(a), tcp=True)
+            check_answer(env, "x", a, tcp)
+            assert tcp.key() == udp.key(), (server, str(a), udp, tcp)
+        # without ECS the transport's source address decides, over TCP as over UDP
+        src = ssl.CC4 if server == X4 else ssl.CC6
+        first = env.model.ranking("x", src)[0]
+        for rtype in ("A", "AAAA"):
+            udp = ssl.dig_query(cc, server, rtype)
+            tcp = ssl.dig_query(cc, server, rtype, tcp=True)
+            assert tcp.key() == udp.key() and set(tcp.addrs) == ANSWERS[first][rtype], (server, rtype, udp, tcp)
+            assert tcp.scope is None, tcp
+
+
+def test_authoritative_flags(env):
+    """AA set, RA clear (with and without RD), RD echoed; UDP and TCP, IPv4 and IPv6."""
+    cc = env.ns["cc"]
+    for server in (X4, X6):
+        for tr in TRANSPORTS:
+            for rd in ("+norec", "+rec"):
+                r = ssl.dig_msg(cc, server, ssl.QNAME, "A", rd, *tr)
+                assert r.status == "NOERROR" and r.answer, r.text
+                assert "aa" in r.flags and "ra" not in r.flags, (server, tr, rd, r.flags)
+                assert ("rd" in r.flags) == (rd == "+rec"), (server, tr, rd, r.text)
+
+
+def test_negative_answers_carry_the_soa(env):
+    """NXDOMAIN and NODATA (a steered name's TXT, a static name's MX): AA, empty answer,
+    the zone's SOA in authority (RFC 2308)."""
+    cc = env.ns["cc"]
+    for server in (X4, X6):
+        for tr in TRANSPORTS:
+            for name, rtype, status in (("no-such-name.example.test", "A", "NXDOMAIN"),
+                                        ("deeper.no-such-name.example.test", "AAAA", "NXDOMAIN"),
+                                        (ssl.QNAME, "TXT", "NOERROR"), ("ns1.example.test", "MX", "NOERROR")):
+                r = ssl.dig_msg(cc, server, name, rtype, "+norec", *tr)
+                assert r.status == status and "aa" in r.flags, (server, tr, name, rtype, r.text)
+                assert not r.answer, r.text
+                assert len(_soa(r)) == 1, r.text
+
+
+def test_outside_the_zone_is_refused(env):
+    """Names in no zone of ours (another TLD, the zone's parent): REFUSED, no AA, nothing."""
+    cc = env.ns["cc"]
+    for server in (X4, X6):
+        for tr in TRANSPORTS:
+            for name, rtype in (("www.example.org", "A"), ("test", "SOA"), ("example.com", "NS")):
+                r = ssl.dig_msg(cc, server, name, rtype, "+norec", *tr)
+                assert r.status == "REFUSED", (server, tr, name, r.text)
+                assert "aa" not in r.flags and not r.answer and not r.authority, r.text
+
+
+def test_minimal_any(env):
+    """ANY at the steered name and at the apex returns one RRset (RFC 8482); at the
+    steered name it is the chosen POP's address set."""
+    cc = env.ns["cc"]
+    a_c = next(a for a in env.clients["c"] if a.version == 4 and env.model.ranking("x", a)[0] == "y")
+    a_a = next(a for a in env.clients["a"] if a.version == 4 and env.model.ranking("x", a)[0] == "x")
+    for server in (X4, X6):
+        for tr in TRANSPORTS:
+            for a in (a_c, a_a):
+                r = ssl.dig_msg(cc, server, ssl.QNAME, "ANY", f"+subnet={_ecs(a)}", *tr)
+                assert r.status == "NOERROR" and "aa" in r.flags, r.text
+                assert len(r.rrsets()) == 1, (server, tr, r.text)
+                (_, _, typ), = r.rrsets()
+                first = env.model.ranking("x", a)[0]
+                assert typ in ("A", "AAAA") and {rr[4] for rr in r.answer} == ANSWERS[first][typ], r.text
+            r = ssl.dig_msg(cc, server, ZONE, "ANY", *tr)
+            assert r.status == "NOERROR" and "aa" in r.flags and len(r.rrsets()) == 1, (server, tr, r.text)
+
+
+def test_chaos_identity(env):
+    """CH TXT id.server and hostname.bind name the POP answering: x at X, y at Y."""
+    cc = env.ns["cc"]
+    for pop, servers in (("x", (X4, X6)), ("y", (Y4, Y6))):
+        for server in servers:
+            for tr in TRANSPORTS:
+                for name in ("id.server", "hostname.bind"):
+                    r = ssl.dig_msg(cc, server, name, "TXT", *tr, qclass="CH")
+                    assert r.status == "NOERROR", (server, tr, name, r.text)
+                    assert [(rr[0].lower(), rr[2], rr[3], _txt(rr[4])) for rr in r.answer] == \
+                        [(f"{name}.", "CH", "TXT", pop)], (server, tr, name, r.text)
+
+
+def test_truncation_without_edns_and_complete_over_tcp(env):
+    """The example's TXT set at big.example.test is over 512 bytes: without EDNS the UDP
+    answer has TC set; over TCP (and over UDP with EDNS, 1232 bytes) it is complete."""
+    cc = env.ns["cc"]
+    big = ssl.big_txt("x")
+    # each record: compressed owner 2, type/class/TTL/length 10, string length 1, string
+    assert len(big) >= 2 and sum(13 + len(t) for t in big) > 512 and big == ssl.big_txt("y"), big
+    for server in (X4, X6):
+        r = ssl.dig_msg(cc, server, ssl.BIG_TXT_NAME, "TXT", "+noedns", "+ignore")
+        assert r.status == "NOERROR" and "tc" in r.flags and "aa" in r.flags, (server, r.text)
+        assert len(r.answer) < len(big), r.text
+        for opts in (("+tcp",), ("+tcp", "+noedns"), ()):
+            r = ssl.dig_msg(cc, server, ssl.BIG_TXT_NAME, "TXT", *opts)
+            assert r.status == "NOERROR" and "tc" not in r.flags, (server, opts, r.text)
+            assert sorted(_txt(rr[4]) for rr in r.answer) == sorted(big), (server, opts, r.text)
+
+
 def _dnsperf_stats(out: str) -> dict:
     g = lambda pat: (re.search(pat, out) or [None, None])[1]  # noqa: E731
     return {"sent": int(g(r"Queries sent:\s+(\d+)") or -1), "completed": int(g(r"Queries completed:\s+(\d+)") or -1),
@@ -412,3 +548,67 @@ def test_pop_y_failover(env):
     # and the whole steering is back to the model
     netlab.wait_equal(lambda: actual_paths(spx), expected_paths(env, "x"), 60, desc="X's paths after restart")
     netlab.wait_until(lambda: lookup_matches(env, "x"), 30, interval=0.5, desc="X's steering after restart")
+
+
+HOLD_EXPIRED = re.compile(r"^sent NOTIFICATION Hold Timer Expired\b")
+
+
+def _answers(cc, a, a6, pop: str) -> bool:
+    return set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS[pop]["A"] and \
+        set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS[pop]["AAAA"]
+
+
+def _partition(b: netlab.Netns, on: bool) -> None:
+    """Silently drop X<->Y packets in transit at B (policy rules with the blackhole
+    action: no ICMP, no RST); everything else, the client's queries too, still flows."""
+    for fam, src, dst in (("-4", X4, Y4), ("-4", Y4, X4), ("-6", X6, Y6), ("-6", Y6, X6)):
+        b.run(["ip", fam, "rule", "add" if on else "del", "from", src, "to", dst, "pref", "100", "blackhole"],
+              check=on)  # removing: best effort (a failed add must not hide the first error)
+
+
+@pytest.mark.parametrize("how", ["sigstop", "partition"])
+def test_pop_y_silent_death_hold_timer(env, how):
+    """POP Y goes silent: its sparrowd SIGSTOPped (``sigstop``: Y's kernel still ACKs, but
+    no KEEPALIVE, no FIN/RST) or every X<->Y packet dropped at B (``partition``). Only
+    X's hold timer can notice: within hold time + 1 s of the freeze X answers the client
+    in C with itself, and its sessions to Y have left Established with the Hold Timer
+    Expired NOTIFICATION it sent as last error. Y back (SIGCONT / rules removed): the
+    sessions re-establish and X answers Y again."""
+    cc, spx, spy = env.ns["cc"], env.sp["x"], env.sp["y"]
+    a = next(a for a in env.clients["c"] if a.version == 4 and env.model.ranking("x", a)[0] == "y")
+    a6 = next(a for a in env.clients["c"] if a.version == 6 and env.model.ranking("x", a)[0] == "y")
+    spx.wait_established(*PEERS["x"], timeout=60)
+    netlab.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc="X answering Y before the freeze")
+    peers = {p["name"]: p for p in spx.peers()}
+    for n in ("y4", "y6"):
+        assert peers[n]["hold_time"] and peers[n]["hold_time"] <= HOLD_TIME, peers[n]
+
+    if how == "sigstop":
+        freeze = lambda: os.kill(spy.proc.pid, signal.SIGSTOP)  # noqa: E731
+        thaw = lambda: os.kill(spy.proc.pid, signal.SIGCONT)  # noqa: E731
+    else:
+        freeze = lambda: _partition(env.ns["b"], True)  # noqa: E731
+        thaw = lambda: _partition(env.ns["b"], False)  # noqa: E731
+    frozen_at = int(time.time())
+    t0 = time.monotonic()
+    freeze()
+    try:
+        netlab.wait_until(lambda: _answers(cc, a, a6, "x"), HOLD_TIME + 1 - (time.monotonic() - t0),
+                          interval=0.1, desc=f"X answering itself for a client in C after POP Y went silent ({how})")
+        peers = {p["name"]: p for p in spx.peers()}
+        for n in ("y4", "y6"):
+            p = peers[n]
+            assert p["state"] != "Established", p
+            assert HOLD_EXPIRED.match(p["last_error"] or "") and p["last_error_at"] >= frozen_at, p
+        assert spy.proc.alive()
+    finally:
+        thaw()
+
+    spx.wait_established(*PEERS["x"], timeout=120)
+    spy.wait_established(*PEERS["y"], timeout=120)
+    netlab.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc=f"X answering Y again ({how})")
+    for pop in ("x", "y"):
+        netlab.wait_equal(lambda: actual_paths(env.sp[pop]), expected_paths(env, pop), 60,
+                          desc=f"POP {pop}'s paths after Y came back ({how})")
+        netlab.wait_until(lambda: lookup_matches(env, pop), 30, interval=0.5,
+                          desc=f"POP {pop}'s steering after Y came back ({how})")
