@@ -20,12 +20,12 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 # --- 1. packages ---------------------------------------------------------------
 step "packages"
 missing=0
-for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig dnsperf ip bgpdump; do
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig dnsperf ip bgpdump curl; do
     command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
 done
 if [ "$missing" = 1 ]; then
     apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
-        dnsperf iproute2 bgpdump || { echo "apt-get install failed" >&2; exit 1; }
+        dnsperf iproute2 bgpdump curl || { echo "apt-get install failed" >&2; exit 1; }
 else
     echo "all router/DNS tools present, skipping apt"
 fi
