@@ -619,8 +619,8 @@ mod tests {
         assert_eq!(
             v["data"]["pops"],
             json!([
-                {"name": "x", "asn": 65001, "local": true, "up": true, "drained": false, "usable": true},
-                {"name": "y", "asn": 65002, "local": false, "up": true, "drained": true, "usable": false},
+                {"name": "x", "asn": 65001, "local": true, "up": true, "monitored": false, "drained": false, "usable": true},
+                {"name": "y", "asn": 65002, "local": false, "up": true, "monitored": true, "drained": true, "usable": false},
             ])
         );
         // `by` is optional on the wire.

@@ -836,10 +836,11 @@ mod tests {
     }
 
     /// A context over a config whose fallback map sends 198.51.100.0/24 to
-    /// `y` and 203.0.113.0/24 to `z`; only the local POP `x` is up.
+    /// `y` and 203.0.113.0/24 to `z`; `y`'s session is down, `z` has none (so
+    /// it counts as up, but has no url).
     fn ctx() -> Ctx {
         let cfg = crate::config::parse(
-            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001, url: 'https://x.example.net/'}\n  - {name: y, asn: 65002, url: 'https://y.example.net'}\n  - {name: z, asn: 65003}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n    - {prefix: 203.0.113.0/24, pop: z}\nhttp:\n  listen: ['127.0.0.1:8080']\n  trusted_proxies: [127.0.0.1/32]\n",
+            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001, url: 'https://x.example.net/'}\n  - {name: y, asn: 65002, url: 'https://y.example.net'}\n  - {name: z, asn: 65003}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n    - {prefix: 203.0.113.0/24, pop: z}\nhttp:\n  listen: ['127.0.0.1:8080']\n  trusted_proxies: [127.0.0.1/32]\n",
             "t.yaml",
         )
         .unwrap();

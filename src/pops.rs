@@ -1,5 +1,6 @@
 //! POP availability for answers: which POPs are up (the local POP always; any
-//! other while at least one of its `pop` sessions is Established) and which an
+//! other while at least one of its `pop` sessions is Established, or always if
+//! it has none configured) and which an
 //! operator has drained (`sparrowctl drain|undrain <pop>`).
 //!
 //! Owns the drain flags (runtime state: a restart forgets them). Reads the
@@ -33,6 +34,7 @@ impl PopState {
     /// State for `cfg`'s POPs; `peers` gives session state (`None`: no
     /// sessions, so only the local POP is up; for tests and tools).
     pub fn new(cfg: &Config, peers: Option<Arc<Peers>>) -> PopState {
+        // (With `peers` None and sessions configured, those POPs read as down.)
         let sessions = cfg
             .pops
             .iter()
@@ -55,19 +57,30 @@ impl PopState {
     }
 
     /// The local POP is always up; another POP while one of its sessions is
-    /// Established.
+    /// Established. A POP with no `pop` session configured cannot be watched
+    /// and counts as up (as gdnsd treats unmonitored resources): a deployment
+    /// steering from the static fallback map alone answers with every POP.
     #[inline]
     pub fn up(&self, pop: usize) -> bool {
         if pop == self.local {
             return true;
         }
+        let Some(ids) = self.sessions.get(pop) else {
+            return false;
+        };
+        if ids.is_empty() {
+            return true;
+        }
         let Some(peers) = &self.peers else {
             return false;
         };
-        self.sessions.get(pop).is_some_and(|ids| {
-            ids.iter()
-                .any(|&i| peers.established[i].load(Ordering::Acquire))
-        })
+        ids.iter()
+            .any(|&i| peers.established[i].load(Ordering::Acquire))
+    }
+
+    /// Whether any session watches `pop` (else `up` is always true).
+    pub fn monitored(&self, pop: usize) -> bool {
+        pop != self.local && self.sessions.get(pop).is_some_and(|ids| !ids.is_empty())
     }
 
     #[inline]
@@ -120,6 +133,7 @@ impl PopState {
                         "name": &*self.names[i],
                         "local": i == self.local,
                         "up": self.up(i),
+                        "monitored": self.monitored(i),
                         "drained": self.drained(i),
                     })
                 })
@@ -135,7 +149,7 @@ mod tests {
 
     fn cfg() -> Config {
         config::parse(
-            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\n",
+            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\n  - {name: z, asn: 65003}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\n",
             "t.yaml",
         )
         .unwrap()
@@ -159,9 +173,11 @@ mod tests {
         assert_eq!(st.set_drained("y", false), Ok(true));
         assert!(st.usable(1));
         assert!(matches!(
-            st.set_drained("z", true),
+            st.set_drained("w", true),
             Err(PopError::Unknown(..))
         ));
+        // z has no session: nothing watches it, so it counts as up.
+        assert!(st.up(2) && !st.monitored(2) && st.monitored(1));
         // Draining the local POP is allowed (answers then move to the next POP).
         st.set_drained("x", true).unwrap();
         assert!(!st.usable(0));

@@ -684,6 +684,8 @@ pop: x
 pops:
   - {name: x, asn: 65001}
   - {name: y, asn: 65002}
+peers:
+  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}
 zones:
   - origin: Example.NET
     soa: {mname: ns1, rname: hostmaster@example.net}

@@ -114,9 +114,9 @@ def daemon(tmp_path):
 def test_drain_round_trip_in_pops(daemon, tmp_path):
     p = _pops(daemon)
     assert p == {
-        "x": {"name": "x", "asn": POPS["x"], "local": True, "up": True, "drained": False,
+        "x": {"name": "x", "asn": POPS["x"], "local": True, "up": True, "monitored": False, "drained": False,
               "usable": True},
-        "y": {"name": "y", "asn": POPS["y"], "local": False, "up": True, "drained": False,
+        "y": {"name": "y", "asn": POPS["y"], "local": False, "up": True, "monitored": True, "drained": False,
               "usable": True},
     }
     rows = [line.split() for line in _ctl(daemon, "pops").splitlines()]

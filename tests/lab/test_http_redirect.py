@@ -1,7 +1,7 @@
 """The HTTP redirector (`http.listen`) against a running sparrowd, on loopback.
 
 Three POPs, each with a url: `x` (local), `y` (up: a raw BGP speaker on
-127.0.4.2 plays its sparrowd over a `pop` session) and `z` (down: no session).
+127.0.4.2 plays its sparrowd over a `pop` session) and `z` (down: its session never comes up).
 The static `steering.fallback` map answers (the configured upstream never
 connects, so the map stays the source). Clients are real `curl` and Python
 sockets; `trusted_proxies` holds 127.0.0.1/32 only, so a client bound to
@@ -37,6 +37,7 @@ FALLBACK = {"198.51.100.0/24": "y", "203.0.113.0/24": "z", "192.0.2.0/24": "x",
             "127.0.0.2/32": "y", "2001:db8:10::/48": "y"}
 UP_ADDR, UP_ASN = "127.0.4.1", 64700     # configured upstream: never connects
 POPY_ADDR = "127.0.4.2"                  # plays POP y's sparrowd
+POPZ_ADDR = "127.0.4.3"                  # POP z's configured session: never connects
 
 Y_ADDR, Z_ADDR, X_ADDR = "198.51.100.7", "203.0.113.9", "192.0.2.77"
 
@@ -118,6 +119,10 @@ def lab(tmp_path_factory):
         f"  - {{name: up, address: {UP_ADDR}, remote_asn: {UP_ASN}, role: upstream, "
         f"passive: true, multihop: 64}}",
         f"  - {{name: py, address: {POPY_ADDR}, remote_asn: {POPS['y']}, role: pop, "
+        f"passive: true, multihop: 64}}",
+        # z's session is configured but never comes up: z is down (a POP with
+        # no session at all would count as up: nothing watches it).
+        f"  - {{name: pz, address: {POPZ_ADDR}, remote_asn: {POPS['z']}, role: pop, "
         f"passive: true, multihop: 64}}",
     ]) + "\n"
     with LoopbackDaemon(tmp, config, sock):
@@ -246,7 +251,7 @@ def test_xff_from_untrusted_source_is_ignored(lab):
 
 
 def test_down_pop_is_skipped(lab):
-    # z has no session: clients of z's prefix go to the next POP of their ranking.
+    # z's session is down: clients of z's prefix go to the next POP of their ranking.
     want = lab.expected(Z_ADDR)
     assert want != "z"
     st, h, _ = curl(lab, "/", "-H", f"X-Forwarded-For: {Z_ADDR}")
