@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Turn the DNS anchors' inputs (../shared/anchors/dns_prep.py) into a sparrowd config.
+
+Usage: map_to_config.py PORT ZONE MAP OUT.yaml [--engine fast|hickory] [--workers N]
+                        [--admin SOCKET] [--level warn]
+
+sparrowd has no zone-file loader, so the translation is:
+  * ZONE (the anchors' zone file: $ORIGIN, $TTL, SOA, NS, A records) becomes one `zones[]`
+    entry; its `www` record becomes a steered name instead of a static one (every other
+    record stays static);
+  * each distinct answer address of MAP ("prefix answer" lines, Knot mod-geoip's subnet map)
+    becomes a POP `aN` (own ASN 4200000000+N) whose `www` answer is that address;
+  * the zone's own `www` address (192.0.2.80, the harness's "no match" answer) is the local
+    POP `dflt`, which is also `steering.default_pop`;
+  * every map prefix becomes a `steering.fallback` entry pointing at its answer's POP.
+With no BGP peers sparrowd answers from this fallback map for ever: the same longest-prefix
+match Knot's mod-geoip does. At most 255 POPs fit (config::MAX_POPS): more distinct answers
+than 254 is an error here, with the count.
+"""
+import argparse
+import ipaddress
+import os
+import sys
+
+MAX_POPS = 255
+LOCAL_ASN = 64999
+STEERED = 'www'
+
+
+def parse_zone(path):
+    """A minimal zone-file reader for what dns_prep.py writes: one record per line,
+    `owner [ttl] [IN] TYPE rdata`, $ORIGIN and $TTL; no parentheses, no includes."""
+    origin, ttl, records = None, 3600, []
+    last_owner = '@'
+    for raw in open(path):
+        line = raw.split(';', 1)[0].rstrip()
+        if not line.strip():
+            continue
+        f = line.split()
+        if f[0].upper() == '$ORIGIN':
+            origin = f[1].rstrip('.')
+            continue
+        if f[0].upper() == '$TTL':
+            ttl = int(f[1])
+            continue
+        if line[0].isspace():
+            owner = last_owner
+        else:
+            owner, f = f[0], f[1:]
+        last_owner = owner
+        rttl = None
+        while f and (f[0].isdigit() or f[0].upper() in ('IN', 'CH')):
+            if f[0].isdigit():
+                rttl = int(f[0])
+            f = f[1:]
+        if not f:
+            sys.exit('%s: cannot parse line %r' % (path, raw))
+        records.append((owner, rttl, f[0].upper(), f[1:]))
+    if not origin:
+        sys.exit('%s: no $ORIGIN' % path)
+    return origin, ttl, records
+
+
+def absolute(name, origin):
+    if name.endswith('.'):
+        return name
+    if name == '@':
+        return origin + '.'
+    return '%s.%s.' % (name, origin)
+
+
+def q(s):
+    return '"%s"' % s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('port', type=int)
+    ap.add_argument('zone')
+    ap.add_argument('map')
+    ap.add_argument('out')
+    ap.add_argument('--engine', default='fast', choices=['fast', 'hickory'])
+    ap.add_argument('--workers', type=int, default=1)
+    ap.add_argument('--admin', default=None, help='admin socket (default: OUT dir/s.sock)')
+    ap.add_argument('--level', default='warn')
+    a = ap.parse_args()
+
+    if a.admin is None:
+        a.admin = os.path.join(os.path.dirname(os.path.abspath(a.out)), 's.sock')
+    origin, zttl, records = parse_zone(a.zone)
+    soa = [r for r in records if r[2] == 'SOA']
+    if len(soa) != 1:
+        sys.exit('%s: need exactly one SOA' % a.zone)
+    mname, rname, serial, refresh, retry, expire, minimum = soa[0][3][:7]
+    ns = [absolute(r[3][0], origin) for r in records if r[2] == 'NS' and r[0] in ('@', origin + '.')]
+    www_abs = absolute(STEERED, origin)
+    default_a = [r[3][0] for r in records if r[2] == 'A' and absolute(r[0], origin) == www_abs]
+    if len(default_a) != 1:
+        sys.exit('%s: need exactly one %s A record (the no-match answer)' % (a.zone, www_abs))
+    default_a = default_a[0]
+    static = [r for r in records if r[2] not in ('SOA',)
+              and not (r[2] == 'NS' and r[0] in ('@', origin + '.'))
+              and absolute(r[0], origin) != www_abs]
+
+    # prefix -> answer, in map order; answers -> POP names in order of first appearance
+    fallback, pops = [], {}
+    for n, line in enumerate(open(a.map), 1):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) != 2:
+            sys.exit('%s:%d: expected "prefix answer"' % (a.map, n))
+        net = ipaddress.ip_network(f[0])        # raises on host bits: the map never has them
+        ans = str(ipaddress.IPv4Address(f[1]))
+        if ans != default_a and ans not in pops:
+            pops[ans] = 'a%d' % (len(pops) + 1)
+        fallback.append((str(net), pops.get(ans, 'dflt')))
+    if len(pops) + 1 > MAX_POPS:
+        sys.exit('map %s has %d distinct answers: %d POPs with the default, more than MAX_POPS=%d'
+                 % (a.map, len(pops), len(pops) + 1, MAX_POPS))
+
+    out = []
+    w = out.append
+    w('# generated by tests/bench/map_to_config.py from %s and %s' % (a.zone, a.map))
+    w('# %d POPs (%d map answers + the default), %d fallback prefixes' % (len(pops) + 1, len(pops), len(fallback)))
+    w('local_asn: %d' % LOCAL_ASN)
+    w('router_id: 192.0.2.254')
+    w('pop: dflt')
+    w('pops:')
+    w('  - {name: dflt, asn: %d}' % LOCAL_ASN)
+    for i, name in enumerate(pops.values(), 1):
+        w('  - {name: %s, asn: %d}' % (name, 4200000000 + i))
+    w('listen: {enabled: false}')
+    w('admin: {socket: %s}' % q(a.admin))
+    w('logging: {level: %s}' % a.level)
+    w('dns:')
+    w('  listen: ["127.0.0.1:%d"]' % a.port)
+    w('  udp_workers: %d' % a.workers)
+    w('  udp_engine: %s' % a.engine)
+    w('zones:')
+    w('  - origin: %s' % q(origin))
+    w('    ttl: %d' % zttl)
+    w('    soa: {mname: %s, rname: %s, serial: %s, refresh: %s, retry: %s, expire: %s, minimum: %s}'
+      % (q(absolute(mname, origin)), q(absolute(rname, origin)), serial, refresh, retry, expire, minimum))
+    w('    ns: [%s]' % ', '.join(q(x) for x in ns))
+    w('    records:')
+    for owner, rttl, rtype, rdata in static:
+        w('      - {name: %s, type: %s, data: %s%s}' % (q(owner), rtype, q(' '.join(rdata)),
+                                                      '' if rttl is None else ', ttl: %d' % rttl))
+    w('    steered:')
+    w('      - name: %s' % STEERED)
+    w('        ttl: 60')                      # the TTL Knot's mod-geoip map uses in the anchors
+    w('        pops:')
+    w('          dflt: {a: [%s]}' % default_a)
+    for ans, name in pops.items():
+        w('          %s: {a: [%s]}' % (name, ans))
+    w('steering:')
+    w('  default_pop: dflt')
+    w('  fallback:')
+    for p, name in fallback:
+        w('    - {prefix: %s, pop: %s}' % (q(p), name))
+    with open(a.out, 'w') as f:
+        f.write('\n'.join(out) + '\n')
+    print('%s: %d POPs, %d fallback prefixes, engine %s, port %d'
+          % (a.out, len(pops) + 1, len(fallback), a.engine, a.port), file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
