@@ -450,6 +450,12 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
                 m.insert("local_asn".into(), json!(ctx.cfg.local_asn));
                 m.insert("router_id".into(), json!(ctx.cfg.router_id));
                 m.insert("pop".into(), json!(ctx.cfg.pop));
+                let snap = ctx.steering.load();
+                m.insert(
+                    "steering".into(),
+                    json!({"generation": snap.generation(), "stats": snap.stats(),
+                           "source_v4": snap.source(Afi::Ipv4), "source_v6": snap.source(Afi::Ipv6)}),
+                );
                 let up = (0..ctx.cfg.peers.len())
                     .filter(|&i| ctx.peers.snapshot(i).state == crate::fsm::State::Established)
                     .count();

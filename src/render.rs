@@ -212,6 +212,20 @@ pub fn summary(data: &Value) -> String {
         n(data, "paths", "ipv6")
     );
     let _ = writeln!(out, "Attribute sets: {}", s(data, "attr_sets"));
+    if let Some(st) = data.get("steering") {
+        let st_n = |k: &str| st["stats"][k].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "Steering: generation {}, from {} (IPv4) / {} (IPv6), {} + {} ranges, {} rankings, {:.1} MiB",
+            st["generation"],
+            st["source_v4"].as_str().unwrap_or("?"),
+            st["source_v6"].as_str().unwrap_or("?"),
+            st_n("ranges_v4"),
+            st_n("ranges_v6"),
+            st_n("rankings"),
+            st_n("bytes") as f64 / (1u64 << 20) as f64
+        );
+    }
     if let Some(m) = data.get("memory").and_then(|m| m.as_object()) {
         for (k, v) in m {
             let mb = v.as_f64().map(|b| b / 1048576.0).unwrap_or(0.0);
