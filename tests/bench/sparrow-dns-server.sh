@@ -9,8 +9,9 @@
 # default 1, the same as the anchors' knotd), SPARROWD (binary, default target/release/sparrowd),
 # LEVEL (logging.level, default warn), DRAIN_LOCAL (see below, default auto).
 #
-# DRAIN_LOCAL=auto (default) | 1 | 0: POPs other than the local one count as up only while one of
-# their `pop` BGP sessions is Established (src/pops.rs), and a steered name answers with the first
+# DRAIN_LOCAL=auto (default) | 1 | 0: a POP with no `pop` session configured counts as up
+# (src/pops.rs), so with the generated config (no sessions) nothing is drained under `auto`.
+# Kept for daemons that count unwatched POPs as down: there a steered name answers with the first
 # *usable* POP of the client's ranking (src/dns/zone.rs `pick`), so with no sessions every answer
 # would be the local POP's (192.0.2.80). To answer the map's longest match anyway, the wrapper
 # drains the local POP (`dflt`) as soon as the admin socket is up: then no POP is usable and
