@@ -1131,6 +1131,25 @@ impl Checker<'_> {
         });
     }
 
+    /// Parse `text` as `ADDRESS/LENGTH` with host bits clear; errors go to `key`.
+    fn prefix(&mut self, key: String, text: &str) -> Option<crate::types::Prefix> {
+        let given = text.split_once('/').map_or(text, |(a, _)| a);
+        match text.parse::<crate::types::Prefix>() {
+            Err(_) => {
+                self.err(key, format!("`{text}` is not a prefix (ADDRESS/LENGTH)"));
+                None
+            }
+            Ok(p) if given.trim().parse::<IpAddr>().ok() != Some(p.addr()) => {
+                self.err(
+                    key,
+                    format!("`{text}` has host bits set (did you mean {p}?)"),
+                );
+                None
+            }
+            Ok(p) => Some(p),
+        }
+    }
+
     fn asn(&mut self, key: String, asn: u32) {
         if asn == 0 {
             self.err(key, "ASN 0 is reserved (RFC 7607)");
@@ -1433,23 +1452,12 @@ fn check_steering(c: &mut Checker, cfg: &Config) {
                 format!("`{}` is not one of the POPs in `pops` ({})", e.pop, names()),
             );
         }
-        let given = e.prefix.split_once('/').map_or(&*e.prefix, |(a, _)| a);
-        match e.prefix.parse::<crate::types::Prefix>() {
-            Err(_) => c.err(
-                k("prefix"),
-                format!("`{}` is not a prefix (ADDRESS/LENGTH)", e.prefix),
-            ),
-            Ok(p) if given.trim().parse::<IpAddr>().ok() != Some(p.addr()) => c.err(
-                k("prefix"),
-                format!("`{}` has host bits set (did you mean {p}?)", e.prefix),
-            ),
-            Ok(p) => {
-                if let Some(j) = seen.insert(p, i) {
-                    c.err(
-                        k("prefix"),
-                        format!("duplicate fallback prefix {p} (also steering.fallback[{j}])"),
-                    );
-                }
+        if let Some(p) = c.prefix(k("prefix"), &e.prefix) {
+            if let Some(j) = seen.insert(p, i) {
+                c.err(
+                    k("prefix"),
+                    format!("duplicate fallback prefix {p} (also steering.fallback[{j}])"),
+                );
             }
         }
     }
@@ -1500,18 +1508,7 @@ fn check_dns(c: &mut Checker, cfg: &Config) {
 
 fn check_http(c: &mut Checker, cfg: &Config) {
     for (i, p) in cfg.http.trusted_proxies.iter().enumerate() {
-        let given = p.split_once('/').map_or(&**p, |(a, _)| a);
-        match p.parse::<crate::types::Prefix>() {
-            Err(_) => c.err(
-                format!("http.trusted_proxies[{i}]"),
-                format!("`{p}` is not a prefix (ADDRESS/LENGTH)"),
-            ),
-            Ok(x) if given.trim().parse::<IpAddr>().ok() != Some(x.addr()) => c.err(
-                format!("http.trusted_proxies[{i}]"),
-                format!("`{p}` has host bits set (did you mean {x}?)"),
-            ),
-            Ok(_) => {}
-        }
+        c.prefix(format!("http.trusted_proxies[{i}]"), p);
     }
     for (i, pop) in cfg.pops.iter().enumerate() {
         if let Some(u) = &pop.url {

@@ -296,7 +296,8 @@ fn put_sets(out: &mut Vec<u8>, sets: &[&RrSet], p: &Parsed) -> u16 {
 }
 
 /// Build the reply to `query` from `src` into `out`; `false`: send nothing.
-/// `max` is the transport's limit (UDP: 512, or the EDNS payload we accept).
+/// `udp`: limit the reply to 512 bytes, or with EDNS to the client's payload
+/// capped at `max_udp_payload` (TC when over); TCP: 65535.
 pub fn respond(auth: &Authority, query: &[u8], src: IpAddr, udp: bool, out: &mut Vec<u8>) -> bool {
     let mut p = Parsed::new();
     let parsed = parse(query, &mut p);
@@ -325,8 +326,8 @@ pub fn respond(auth: &Authority, query: &[u8], src: IpAddr, udp: bool, out: &mut
             }
         }
     }
-    // Without OPT an extended RCODE cannot be said: SERVFAIL instead... only
-    // BADVERS is extended, and it only arises with an OPT.
+    // An extended RCODE needs an OPT to carry its high bits (only BADVERS is
+    // extended, and it only arises with an OPT; kept as a guard).
     if p.opt.is_none() && ext_rcode > 15 {
         ext_rcode = rcode::SERVFAIL;
     }

@@ -57,8 +57,6 @@ pub struct Authority {
     pub zones: Zones,
     pub steering: steer::Handle,
     pub pops: Arc<PopState>,
-    /// CH TXT `id.server` / `hostname.bind` answer.
-    pub identity: String,
     /// Largest UDP response with EDNS.
     pub max_udp_payload: u16,
     /// CH TXT sets for `id.server.` and `hostname.bind.`.
@@ -96,16 +94,8 @@ impl Authority {
             pops,
             ch_id: zone::chaos_txt("id.server.", &identity),
             ch_hostname: zone::chaos_txt("hostname.bind.", &identity),
-            identity,
             max_udp_payload: cfg.dns.max_udp_payload,
         })
-    }
-
-    /// What every steered name answers for `addr`, A and AAAA.
-    pub fn explain(&self, addr: IpAddr) -> Vec<SteeredAnswer> {
-        let snap = self.steering.load();
-        let d = steer::select(addr, &snap);
-        self.zones.explain(&d, &self.pops)
     }
 }
 
@@ -132,7 +122,7 @@ pub async fn start(
         let bind_err = |source| DnsError::Bind { addr, source };
         let udp = fast::bind(addr, d.udp_workers).map_err(bind_err)?;
         match d.udp_engine {
-            UdpEngine::Fast => threads.extend(udp.into_iter().map(|s| (addr, s))),
+            UdpEngine::Fast => threads.extend(udp),
             UdpEngine::Hickory => {
                 for s in udp {
                     s.set_nonblocking(true).map_err(bind_err)?;
@@ -148,14 +138,11 @@ pub async fn start(
         );
         tracing::info!(%addr, udp_sockets = d.udp_workers, engine = ?d.udp_engine, "DNS listening (UDP, TCP)");
     }
-    for (i, (addr, sock)) in threads.into_iter().enumerate() {
+    for (i, sock) in threads.into_iter().enumerate() {
         let auth = auth.clone();
         std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || {
-                let _ = addr;
-                fast::serve(auth, sock)
-            })
+            .spawn(move || fast::serve(auth, sock))
             .map_err(DnsError::Thread)?;
     }
     tasks.spawn(async move {
