@@ -199,7 +199,7 @@ impl Core {
                 // RFC 4486 §4: AFI (2), SAFI (1), upper bound (4).
                 let mut data = Vec::with_capacity(7);
                 data.extend_from_slice(&afi.code().to_be_bytes());
-                data.push(1);
+                data.push(crate::wire::iana::safi::UNICAST);
                 data.extend_from_slice(&lim.limit.to_be_bytes());
                 if let Some(ctl) = &ps.ctl {
                     let _ = ctl.send(SessionCmd::Teardown {

@@ -15,8 +15,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::types::{Afi, RouteChange};
+use iana::safi;
 
 mod encode;
+pub mod iana;
 mod open;
 mod update;
 
@@ -31,42 +33,17 @@ pub use encode::{
 pub use open::{decode_open, encode_open};
 pub use update::{decode_update, merge_as4_path};
 
+pub use iana::{
+    attr, cap, cease, code, flag, fsm_err, header_err, open_err, route_refresh_err, update_err,
+    AS_TRANS, MSG_KEEPALIVE, MSG_NOTIFICATION, MSG_OPEN, MSG_ROUTE_REFRESH, MSG_UPDATE,
+};
+
 pub const HEADER_LEN: usize = 19;
 /// Largest message without the extended-message capability (RFC 4271).
 pub const MAX_MSG_LEN: usize = 4096;
 /// Largest message with the extended-message capability (RFC 8654).
 pub const MAX_EXT_MSG_LEN: usize = 65535;
-/// AS_TRANS (RFC 6793).
-pub const AS_TRANS: u32 = 23456;
 
-pub const MSG_OPEN: u8 = 1;
-pub const MSG_UPDATE: u8 = 2;
-pub const MSG_NOTIFICATION: u8 = 3;
-pub const MSG_KEEPALIVE: u8 = 4;
-pub const MSG_ROUTE_REFRESH: u8 = 5;
-
-/// NOTIFICATION error codes (RFC 4271 §4.5).
-pub mod code {
-    pub const MSG_HEADER: u8 = 1;
-    pub const OPEN: u8 = 2;
-    pub const UPDATE: u8 = 3;
-    pub const HOLD_TIMER: u8 = 4;
-    pub const FSM: u8 = 5;
-    pub const CEASE: u8 = 6;
-    pub const ROUTE_REFRESH: u8 = 7;
-}
-
-/// Cease subcodes (RFC 4486).
-pub mod cease {
-    pub const MAX_PREFIX: u8 = 1;
-    pub const ADMIN_SHUTDOWN: u8 = 2;
-    pub const PEER_DECONFIGURED: u8 = 3;
-    pub const ADMIN_RESET: u8 = 4;
-    pub const CONNECTION_REJECTED: u8 = 5;
-    pub const OTHER_CONFIG_CHANGE: u8 = 6;
-    pub const COLLISION: u8 = 7;
-    pub const OUT_OF_RESOURCES: u8 = 8;
-}
 
 /// A NOTIFICATION message's content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,75 +144,6 @@ pub struct EncodeCtx {
     pub max_len: usize,
 }
 
-/// Path attribute type codes we interpret.
-pub mod attr {
-    pub const ORIGIN: u8 = 1;
-    pub const AS_PATH: u8 = 2;
-    pub const NEXT_HOP: u8 = 3;
-    pub const MED: u8 = 4;
-    pub const LOCAL_PREF: u8 = 5;
-    pub const ATOMIC_AGGREGATE: u8 = 6;
-    pub const AGGREGATOR: u8 = 7;
-    pub const COMMUNITIES: u8 = 8;
-    pub const ORIGINATOR_ID: u8 = 9;
-    pub const CLUSTER_LIST: u8 = 10;
-    pub const MP_REACH_NLRI: u8 = 14;
-    pub const MP_UNREACH_NLRI: u8 = 15;
-    pub const EXT_COMMUNITIES: u8 = 16;
-    pub const AS4_PATH: u8 = 17;
-    pub const AS4_AGGREGATOR: u8 = 18;
-    pub const LARGE_COMMUNITIES: u8 = 32;
-
-    /// Whether the codec decodes/encodes this attribute itself (never kept in
-    /// `PathAttrs::other`, never emitted from it).
-    pub fn is_native(code: u8) -> bool {
-        matches!(code, 1..=10 | 14..=18 | 32)
-    }
-}
-
-/// Path attribute flag bits (RFC 4271 §4.3).
-pub mod flag {
-    pub const OPTIONAL: u8 = 0x80;
-    pub const TRANSITIVE: u8 = 0x40;
-    pub const PARTIAL: u8 = 0x20;
-    pub const EXTENDED_LENGTH: u8 = 0x10;
-}
-
-/// UPDATE Message Error subcodes (RFC 4271 §6.3).
-pub mod update_err {
-    pub const MALFORMED_ATTR_LIST: u8 = 1;
-    pub const UNRECOGNIZED_WELL_KNOWN: u8 = 2;
-    pub const MISSING_WELL_KNOWN: u8 = 3;
-    pub const ATTR_FLAGS: u8 = 4;
-    pub const ATTR_LENGTH: u8 = 5;
-    pub const INVALID_ORIGIN: u8 = 6;
-    pub const INVALID_NEXT_HOP: u8 = 8;
-    pub const OPTIONAL_ATTR: u8 = 9;
-    pub const INVALID_NETWORK_FIELD: u8 = 10;
-    pub const MALFORMED_AS_PATH: u8 = 11;
-}
-
-/// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492).
-pub mod open_err {
-    pub const UNSPECIFIC: u8 = 0;
-    pub const UNSUPPORTED_VERSION: u8 = 1;
-    pub const BAD_PEER_AS: u8 = 2;
-    pub const BAD_BGP_ID: u8 = 3;
-    pub const UNSUPPORTED_OPT_PARAM: u8 = 4;
-    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
-    pub const UNSUPPORTED_CAPABILITY: u8 = 7;
-}
-
-/// Capability codes (IANA).
-pub mod cap {
-    pub const MULTIPROTOCOL: u8 = 1;
-    pub const ROUTE_REFRESH: u8 = 2;
-    pub const EXTENDED_MESSAGE: u8 = 6;
-    pub const GRACEFUL_RESTART: u8 = 64;
-    pub const AS4: u8 = 65;
-    /// Pre-standard Cisco route refresh code.
-    pub const ROUTE_REFRESH_OLD: u8 = 128;
-}
 
 impl WireError {
     pub fn new(code: u8, subcode: u8, data: Vec<u8>, msg: impl Into<String>) -> WireError {
@@ -286,7 +194,7 @@ pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError
     let Some(hdr) = buf.get(..HEADER_LEN) else {
         return Err(WireError::new(
             code::MSG_HEADER,
-            2,
+            header_err::BAD_MESSAGE_LENGTH,
             Vec::new(),
             format!("truncated message header ({} bytes)", buf.len()),
         ));
@@ -294,7 +202,7 @@ pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError
     if hdr[..16].iter().any(|&b| b != 0xff) {
         return Err(WireError::new(
             code::MSG_HEADER,
-            1,
+            header_err::CONNECTION_NOT_SYNCHRONIZED,
             Vec::new(),
             "message header marker is not all ones",
         ));
@@ -305,7 +213,7 @@ pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError
     let bad_len = |why: &str| {
         WireError::new(
             code::MSG_HEADER,
-            2,
+            header_err::BAD_MESSAGE_LENGTH,
             len_field.to_vec(),
             format!("bad message length {len} for type {ty}: {why}"),
         )
@@ -316,7 +224,7 @@ pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError
     let Some(min) = min_len(ty) else {
         return Err(WireError::new(
             code::MSG_HEADER,
-            3,
+            header_err::BAD_MESSAGE_TYPE,
             vec![ty],
             format!("bad message type {ty}"),
         ));
@@ -379,19 +287,19 @@ pub fn encode_route_refresh(afi: Afi) -> Vec<u8> {
 /// complete message as data (RFC 7313 §5). Subtypes 1/2 (BoRR/EoRR, enhanced
 /// route refresh, which we do not announce) and unknown subtypes give `None`.
 pub fn decode_route_refresh(body: &[u8]) -> Result<Option<Afi>, WireError> {
-    let [a0, a1, subtype, safi] = *body else {
+    let [a0, a1, subtype, safi_byte] = *body else {
         let mut data = Vec::with_capacity(HEADER_LEN + body.len());
         let s = start_msg(&mut data, MSG_ROUTE_REFRESH);
         data.extend_from_slice(&body[..body.len().min(MAX_EXT_MSG_LEN - HEADER_LEN)]);
         finish_msg(&mut data, s);
         return Err(WireError::new(
             code::ROUTE_REFRESH,
-            1,
+            route_refresh_err::INVALID_MESSAGE_LENGTH,
             data,
             format!("ROUTE-REFRESH body of {} bytes, expected 4", body.len()),
         ));
     };
-    if subtype != 0 || safi != 1 {
+    if subtype != 0 || safi_byte != safi::UNICAST {
         return Ok(None);
     }
     Ok(Afi::from_code(u16::from_be_bytes([a0, a1])))

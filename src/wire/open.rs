@@ -219,11 +219,11 @@ fn decode_caps(mut v: &[u8], caps: &mut Capabilities) -> Result<(), WireError> {
         };
         match code {
             cap::MULTIPROTOCOL => {
-                let [a0, a1, _, safi] = *value else {
+                let [a0, a1, _, safi_byte] = *value else {
                     return Err(bad());
                 };
-                match (Afi::from_code(u16::from_be_bytes([a0, a1])), safi) {
-                    (Some(afi), 1) => {
+                match (Afi::from_code(u16::from_be_bytes([a0, a1])), safi_byte) {
+                    (Some(afi), super::iana::safi::UNICAST) => {
                         if !caps.multiprotocol.contains(&afi) {
                             caps.multiprotocol.push(afi);
                         }

@@ -577,8 +577,8 @@ fn walk_attrs(
 /// The (AFI, SAFI) of an MP attribute as one of our families, or a warning.
 fn mp_family(afi: u16, safi: u8, ctx: &UpdateCtx, w: &mut Walk, what: &str) -> Option<Afi> {
     match (Afi::from_code(afi), safi) {
-        (Some(f), 1) if ctx.afis[f.index()] => Some(f),
-        (Some(f), 1) => {
+        (Some(f), super::iana::safi::UNICAST) if ctx.afis[f.index()] => Some(f),
+        (Some(f), super::iana::safi::UNICAST) => {
             w.warnings.push(format!(
                 "{what} for {f} unicast, not negotiated: ignored (RFC 4760 §7)"
             ));
