@@ -1,15 +1,17 @@
 //! The RFC 4271 §8 finite state machine as a pure function:
 //! `step(state, &config, event) -> (state, actions)`.
 //!
-//! Owns nothing and does no I/O; `session` feeds it events (timers, TCP,
-//! messages) and carries out the returned actions. Collision detection (§6.8)
-//! is decided by [`collision_winner`] and delivered as `Event::CollisionLost`.
+//! Owns nothing and does no I/O. It is the only place a session's state
+//! changes: the session task (`session::task`) feeds it every event (timers,
+//! TCP, messages, operator and RIB commands) and carries out the returned
+//! actions in order, connect-retry included. Collision detection (§6.8) is
+//! decided by [`collision_winner`] and delivered as `Event::CollisionLost`.
 
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::wire::{code, Notification};
+use crate::wire::{cease, code, fsm_err, Notification, NO_SUBCODE};
 
 /// Session states (RFC 4271 §8.2.2).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -39,7 +41,7 @@ pub const OPEN_HOLD_TIME: u16 = 240;
 pub enum Event {
     /// ManualStart / AutomaticStart (with or without passive TCP by config).
     Start,
-    /// ManualStop (admin reset or shutdown): Cease with this subcode.
+    /// ManualStop (daemon shutdown): Cease with this subcode; no restart.
     Stop {
         subcode: u8,
     },
@@ -63,7 +65,9 @@ pub enum Event {
     RouteRefreshReceived,
     /// An OPEN or other message not valid in the current state.
     UnexpectedMessage,
-    /// Teardown requested by the RIB (e.g. max-prefix): Cease with this NOTIFICATION.
+    /// AutomaticStop (RFC 4271 Event 8): close with this NOTIFICATION and
+    /// restart after the connect-retry time. Max-prefix teardown (from the RIB)
+    /// and an operator's reset (Cease/Administrative Reset).
     Teardown(Notification),
 }
 
@@ -152,11 +156,14 @@ pub fn step(state: State, cfg: &FsmConfig, ev: &Event) -> (State, Vec<Action>) {
             (S::Idle, acts)
         }
 
+        // The connect-retry timer runs between attempts, not during one: a
+        // connection attempt ends by itself (TcpConnected or TcpConnectionFails,
+        // the session bounds it with a connect timeout), as BIRD's does.
         (S::Idle, Event::Start) => {
             if cfg.passive {
                 (S::Active, vec![A::StartConnectRetryTimer])
             } else {
-                (S::Connect, vec![A::StartConnectRetryTimer, A::Connect])
+                (S::Connect, vec![A::Connect])
             }
         }
         // After a failure the retry timer restarts the session (automatic start with damping).
@@ -168,10 +175,7 @@ pub fn step(state: State, cfg: &FsmConfig, ev: &Event) -> (State, Vec<Action>) {
             if cfg.passive {
                 (S::Active, vec![A::StartConnectRetryTimer])
             } else {
-                (
-                    S::Connect,
-                    vec![A::CloseConnection, A::StartConnectRetryTimer, A::Connect],
-                )
+                (S::Connect, vec![A::CloseConnection, A::Connect])
             }
         }
         (S::Connect | S::Active, Event::TcpConnected) => (
@@ -215,10 +219,10 @@ pub fn step(state: State, cfg: &FsmConfig, ev: &Event) -> (State, Vec<Action>) {
             )
         }
         (S::OpenSent | S::OpenConfirm | S::Established, Event::HoldTimerExpires) => {
-            fail(notification(code::HOLD_TIMER, 0))
+            fail(notification(code::HOLD_TIMER, NO_SUBCODE))
         }
         (S::OpenSent | S::OpenConfirm | S::Established, Event::CollisionLost) => {
-            fail(notification(code::CEASE, crate::wire::cease::COLLISION))
+            fail(notification(code::CEASE, cease::COLLISION))
         }
         (S::OpenSent | S::OpenConfirm | S::Established, Event::Error(n) | Event::Teardown(n)) => {
             fail(n.clone())
@@ -247,9 +251,9 @@ pub fn step(state: State, cfg: &FsmConfig, ev: &Event) -> (State, Vec<Action>) {
         }
         // Anything else (an OPEN in OpenConfirm/Established, an UPDATE before
         // Established, ...) is a Finite State Machine Error (RFC 6608 subcodes).
-        (S::OpenSent, _) => fail(notification(code::FSM, 1)),
-        (S::OpenConfirm, _) => fail(notification(code::FSM, 2)),
-        (S::Established, _) => fail(notification(code::FSM, 3)),
+        (S::OpenSent, _) => fail(notification(code::FSM, fsm_err::IN_OPENSENT)),
+        (S::OpenConfirm, _) => fail(notification(code::FSM, fsm_err::IN_OPENCONFIRM)),
+        (S::Established, _) => fail(notification(code::FSM, fsm_err::IN_ESTABLISHED)),
     }
 }
 

@@ -46,6 +46,7 @@
 mod bench;
 mod bestpath;
 mod codec;
+pub mod encode;
 mod intern;
 mod query;
 mod state;

@@ -23,6 +23,10 @@ pub mod code {
     pub const ROUTE_REFRESH: u8 = 7;
 }
 
+/// The subcode of an error code that has none (Hold Timer Expired) or an
+/// unspecific one (RFC 4271 §4.5).
+pub const NO_SUBCODE: u8 = 0;
+
 /// Cease subcodes (RFC 4486).
 pub mod cease {
     pub const MAX_PREFIX: u8 = 1;

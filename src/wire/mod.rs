@@ -35,7 +35,7 @@ pub use update::{decode_update, merge_as4_path};
 
 pub use iana::{
     attr, cap, cease, code, flag, fsm_err, header_err, open_err, route_refresh_err, update_err,
-    AS_TRANS, MSG_KEEPALIVE, MSG_NOTIFICATION, MSG_OPEN, MSG_ROUTE_REFRESH, MSG_UPDATE,
+    AS_TRANS, MSG_KEEPALIVE, MSG_NOTIFICATION, MSG_OPEN, MSG_ROUTE_REFRESH, MSG_UPDATE, NO_SUBCODE,
 };
 
 pub const HEADER_LEN: usize = 19;
@@ -43,7 +43,6 @@ pub const HEADER_LEN: usize = 19;
 pub const MAX_MSG_LEN: usize = 4096;
 /// Largest message with the extended-message capability (RFC 8654).
 pub const MAX_EXT_MSG_LEN: usize = 65535;
-
 
 /// A NOTIFICATION message's content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +142,6 @@ pub struct EncodeCtx {
     /// Largest message to build (MAX_MSG_LEN, or MAX_EXT_MSG_LEN when negotiated).
     pub max_len: usize,
 }
-
 
 impl WireError {
     pub fn new(code: u8, subcode: u8, data: Vec<u8>, msg: impl Into<String>) -> WireError {

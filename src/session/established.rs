@@ -1,0 +1,212 @@
+//! What an Established session does, as the FSM's actions ask: `SessionUp`
+//! (record the negotiated session, tell the RIB), `ProcessUpdate` (decode with
+//! `wire` and hand the changes to the RIB), `ProcessRouteRefresh`, the RIB's
+//! commands (exports, End-of-RIB, teardown), and `SessionDown` (tell the RIB,
+//! keeping routes stale under graceful restart).
+//!
+//! Talks to: `rib` (RibMsg out, SessionCmd in; export encoding is
+//! `rib::encode`), `task` (which calls these from its action loop).
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::handshake::Negotiated;
+use super::socket::Link;
+use super::task::PeerCtx;
+use super::SessionError;
+use crate::rib::{encode, RibMsg, SessionCmd, SessionInfo};
+use crate::types::Afi;
+use crate::wire::{self, EncodeCtx, Open, UpdateCtx, WireError};
+
+/// The RIB task is gone (daemon shutting down).
+#[derive(Debug)]
+pub(super) struct RibGone;
+
+/// What an Established session needs to decode and encode.
+pub(super) struct Up {
+    uctx: UpdateCtx,
+    enc: EncodeCtx,
+    /// Next-hop-self for exported IPv4 and IPv6 routes.
+    nh: (IpAddr, IpAddr),
+    afis: [bool; 2],
+    graceful_restart: bool,
+    /// The peer's announced restart time (RFC 4724), 0 if none.
+    peer_restart_time: u16,
+}
+
+/// `SessionUp`: record the session in the peer's status and tell the RIB.
+/// Returns what the session needs and the RIB's command channel.
+pub(super) async fn session_up(
+    ctx: &PeerCtx,
+    link: &Link,
+    open: &Open,
+    neg: &Negotiated,
+) -> Result<(Up, mpsc::UnboundedReceiver<SessionCmd>), RibGone> {
+    let pc = ctx.pc();
+    let local_ip = link.local.map(|a| super::socket::canonical(a.ip()));
+    ctx.with_status(|s| {
+        s.established_at = Some(Instant::now());
+        s.established_count += 1;
+        s.remote_router_id = Some(open.router_id);
+        s.local_address = link.local;
+        s.remote_address = link.remote;
+        s.hold_time = Some(neg.hold);
+        s.keepalive = Some(neg.keepalive);
+        s.as4 = neg.as4;
+        s.families = Afi::ALL
+            .iter()
+            .copied()
+            .filter(|a| neg.afis[a.index()])
+            .collect();
+        s.route_refresh = neg.route_refresh;
+        s.extended_message = neg.extended;
+        s.graceful_restart = neg.graceful_restart;
+    });
+    info!(
+        remote_id = %open.router_id,
+        hold = neg.hold,
+        as4 = neg.as4,
+        "session established"
+    );
+    let up = Up {
+        uctx: UpdateCtx {
+            as4: neg.as4,
+            ebgp: pc.is_ebgp(ctx.cfg.local_asn),
+            peer_as: pc.remote_asn,
+            local_as: ctx.cfg.local_asn,
+            local_addr: local_ip,
+            afis: neg.afis,
+        },
+        enc: EncodeCtx {
+            as4: neg.as4,
+            max_len: neg.max_len(),
+        },
+        nh: encode::self_next_hops(
+            local_ip.unwrap_or(IpAddr::V4(ctx.cfg.router_id)),
+            ctx.cfg.router_id,
+        ),
+        afis: neg.afis,
+        graceful_restart: neg.graceful_restart,
+        peer_restart_time: open
+            .caps
+            .graceful_restart
+            .as_ref()
+            .map(|g| g.restart_time)
+            .unwrap_or(0),
+    };
+    let mut gr_preserved = [false; 2];
+    if let Some(gr) = &open.caps.graceful_restart {
+        for (afi, forwarding) in &gr.afis {
+            gr_preserved[afi.index()] = *forwarding;
+        }
+    }
+    let info = SessionInfo {
+        remote_as: open.asn,
+        router_id: open.router_id,
+        remote_addr: pc.address,
+        local_addr: local_ip.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        afis: neg.afis,
+        gr_preserved,
+    };
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    ctx.rib
+        .send(RibMsg::PeerUp {
+            peer: ctx.id,
+            info,
+            ctl: ctl_tx,
+        })
+        .await
+        .map_err(|_| RibGone)?;
+    Ok((up, ctl_rx))
+}
+
+/// `ProcessUpdate`: validate and decode one UPDATE body and hand its changes
+/// (and an End-of-RIB) to the RIB. `Ok(Err(e))`: the UPDATE is an error to
+/// send as a NOTIFICATION.
+pub(super) async fn on_update(
+    ctx: &PeerCtx,
+    up: &Up,
+    body: &[u8],
+) -> Result<Result<(), WireError>, RibGone> {
+    let d = match wire::decode_update(body, &up.uctx) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    for w in &d.warnings {
+        info!(warning = %w, "RFC 7606");
+    }
+    for (afi, change) in [(Afi::Ipv4, d.v4), (Afi::Ipv6, d.v6)] {
+        if !change.announced.is_empty() || !change.withdrawn.is_empty() {
+            let msg = RibMsg::Update {
+                peer: ctx.id,
+                afi,
+                change,
+            };
+            ctx.rib.send(msg).await.map_err(|_| RibGone)?;
+        }
+    }
+    if let Some(afi) = d.end_of_rib {
+        let _ = ctx.rib.send(RibMsg::EndOfRib { peer: ctx.id, afi }).await;
+    }
+    Ok(Ok(()))
+}
+
+/// `ProcessRouteRefresh`: ask the RIB to resend our export for the family.
+pub(super) async fn on_route_refresh(ctx: &PeerCtx, body: &[u8]) -> Result<(), WireError> {
+    if let Some(afi) = wire::decode_route_refresh(body)? {
+        let _ = ctx
+            .rib
+            .send(RibMsg::RouteRefresh { peer: ctx.id, afi })
+            .await;
+    }
+    Ok(())
+}
+
+/// Export and End-of-RIB commands from the RIB: encode and queue them on the
+/// link. (Teardown is an FSM event; the task handles it.)
+pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
+    match cmd {
+        SessionCmd::Export { announce, withdraw } => {
+            let mut out = Vec::new();
+            let n = encode::encode_export(
+                &up.enc,
+                up.afis,
+                ctx.cfg.local_asn,
+                up.nh,
+                &announce,
+                &withdraw,
+                &mut out,
+            );
+            if !out.is_empty() {
+                ctx.with_status(|s| s.updates_sent += n);
+                link.send(out);
+            }
+        }
+        SessionCmd::EndOfRib(afi) => {
+            if up.afis[afi.index()] {
+                link.send(wire::encode_end_of_rib(afi));
+                ctx.with_status(|s| s.updates_sent += 1);
+            }
+        }
+        SessionCmd::Teardown { .. } => {}
+    }
+}
+
+/// `SessionDown`: tell the RIB. Graceful restart (RFC 4724) keeps the routes,
+/// stale, only when the TCP session just died (not after a NOTIFICATION).
+pub(super) async fn session_down(ctx: &PeerCtx, up: &Up, why: Option<&SessionError>) {
+    let keep_stale = (up.graceful_restart
+        && matches!(why, Some(SessionError::Eof | SessionError::Io(_))))
+    .then(|| Duration::from_secs(up.peer_restart_time.min(ctx.pc().restart_time) as u64));
+    let _ = ctx
+        .rib
+        .send(RibMsg::PeerDown {
+            peer: ctx.id,
+            keep_stale,
+        })
+        .await;
+    ctx.with_status(|s| s.established_at = None);
+}

@@ -1,0 +1,198 @@
+//! Session engine: one task per configured peer owns its TCP connections and
+//! timers, feeds every event to the pure RFC 4271 state machine
+//! ([`crate::fsm::step`]) and carries out the actions it returns; UPDATEs are
+//! validated and decoded with `wire` and handed to the RIB task over a bounded
+//! channel.
+//!
+//! Layout:
+//! - this file: the peers table shared with the admin socket and POP state
+//!   ([`Peers`], [`PeerStatus`], [`PeerCtl`]), the session error type, and
+//!   [`start`], which spawns the listeners and one task per peer;
+//! - `task`: the peer task: its FSM instances (one per TCP connection while a
+//!   collision is being resolved), timers, and the one place a session's state
+//!   changes (`Peer::fsm_event`);
+//! - `socket`: listener, outgoing connect, TTL/GTSM/TCP-MD5, and the reader and
+//!   writer tasks of a connection;
+//! - `handshake`: our OPEN, checking the peer's, negotiation, and collision
+//!   detection (RFC 4271 §6.8);
+//! - `established`: what an Established session does: tell the RIB it is up or
+//!   down, hand it UPDATEs and ROUTE-REFRESHes, send its exports.
+//!
+//! Talks to: `rib` (RibMsg out, SessionCmd in), `admin` (PeerStatus, PeerCtl),
+//! `pops` (the per-peer Established flags).
+
+mod established;
+mod handshake;
+mod socket;
+mod task;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{info, info_span, Instrument};
+
+use crate::config::Config;
+use crate::fsm::State;
+use crate::rib::RibMsg;
+use crate::sockopt;
+use crate::types::{Afi, PeerId};
+use crate::wire::{self, Notification, WireError};
+
+/// Errors of the session layer (for logs and `last_error`).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connection closed by peer")]
+    Eof,
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("sent NOTIFICATION {}: {msg}", wire::notification_name(*.code, *.subcode))]
+    Sent {
+        code: u8,
+        subcode: u8,
+        /// The NOTIFICATION's data field (e.g. the bad length for 1/2).
+        data: Vec<u8>,
+        msg: String,
+    },
+    #[error("received NOTIFICATION {}", wire::notification_name(.0.code, .0.subcode))]
+    Received(Notification),
+    #[error("socket option: {0}")]
+    Sockopt(#[from] sockopt::SockoptError),
+    #[error("connection collision: the other connection was kept")]
+    CollisionLost,
+    #[error("stopped")]
+    Stopped,
+}
+
+impl From<WireError> for SessionError {
+    fn from(e: WireError) -> Self {
+        SessionError::Sent {
+            code: e.code,
+            subcode: e.subcode,
+            data: e.data,
+            msg: e.msg,
+        }
+    }
+}
+
+/// What the admin socket shows for a peer (written by its task on events only).
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    pub state: State,
+    #[serde(skip)]
+    pub since: Instant,
+    #[serde(skip)]
+    pub established_at: Option<Instant>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<u64>,
+    pub remote_router_id: Option<Ipv4Addr>,
+    pub local_address: Option<SocketAddr>,
+    pub remote_address: Option<SocketAddr>,
+    pub hold_time: Option<u16>,
+    pub keepalive: Option<u16>,
+    pub as4: bool,
+    pub families: Vec<Afi>,
+    pub route_refresh: bool,
+    pub extended_message: bool,
+    pub graceful_restart: bool,
+    pub established_count: u64,
+    pub updates_received: u64,
+    pub updates_sent: u64,
+    pub notifications_sent: u64,
+    pub notifications_received: u64,
+}
+
+impl Default for PeerStatus {
+    fn default() -> Self {
+        PeerStatus {
+            state: State::Idle,
+            since: Instant::now(),
+            established_at: None,
+            last_error: None,
+            last_error_at: None,
+            remote_router_id: None,
+            local_address: None,
+            remote_address: None,
+            hold_time: None,
+            keepalive: None,
+            as4: false,
+            families: Vec::new(),
+            route_refresh: false,
+            extended_message: false,
+            graceful_restart: false,
+            established_count: 0,
+            updates_received: 0,
+            updates_sent: 0,
+            notifications_sent: 0,
+            notifications_received: 0,
+        }
+    }
+}
+
+/// Commands to a peer task from the listener and the admin socket.
+#[derive(Debug)]
+pub enum PeerCtl {
+    /// An accepted connection from this peer's address.
+    Incoming(TcpStream),
+    /// Admin reset: Cease/Administrative Reset, then reconnect.
+    Reset,
+    /// Daemon shutdown: Cease/Administrative Shutdown, then end the task.
+    Shutdown,
+}
+
+/// Status and control handles of every peer, shared with the admin socket.
+pub struct Peers {
+    pub status: Vec<Mutex<PeerStatus>>,
+    pub ctl: Vec<mpsc::UnboundedSender<PeerCtl>>,
+    /// Per peer: session Established, readable without the status lock (the
+    /// DNS answer path asks it per query through `crate::pops::PopState`).
+    pub established: Vec<AtomicBool>,
+}
+
+impl Peers {
+    /// A table for `n` peers, with the receiving ends of their control channels.
+    fn new(n: usize) -> (Peers, Vec<mpsc::UnboundedReceiver<PeerCtl>>) {
+        let (ctl, rx) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
+        let peers = Peers {
+            status: (0..n).map(|_| Mutex::new(PeerStatus::default())).collect(),
+            ctl,
+            established: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        };
+        (peers, rx)
+    }
+
+    pub fn snapshot(&self, id: usize) -> PeerStatus {
+        self.status[id].lock().expect("status lock").clone()
+    }
+}
+
+/// Start the listeners and one task per peer. Returns the shared peer table.
+pub async fn start(
+    cfg: Arc<Config>,
+    rib: mpsc::Sender<RibMsg>,
+    tasks: &mut JoinSet<()>,
+) -> io::Result<Arc<Peers>> {
+    let (peers, ctl_rx) = Peers::new(cfg.peers.len());
+    let peers = Arc::new(peers);
+    if cfg.listen.enabled {
+        for addr in &cfg.listen.addresses {
+            let listener = socket::bind_listener(&cfg, SocketAddr::new(*addr, cfg.listen.port))?;
+            info!(address = %addr, port = cfg.listen.port, "BGP listener");
+            tasks.spawn(socket::listen_task(listener, cfg.clone(), peers.clone()));
+        }
+    }
+    for (i, rx) in ctl_rx.into_iter().enumerate() {
+        let span = info_span!("peer", name = %cfg.peers[i].name, addr = %cfg.peers[i].address);
+        let peer = task::Peer::new(i as PeerId, cfg.clone(), rib.clone(), peers.clone());
+        tasks.spawn(peer.run(rx).instrument(span));
+    }
+    Ok(peers)
+}

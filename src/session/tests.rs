@@ -1,0 +1,420 @@
+//! The session task against a scripted peer on loopback: every RFC 4271 §8
+//! transition the pure FSM tests cover (`crate::fsm` tests), driven through the
+//! real task, its sockets and timers. The scripted peer speaks raw BGP with
+//! `wire`'s encoders; the RIB is a channel the test reads.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::task::Peer;
+use super::{PeerCtl, Peers};
+use crate::config::{Config, PeerConfig};
+use crate::fsm::State;
+use crate::rib::RibMsg;
+use crate::wire::{self, cease, code, fsm_err, Capabilities, Notification, Open};
+
+/// Bound on every wait in these tests (none is expected to come near it).
+const LIMIT: Duration = Duration::from_secs(15);
+const PEER_AS: u32 = 65001;
+/// Lower and higher than the daemon's identifier (192.0.2.1 in the default config).
+const LOW_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+const HIGH_ID: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
+
+/// The daemon side: one peer task, its status table and the RIB channel.
+struct Daemon {
+    peers: Arc<Peers>,
+    ctl: mpsc::UnboundedSender<PeerCtl>,
+    rib: mpsc::Receiver<RibMsg>,
+    /// The RIB's command channel to the Established session, held as the RIB
+    /// holds it (the session stops when it closes).
+    rib_cmds: Option<mpsc::UnboundedSender<crate::rib::SessionCmd>>,
+    task: JoinHandle<()>,
+}
+
+fn config(port: u16, passive: bool, hold_time: u16) -> Arc<Config> {
+    let mut cfg = Config::embedded_default();
+    let yaml = format!(
+        "{{name: p, address: 127.0.0.1, port: {port}, remote_asn: {PEER_AS}, role: upstream, \
+         passive: {passive}, hold_time: {hold_time}, connect_retry: 1}}"
+    );
+    let pc: PeerConfig = serde_yaml::from_str(&yaml).expect("peer config");
+    cfg.peers = vec![pc];
+    Arc::new(cfg)
+}
+
+impl Daemon {
+    fn start(cfg: Arc<Config>) -> Daemon {
+        let (peers, mut ctl_rx) = Peers::new(1);
+        let peers = Arc::new(peers);
+        let (rib_tx, rib) = mpsc::channel(64);
+        let ctl = peers.ctl[0].clone();
+        let peer = Peer::new(0, cfg, rib_tx, peers.clone());
+        let task = tokio::spawn(peer.run(ctl_rx.remove(0)));
+        Daemon {
+            peers,
+            ctl,
+            rib,
+            rib_cmds: None,
+            task,
+        }
+    }
+
+    fn state(&self) -> State {
+        self.peers.snapshot(0).state
+    }
+
+    /// Wait until the peer's status satisfies `f`.
+    async fn wait_status(&self, what: &str, f: impl Fn(&super::PeerStatus) -> bool) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        while !f(&self.peers.snapshot(0)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.peers.snapshot(0)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The next message to the RIB that is not an UPDATE or End-of-RIB.
+    async fn rib_event(&mut self) -> RibMsg {
+        loop {
+            let m = tokio::time::timeout(LIMIT, self.rib.recv())
+                .await
+                .expect("RIB message in time")
+                .expect("RIB channel open");
+            if let RibMsg::PeerUp { ctl, .. } = &m {
+                self.rib_cmds = Some(ctl.clone());
+            }
+            if !matches!(m, RibMsg::Update { .. } | RibMsg::EndOfRib { .. }) {
+                return m;
+            }
+        }
+    }
+
+    /// Hand the task an accepted connection, as the listener does; returns the peer's end.
+    async fn incoming(&self) -> Scripted {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        self.ctl.send(PeerCtl::Incoming(server)).unwrap();
+        Scripted::new(client)
+    }
+}
+
+/// The scripted peer's end of one connection.
+struct Scripted {
+    s: TcpStream,
+    buf: BytesMut,
+}
+
+impl Scripted {
+    fn new(s: TcpStream) -> Scripted {
+        Scripted {
+            s,
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn accept(l: &TcpListener) -> Scripted {
+        let (s, _) = tokio::time::timeout(LIMIT, l.accept())
+            .await
+            .expect("the daemon connects in time")
+            .unwrap();
+        Scripted::new(s)
+    }
+
+    /// The next message (type, body), or `None` at EOF.
+    async fn recv(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if self.buf.len() >= wire::HEADER_LEN {
+                let (ty, len) = wire::check_header(&self.buf, wire::MAX_EXT_MSG_LEN).unwrap();
+                if self.buf.len() >= len {
+                    let m = self.buf.split_to(len);
+                    return Some((ty, m[wire::HEADER_LEN..].to_vec()));
+                }
+            }
+            let n = tokio::time::timeout(LIMIT, self.s.read_buf(&mut self.buf))
+                .await
+                .expect("a message in time")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    async fn expect(&mut self, ty: u8) -> Vec<u8> {
+        match self.recv().await {
+            Some((t, body)) if t == ty => body,
+            other => panic!("expected message type {ty}, got {other:?}"),
+        }
+    }
+
+    /// The NOTIFICATION the daemon sends, then EOF.
+    async fn expect_notification(&mut self) -> Notification {
+        loop {
+            match self.recv().await {
+                Some((wire::MSG_KEEPALIVE, _)) => continue,
+                Some((wire::MSG_NOTIFICATION, body)) => {
+                    let n = wire::decode_notification(&body);
+                    assert!(
+                        self.recv().await.is_none(),
+                        "connection closed after NOTIFICATION"
+                    );
+                    return n;
+                }
+                other => panic!("expected a NOTIFICATION, got {other:?}"),
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).await.unwrap();
+    }
+
+    async fn send_open(&mut self, id: Ipv4Addr, hold_time: u16) {
+        let open = Open {
+            asn: PEER_AS,
+            my_as: PEER_AS as u16,
+            hold_time,
+            router_id: id,
+            caps: Capabilities {
+                as4: Some(PEER_AS),
+                ..Capabilities::default()
+            },
+        };
+        self.send(&wire::encode_open(&open)).await;
+    }
+
+    /// OPEN and KEEPALIVE both ways: the daemon's session reaches Established.
+    async fn establish(&mut self, id: Ipv4Addr, hold_time: u16) {
+        let ours = wire::decode_open(&self.expect(wire::MSG_OPEN).await).unwrap();
+        assert_eq!(ours.asn, 64999);
+        self.send_open(id, hold_time).await;
+        self.expect(wire::MSG_KEEPALIVE).await;
+        self.send(&wire::encode_keepalive()).await;
+    }
+}
+
+async fn listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+fn cease_subcode(n: &Notification) -> u8 {
+    assert_eq!(n.code, code::CEASE, "{n:?}");
+    n.subcode
+}
+
+/// Idle -> Connect -> OpenSent -> OpenConfirm -> Established; the smaller hold
+/// time wins and keepalives come every third of it; the RIB hears SessionUp.
+#[tokio::test]
+async fn active_open_reaches_established() {
+    let (l, port) = listener().await;
+    let mut d = Daemon::start(config(port, false, 90));
+    let mut p = Scripted::accept(&l).await;
+    p.establish(LOW_ID, 30).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    d.wait_status("Established", |s| s.state == State::Established)
+        .await;
+    let st = d.peers.snapshot(0);
+    assert_eq!((st.hold_time, st.keepalive), (Some(30), Some(10)));
+    assert_eq!(st.established_count, 1);
+    assert!(d.peers.established[0].load(std::sync::atomic::Ordering::Acquire));
+}
+
+/// A passive peer never connects: it waits in Active, and an accepted
+/// connection takes it to OpenSent.
+#[tokio::test]
+async fn passive_open_never_connects() {
+    let (l, port) = listener().await;
+    let d = Daemon::start(config(port, true, 90));
+    d.wait_status("Active", |s| s.state == State::Active).await;
+    // Two connect-retry periods (1 s each) pass without a connection.
+    let waited = tokio::time::timeout(Duration::from_millis(2500), l.accept()).await;
+    assert!(waited.is_err(), "a passive peer connected");
+    let mut p = d.incoming().await;
+    p.expect(wire::MSG_OPEN).await;
+    d.wait_status("OpenSent", |s| s.state == State::OpenSent)
+        .await;
+}
+
+/// Connect fails -> Active; the connect-retry timer -> Connect again.
+#[tokio::test]
+async fn connect_retry_reconnects() {
+    let (l, port) = listener().await;
+    drop(l); // nothing listens: the first attempt is refused
+    let d = Daemon::start(config(port, false, 90));
+    d.wait_status("a failed connect", |s| s.last_error.is_some())
+        .await;
+    let l = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+        .await
+        .unwrap();
+    let mut p = Scripted::accept(&l).await;
+    p.expect(wire::MSG_OPEN).await;
+}
+
+/// Established and the peer falls silent: keepalives, then Hold Timer Expired
+/// (4/0), the RIB hears SessionDown, and the session restarts.
+#[tokio::test]
+async fn hold_timer_expiry_sends_4_0() {
+    let (l, port) = listener().await;
+    let mut d = Daemon::start(config(port, false, 3));
+    let mut p = Scripted::accept(&l).await;
+    p.establish(LOW_ID, 3).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    let n = p.expect_notification().await;
+    assert_eq!((n.code, n.subcode), (code::HOLD_TIMER, 0));
+    assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
+    let st = d.peers.snapshot(0);
+    assert!(
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("sent NOTIFICATION Hold Timer Expired"),
+        "{st:?}"
+    );
+    // Automatic restart after the connect-retry time.
+    Scripted::accept(&l).await.expect(wire::MSG_OPEN).await;
+}
+
+/// A zero hold time on either side: no hold timer and no keepalives.
+#[tokio::test]
+async fn hold_time_zero_disables_timers() {
+    let (l, port) = listener().await;
+    let d = Daemon::start(config(port, false, 90));
+    let mut p = Scripted::accept(&l).await;
+    p.establish(LOW_ID, 0).await;
+    d.wait_status("Established", |s| s.state == State::Established)
+        .await;
+    assert_eq!(d.peers.snapshot(0).hold_time, Some(0));
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), p.recv()).await;
+    assert!(quiet.is_err(), "a message with hold time 0: {quiet:?}");
+    assert_eq!(d.state(), State::Established);
+}
+
+/// Reset: Cease/Administrative Reset, then reconnect. Shutdown: Cease/
+/// Administrative Shutdown, and the task ends without reconnecting.
+#[tokio::test]
+async fn stop_sends_cease_with_subcode() {
+    let (l, port) = listener().await;
+    let mut d = Daemon::start(config(port, false, 90));
+    let mut p = Scripted::accept(&l).await;
+    p.establish(LOW_ID, 90).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    d.ctl.send(PeerCtl::Reset).unwrap();
+    assert_eq!(
+        cease_subcode(&p.expect_notification().await),
+        cease::ADMIN_RESET
+    );
+    assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
+    let mut p = Scripted::accept(&l).await;
+    p.establish(LOW_ID, 90).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    d.ctl.send(PeerCtl::Shutdown).unwrap();
+    assert_eq!(
+        cease_subcode(&p.expect_notification().await),
+        cease::ADMIN_SHUTDOWN
+    );
+    tokio::time::timeout(LIMIT, d.task)
+        .await
+        .expect("the task ends after shutdown")
+        .unwrap();
+    assert_eq!(d.peers.snapshot(0).state, State::Idle);
+}
+
+/// An UPDATE before Established is an FSM error: 5/1 in OpenSent, 5/2 in OpenConfirm.
+#[tokio::test]
+async fn update_before_established_is_fsm_error() {
+    let (l, port) = listener().await;
+    let _d = Daemon::start(config(port, false, 90));
+    let eor = wire::encode_end_of_rib(crate::types::Afi::Ipv4);
+    let mut p = Scripted::accept(&l).await;
+    p.expect(wire::MSG_OPEN).await;
+    p.send(&eor).await;
+    let n = p.expect_notification().await;
+    assert_eq!((n.code, n.subcode), (code::FSM, fsm_err::IN_OPENSENT));
+
+    let mut p = Scripted::accept(&l).await;
+    p.expect(wire::MSG_OPEN).await;
+    p.send_open(LOW_ID, 90).await;
+    p.expect(wire::MSG_KEEPALIVE).await;
+    p.send(&eor).await;
+    let n = p.expect_notification().await;
+    assert_eq!((n.code, n.subcode), (code::FSM, fsm_err::IN_OPENCONFIRM));
+}
+
+/// A NOTIFICATION from the peer closes the session without sending one back.
+#[tokio::test]
+async fn notification_received_closes_without_sending() {
+    let (l, port) = listener().await;
+    let mut d = Daemon::start(config(port, false, 90));
+    let mut p = Scripted::accept(&l).await;
+    p.establish(LOW_ID, 90).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    let n = Notification {
+        code: code::CEASE,
+        subcode: cease::ADMIN_SHUTDOWN,
+        data: Vec::new(),
+    };
+    p.send(&wire::encode_notification(&n)).await;
+    loop {
+        match p.recv().await {
+            None => break,
+            Some((wire::MSG_KEEPALIVE, _)) => {}
+            other => panic!("expected close without NOTIFICATION, got {other:?}"),
+        }
+    }
+    assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
+    let st = d.peers.snapshot(0);
+    assert_eq!((st.notifications_received, st.notifications_sent), (1, 0));
+}
+
+/// Two connections at once (RFC 4271 §6.8): the one initiated by the higher
+/// BGP Identifier survives, the other gets Cease/Connection Collision Resolution.
+#[tokio::test]
+async fn collision_keeps_higher_identifier_side() {
+    for (peer_id, ours_kept) in [(LOW_ID, true), (HIGH_ID, false)] {
+        let (l, port) = listener().await;
+        let mut d = Daemon::start(config(port, false, 90));
+        let mut out = Scripted::accept(&l).await; // the daemon initiated it
+        let mut inc = d.incoming().await; // the peer initiated it
+        out.expect(wire::MSG_OPEN).await;
+        inc.expect(wire::MSG_OPEN).await;
+        out.send_open(peer_id, 90).await;
+        if ours_kept {
+            out.expect(wire::MSG_KEEPALIVE).await; // OpenConfirm on the daemon's connection
+            inc.send_open(peer_id, 90).await;
+            assert_eq!(
+                cease_subcode(&inc.expect_notification().await),
+                cease::COLLISION
+            );
+            out.send(&wire::encode_keepalive()).await;
+        } else {
+            // The connection to keep (theirs) is still in OpenSent: ours gives way now.
+            assert_eq!(
+                cease_subcode(&out.expect_notification().await),
+                cease::COLLISION
+            );
+            inc.send_open(peer_id, 90).await;
+            inc.expect(wire::MSG_KEEPALIVE).await;
+            inc.send(&wire::encode_keepalive()).await;
+        }
+        assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+        d.wait_status("Established", |s| s.state == State::Established)
+            .await;
+        let st = d.peers.snapshot(0);
+        let daemon_initiated = st.remote_address.unwrap().port() == port;
+        assert_eq!(daemon_initiated, ours_kept, "{st:?}");
+        assert_eq!(st.established_count, 1);
+    }
+}
