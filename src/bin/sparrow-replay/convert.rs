@@ -60,6 +60,7 @@ fn attr_value_bytes(attr: &Attribute) -> Option<(u8, u8, Vec<u8>)> {
     if buf.len() < 3 {
         return None;
     }
+    // Header: flags, type code, then a 1-octet length (2 with EXTENDED_LENGTH).
     let flags = buf[0];
     let code = buf[1];
     let start = if flags & flag::EXTENDED_LENGTH != 0 {

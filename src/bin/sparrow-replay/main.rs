@@ -25,7 +25,7 @@
 //! the dumps into a per-peer table, with [`convert`] for the attributes),
 //! [`plan`] (which sessions to open), [`encode`] (UPDATEs, in parallel through
 //! [`par`]), [`replay`] (run and stop the sessions), [`client`] (one BGP
-//! session), [`report`] (everything printed).
+//! session), [`report`] (output: event lines, `--list-peers`, `--dump-text`).
 
 mod args;
 mod client;
