@@ -1,0 +1,515 @@
+//! Reading MRT RIB dumps into a per-peer route table.
+//!
+//! Opens TABLE_DUMP (v1) and TABLE_DUMP_V2 files (plain, gzip, or bzip2
+//! through the system `bzip2`), stopping cleanly where a stream is cut, and
+//! groups the routes by the collector's peer (peer IP + peer ASN): each peer's
+//! prefixes are grouped by identical attributes, the first route per prefix
+//! wins. Talks to `bgpkit_parser` for decoding and to [`crate::convert`] for
+//! the attributes; [`crate::plan`] and [`crate::report`] read the result.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use bgpkit_parser::models::{
+    Attributes, MrtMessage, NetworkPrefix, PeerIndexTable, TableDumpV2Message, TableDumpV2Type,
+};
+use bgpkit_parser::{BgpkitParser, ParserError};
+use rustc_hash::FxHashMap;
+use sparrow::types::{Afi, PathAttrs, Prefix};
+
+use crate::convert::convert_attrs;
+use crate::par::par_map;
+
+/// An opened input stream, plus the decompressor process to reap (bzip2).
+struct Input {
+    reader: Box<dyn Read + Send>,
+    child: Option<Child>,
+}
+
+const READ_BUF: usize = 1 << 20;
+
+/// The first bytes of a gzip stream (RFC 1952) and of a bzip2 stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const BZIP2_MAGIC: &[u8; 3] = b"BZh";
+
+fn open_input(path: &Path) -> Result<Input> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut magic = [0u8; 3];
+    let mut got = 0;
+    while got < magic.len() {
+        let n = f.read(&mut magic[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    drop(f);
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let buffered = BufReader::with_capacity(READ_BUF, f);
+    if got >= 2 && magic[..2] == GZIP_MAGIC {
+        let gz = flate2::bufread::MultiGzDecoder::new(buffered);
+        return Ok(Input {
+            reader: Box::new(BufReader::with_capacity(READ_BUF, gz)),
+            child: None,
+        });
+    }
+    if got == 3 && &magic == BZIP2_MAGIC {
+        // No bzip2 crate among our dependencies: use the system decompressor.
+        let mut child = Command::new("bzip2")
+            .arg("-dc")
+            .arg("--")
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("running bzip2 -dc (needed for .bz2 input)")?;
+        let out = child.stdout.take().ok_or_else(|| anyhow!("bzip2 stdout"))?;
+        return Ok(Input {
+            reader: Box::new(BufReader::with_capacity(READ_BUF, out)),
+            child: Some(child),
+        });
+    }
+    Ok(Input {
+        reader: Box::new(buffered),
+        child: None,
+    })
+}
+
+/// One set of identical attributes and the prefixes (one family) that carry it.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub afi: Afi,
+    pub attrs: Arc<PathAttrs>,
+    pub prefixes: Vec<Prefix>,
+}
+
+/// Everything one collector peer announced.
+#[derive(Debug)]
+pub struct PeerRoutes {
+    pub ip: IpAddr,
+    pub asn: u32,
+    /// Groups in order of first appearance.
+    pub groups: Vec<Group>,
+    /// Per family: attributes -> index in `groups`. Dropped after loading.
+    by_attrs: [FxHashMap<Arc<PathAttrs>, usize>; 2],
+    /// Prefixes already taken (the first route per prefix wins). Dropped after loading.
+    seen: HashSet<Prefix, rustc_hash::FxBuildHasher>,
+    /// Routes kept, per family.
+    pub counts: [usize; 2],
+    /// Routes that cannot be sent (no usable next hop for the family).
+    pub skipped: usize,
+    /// Further routes for a prefix already taken (ADD-PATH dumps, repeated entries).
+    pub duplicates: usize,
+}
+
+impl PeerRoutes {
+    fn new(ip: IpAddr, asn: u32) -> Self {
+        PeerRoutes {
+            ip,
+            asn,
+            groups: Vec::new(),
+            by_attrs: Default::default(),
+            seen: Default::default(),
+            counts: [0; 2],
+            skipped: 0,
+            duplicates: 0,
+        }
+    }
+
+    fn group_index(&mut self, afi: Afi, attrs: PathAttrs) -> usize {
+        let map = &mut self.by_attrs[afi.index()];
+        if let Some(&i) = map.get(&attrs) {
+            return i;
+        }
+        let attrs = Arc::new(attrs);
+        let i = self.groups.len();
+        self.groups.push(Group {
+            afi,
+            attrs: attrs.clone(),
+            prefixes: Vec::new(),
+        });
+        map.insert(attrs, i);
+        i
+    }
+
+    /// Take `prefix` with `attrs` unless the prefix is already present.
+    fn push(&mut self, prefix: Prefix, attrs: PathAttrs) {
+        if !self.seen.insert(prefix) {
+            self.duplicates += 1;
+            return;
+        }
+        let afi = prefix.afi();
+        let gi = self.group_index(afi, attrs);
+        self.groups[gi].prefixes.push(prefix);
+        self.counts[afi.index()] += 1;
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts[0] + self.counts[1]
+    }
+
+    /// Free the loading indexes.
+    fn seal(&mut self) {
+        self.by_attrs = Default::default();
+        self.seen = Default::default();
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LoadStats {
+    pub files: usize,
+    pub records: u64,
+    pub entries: u64,
+    /// Records we do not replay (BGP4MP, multicast, RIB_GENERIC, ...).
+    pub other_records: u64,
+    pub parse_errors: u64,
+    /// Why a stream ended early, per file.
+    pub truncated: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Table {
+    pub peers: Vec<PeerRoutes>,
+    index: FxHashMap<(IpAddr, u32), usize>,
+    pub stats: LoadStats,
+}
+
+impl Table {
+    fn peer_index(&mut self, ip: IpAddr, asn: u32) -> usize {
+        if let Some(&i) = self.index.get(&(ip, asn)) {
+            return i;
+        }
+        let i = self.peers.len();
+        self.peers.push(PeerRoutes::new(ip, asn));
+        self.index.insert((ip, asn), i);
+        i
+    }
+
+    /// Add one RIB entry.
+    fn add(
+        &mut self,
+        peer_ip: IpAddr,
+        peer_asn: u32,
+        prefix: &NetworkPrefix,
+        attrs: Attributes,
+        local_asn: Option<u32>,
+    ) {
+        self.stats.entries += 1;
+        let pi = self.peer_index(peer_ip, peer_asn);
+        let peer = &mut self.peers[pi];
+        let Some(p) = Prefix::new(prefix.prefix.addr(), prefix.prefix.prefix_len()) else {
+            peer.skipped += 1;
+            return;
+        };
+        match convert_attrs(attrs, p.afi(), local_asn == Some(peer_asn)) {
+            Some(pa) => peer.push(p, pa),
+            None => peer.skipped += 1,
+        }
+    }
+
+    /// Append `other` (a later file): new peers at the end, routes for prefixes
+    /// a peer already has are duplicates.
+    fn merge(&mut self, other: Table) {
+        let s = other.stats;
+        self.stats.files += s.files;
+        self.stats.records += s.records;
+        self.stats.entries += s.entries;
+        self.stats.other_records += s.other_records;
+        self.stats.parse_errors += s.parse_errors;
+        self.stats.truncated.extend(s.truncated);
+        for op in other.peers {
+            let pi = self.peer_index(op.ip, op.asn);
+            let peer = &mut self.peers[pi];
+            peer.skipped += op.skipped;
+            peer.duplicates += op.duplicates;
+            for g in op.groups {
+                let attrs = Arc::unwrap_or_clone(g.attrs);
+                let mut gi = None;
+                for p in g.prefixes {
+                    if !peer.seen.insert(p) {
+                        peer.duplicates += 1;
+                        continue;
+                    }
+                    let i = *gi.get_or_insert_with(|| peer.group_index(g.afi, attrs.clone()));
+                    peer.groups[i].prefixes.push(p);
+                    peer.counts[g.afi.index()] += 1;
+                }
+            }
+        }
+    }
+}
+
+fn is_unicast_rib(t: TableDumpV2Type) -> bool {
+    matches!(
+        t,
+        TableDumpV2Type::RibIpv4Unicast
+            | TableDumpV2Type::RibIpv6Unicast
+            | TableDumpV2Type::RibIpv4UnicastAddPath
+            | TableDumpV2Type::RibIpv6UnicastAddPath
+    )
+}
+
+/// Give up on a stream after this many consecutive undecodable records.
+const MAX_CONSECUTIVE_ERRORS: u64 = 10_000;
+
+/// Read every record of an MRT stream into a table. Never fails: a cut or
+/// corrupt stream ends the table where the data ends (noted in `stats.truncated`).
+fn load_reader<R: Read>(reader: R, name: &str, local_asn: Option<u32>) -> Table {
+    let mut table = Table::default();
+    table.stats.files = 1;
+    let mut parser = BgpkitParser::from_reader(reader).disable_warnings();
+    let mut peer_table: Option<PeerIndexTable> = None;
+    let mut consecutive_errors = 0u64;
+    loop {
+        let record = match parser.next_record() {
+            Ok(r) => r,
+            Err(e) => match e.error {
+                ParserError::EofExpected => break,
+                ParserError::IoError(err) | ParserError::EofError(err) => {
+                    table.stats.truncated.push(format!(
+                        "{name}: stream ends inside a record after {} records: {err}",
+                        table.stats.records
+                    ));
+                    break;
+                }
+                ParserError::OversizedRecord { length } => {
+                    table.stats.truncated.push(format!(
+                        "{name}: record {} declares {length} bytes; stopping",
+                        table.stats.records
+                    ));
+                    break;
+                }
+                _ => {
+                    table.stats.parse_errors += 1;
+                    consecutive_errors += 1;
+                    if consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
+                        table.stats.truncated.push(format!(
+                            "{name}: {consecutive_errors} undecodable records in a row; stopping"
+                        ));
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        consecutive_errors = 0;
+        table.stats.records += 1;
+        match record.message {
+            MrtMessage::TableDumpMessage(m) => table.add(
+                m.peer_ip,
+                m.peer_asn.to_u32(),
+                &m.prefix,
+                m.attributes,
+                local_asn,
+            ),
+            MrtMessage::TableDumpMessageBatch(ms) => {
+                for m in ms {
+                    table.add(
+                        m.peer_ip,
+                        m.peer_asn.to_u32(),
+                        &m.prefix,
+                        m.attributes,
+                        local_asn,
+                    );
+                }
+            }
+            MrtMessage::TableDumpV2Message(TableDumpV2Message::PeerIndexTable(t)) => {
+                peer_table = Some(t);
+            }
+            MrtMessage::TableDumpV2Message(TableDumpV2Message::RibAfi(rib))
+                if is_unicast_rib(rib.rib_type) =>
+            {
+                let Some(pt) = peer_table.as_ref() else {
+                    table.stats.other_records += 1;
+                    continue;
+                };
+                for e in rib.rib_entries {
+                    match pt.id_peer_map.get(&e.peer_index) {
+                        Some(peer) => table.add(
+                            peer.peer_ip,
+                            peer.peer_asn.to_u32(),
+                            &rib.prefix,
+                            e.attributes,
+                            local_asn,
+                        ),
+                        None => table.stats.parse_errors += 1,
+                    }
+                }
+            }
+            _ => table.stats.other_records += 1,
+        }
+    }
+    table
+}
+
+fn load_file(path: &Path, local_asn: Option<u32>) -> Result<Table> {
+    let input = open_input(path)?;
+    let name = path.display().to_string();
+    let mut table = load_reader(input.reader, &name, local_asn);
+    if let Some(mut child) = input.child {
+        // The pipe is at EOF (or we stopped reading): bzip2 ends on its own.
+        let _ = child.kill();
+        if let Ok(st) = child.wait() {
+            if !st.success() && table.stats.truncated.is_empty() {
+                table
+                    .stats
+                    .truncated
+                    .push(format!("{name}: bzip2 reports a damaged or cut stream"));
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// Load several files in parallel (one thread per file, at most one per core)
+/// and merge them in command-line order.
+pub fn load_all(paths: &[PathBuf], local_asn: Option<u32>) -> Result<Table> {
+    let results = par_map(paths, "loader", |path| load_file(path, local_asn))?;
+    let mut table = Table::default();
+    for r in results {
+        table.merge(r?);
+    }
+    for p in &mut table.peers {
+        p.seal();
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bgpkit_parser::encoder::MrtRibEncoder;
+    use bgpkit_parser::models::{Asn, BgpElem, Community, MetaCommunity, Origin as MrtOrigin};
+    use std::str::FromStr;
+
+    fn data_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    }
+
+    fn elem(peer: &str, asn: u32, prefix: &str, path: &[u32], nh: &str) -> BgpElem {
+        BgpElem {
+            peer_ip: IpAddr::from_str(peer).unwrap(),
+            peer_asn: Asn::new_32bit(asn),
+            prefix: NetworkPrefix::from_str(prefix).unwrap(),
+            next_hop: Some(IpAddr::from_str(nh).unwrap()),
+            as_path: Some(bgpkit_parser::models::AsPath::from_sequence(path)),
+            origin: Some(MrtOrigin::IGP),
+            ..Default::default()
+        }
+    }
+
+    fn tdv2(elems: &[BgpElem]) -> Vec<u8> {
+        let mut enc = MrtRibEncoder::new();
+        for e in elems {
+            enc.process_elem(e).unwrap();
+        }
+        enc.export_bytes().unwrap().to_vec()
+    }
+
+    #[test]
+    fn grouping_and_dedup() {
+        let mut e1 = elem("192.0.2.9", 65001, "10.0.0.0/8", &[65001, 2], "192.0.2.9");
+        e1.communities = Some(vec![MetaCommunity::Plain(Community::NoExport)]);
+        let elems = vec![
+            e1,
+            elem("192.0.2.9", 65001, "11.0.0.0/8", &[65001, 3], "192.0.2.9"),
+            elem("192.0.2.9", 65001, "12.0.0.0/8", &[65001, 2], "192.0.2.9"),
+            elem("192.0.2.10", 65002, "10.0.0.0/8", &[65002, 2], "192.0.2.10"),
+            elem(
+                "192.0.2.9",
+                65001,
+                "2001:db8::/32",
+                &[65001, 2],
+                "2001:db8::9",
+            ),
+            elem(
+                "192.0.2.9",
+                65001,
+                "2001:db9::/32",
+                &[65001, 2],
+                "2001:db8::9",
+            ),
+        ];
+        let bytes = tdv2(&elems);
+        let mut t = load_reader(&bytes[..], "test", None);
+        assert!(t.stats.truncated.is_empty(), "{:?}", t.stats.truncated);
+        assert_eq!(t.peers.len(), 2);
+        let p = &t.peers[t.index[&(IpAddr::from_str("192.0.2.9").unwrap(), 65001)]];
+        assert_eq!(p.counts, [3, 2]);
+        // 10/8 has a community, 12/8 not: 3 v4 groups; both v6 share one group.
+        assert_eq!(p.groups.iter().filter(|g| g.afi == Afi::Ipv4).count(), 3);
+        let v6: Vec<_> = p.groups.iter().filter(|g| g.afi == Afi::Ipv6).collect();
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0].prefixes.len(), 2);
+        assert_eq!(
+            v6[0].attrs.next_hop,
+            Some(IpAddr::from_str("2001:db8::9").unwrap())
+        );
+        // Merging the same data again only adds duplicates.
+        let again = load_reader(&bytes[..], "again", None);
+        t.merge(again);
+        let p = &t.peers[t.index[&(IpAddr::from_str("192.0.2.9").unwrap(), 65001)]];
+        assert_eq!(p.counts, [3, 2]);
+        assert_eq!(p.duplicates, 5);
+    }
+
+    #[test]
+    fn truncated_stream_stops_cleanly() {
+        let elems: Vec<BgpElem> = (0..200u32)
+            .map(|i| {
+                elem(
+                    "192.0.2.9",
+                    65001,
+                    &format!("10.{}.{}.0/24", i / 256, i % 256),
+                    &[65001, i + 1],
+                    "192.0.2.9",
+                )
+            })
+            .collect();
+        let bytes = tdv2(&elems);
+        let full = load_reader(&bytes[..], "full", None);
+        assert_eq!(full.peers[0].total(), 200);
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        let t = load_reader(cut, "cut", None);
+        assert_eq!(t.stats.truncated.len(), 1, "{:?}", t.stats);
+        let n = t.peers[0].total();
+        assert!(n > 50 && n < 200, "{n}");
+    }
+
+    /// The 2002 RIS dump (TABLE_DUMP v1) matches bgpdump's entry count.
+    #[test]
+    fn ris_2002_table_dump_v1() {
+        let path = data_dir().join("ris-bview.20020722.2337.gz");
+        if !path.exists() {
+            eprintln!("skipping: {} not present", path.display());
+            return;
+        }
+        let t = load_all(&[path], None).unwrap();
+        assert!(t.stats.truncated.is_empty(), "{:?}", t.stats.truncated);
+        assert_eq!(t.stats.entries, 115_521);
+        let routes: usize = t.peers.iter().map(|p| p.total()).sum();
+        assert_eq!(routes, 115_521);
+        assert_eq!(t.peers[0].ip.to_string(), "193.203.0.1");
+        assert_eq!(t.peers[0].asn, 1853);
+    }
+
+    /// The cut bz2 RouteViews TABLE_DUMP_V2 file ends cleanly.
+    #[test]
+    fn routeviews_truncated_bz2() {
+        let path = data_dir().join("routeviews-rib.20140523.0600.firstMB.bz2");
+        if !path.exists() || Command::new("bzip2").arg("--help").output().is_err() {
+            eprintln!("skipping: no data or no bzip2");
+            return;
+        }
+        let t = load_all(&[path], None).unwrap();
+        assert!(t.peers.iter().map(|p| p.total()).sum::<usize>() > 1000);
+        assert!(!t.stats.truncated.is_empty());
+    }
+}
