@@ -9,8 +9,10 @@ Processes belong to a harness Lab and are stopped by PID.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import rawbgp as rb
 from harness import ROOT, Lab, free_port, loopback_peer_config, sparrow_config, wait_until
@@ -86,11 +88,11 @@ class RawPeer:
 
     def wait_routes(self, prefixes, timeout: float = 5.0):
         wait_until(lambda: all(self.lab.d.has_route(p, self.spec.name) for p in prefixes), timeout,
-                 desc=f"{len(prefixes)} routes from {self.spec.name}")
+                   desc=f"{len(prefixes)} routes from {self.spec.name}")
 
     def wait_routes_gone(self, prefixes, timeout: float = 5.0):
         wait_until(lambda: not any(self.lab.d.has_route(p, self.spec.name) for p in prefixes), timeout,
-                 desc=f"routes from {self.spec.name} to disappear")
+                   desc=f"routes from {self.spec.name} to disappear")
 
     def close(self, wait: bool = True):
         self.s.close()
@@ -172,3 +174,15 @@ class FaultLab(Lab):
 
     def raw(self, name: str, hold: int = 90) -> RawPeer:
         return RawPeer(self, self.specs[name], hold=hold)
+
+    @contextmanager
+    def raw_session(self, name: str, hold: int = 90, wait_close: bool = True) -> Iterator[RawPeer]:
+        """A raw peer's session for one test body. Afterwards the peer is closed and,
+        when the body passed, the healthy BIRD session must be untouched (assert_healthy)."""
+        base = self.healthy_baseline()
+        p = self.raw(name, hold=hold)
+        try:
+            yield p
+        finally:
+            p.close(wait=wait_close)
+        self.assert_healthy(base)

@@ -129,10 +129,8 @@ def test_valid_routes_accepted_exactly(fl):
     4-octet ASNs, AS_SET, MED/communities, origins, withdrawals (classic and MP_UNREACH),
     several messages in one segment and one message split over several writes,
     End-of-RIB. Every announced-and-not-withdrawn route is accepted, exactly."""
-    base = fl.healthy_baseline()
-    p = fl.raw(SANITY.name)
-    asn = SANITY.asn
-    try:
+    with fl.raw_session(SANITY.name) as p:
+        asn = SANITY.asn
         v4_a = ["10.30.0.0/16", "10.31.1.0/24", "10.31.2.128/25", "10.31.3.7/32"]
         v4_b = ["10.32.0.0/17", "10.33.0.0/24"]
         v4_c = ["11.0.0.0/8"]
@@ -169,7 +167,7 @@ def test_valid_routes_accepted_exactly(fl):
         eor = q.get("eor")
         if isinstance(eor, dict) and eor:
             wait_until(lambda: all(fl.d.peer(SANITY.name)["eor"].get(k) for k in ("ipv4", "ipv6")), 5,
-                     desc=f"End-of-RIB seen for both families (eor={eor})")
+                       desc=f"End-of-RIB seen for both families (eor={eor})")
         p.wait_routes(want4 + want6)
         assert not fl.d.has_route("10.31.1.0/24", SANITY.name), "withdrawn IPv4 route still present"
         assert not fl.d.has_route("2001:db8:31:1::/64", SANITY.name), "withdrawn IPv6 route still present"
@@ -192,9 +190,6 @@ def test_valid_routes_accepted_exactly(fl):
         x = path("2001:db8:32::/32")
         assert x["as_path"] == str(asn), x
         assert not p.s.notifications() and not p.s.closed.is_set(), p.s.received
-    finally:
-        p.close()
-    fl.assert_healthy(base)
 
 
 # =========================================================================== 1. malformed
@@ -227,8 +222,8 @@ def test_malformed(fl, case: fc.Case):
 
         # whichever comes first: the session closes, or the probe is accepted
         outcome = wait_until(lambda: ("reset" if p.s.closed.is_set() else
-                                    "up" if fl.d.has_route(probe4, spec.name) else None),
-                           10, desc="session reset or probe route accepted")
+                                      "up" if fl.d.has_route(probe4, spec.name) else None),
+                             10, desc="session reset or probe route accepted")
         notes = p.s.notifications()
         print(f"{case.id}: outcome={outcome} notifications={[str(n) for n in notes]}")
         if case.expect == fc.RESET:
@@ -251,7 +246,7 @@ def test_malformed(fl, case: fc.Case):
             assert not notes and not p.s.closed.is_set(), f"unexpected {notes} / close {p.s.close_reason}"
             target = victim4 if case.afi == rb.AFI_IPV4 else victim6
             wait_until(lambda: [x["as_path"] for x in fl.d.paths_from(target, spec.name)] == [f"{spec.asn} 65999"],
-                     5, desc=f"{target} re-announced with AS_PATH '{spec.asn} 65999'")
+                       5, desc=f"{target} re-announced with AS_PATH '{spec.asn} 65999'")
             x = fl.d.paths_from(target, spec.name)[0]
             assert str(x["origin"]).lower() == "igp", f"first ORIGIN not kept: {x}"
             assert fl.d.has_route(victim6 if target == victim4 else victim4, spec.name)
@@ -297,7 +292,7 @@ def test_exabgp_malformed_treat_as_withdraw(fl, kind, request):
                         peer_port=fl.port, peer_asn=LOCAL_ASN).start()
     try:
         wait_until(lambda: fl.d.state(spec.name) == ESTABLISHED, 30, interval=0.25,
-                 desc=f"ExaBGP {spec.name} Established")
+                   desc=f"ExaBGP {spec.name} Established")
         x.send(f"announce route {victim} next-hop {lab_nh4(spec.address)} as-path [ {spec.asn} ]")
         wait_until(lambda: fl.d.has_route(victim, spec.name), 10, desc="ExaBGP victim route")
         up = fl.d.peer(spec.name)["uptime_secs"]
@@ -409,7 +404,7 @@ def test_silent_connections_do_not_block_listener(fl):
             except OSError:
                 return True
         wait_until(lambda: all(closed(c) for c in silent[:-1]), 10, interval=0.2,
-                 desc="daemon to close silent connections from unconfigured addresses")
+                   desc="daemon to close silent connections from unconfigured addresses")
     finally:
         for c in silent:
             c.close()
@@ -421,10 +416,8 @@ def test_second_connection_does_not_reset_established(fl):
     """RFC 4271 §6.8: a new connection from the address of an Established peer is
     closed (Cease, typically 6/7) and the Established session, its uptime and routes
     are untouched."""
-    base = fl.healthy_baseline()
-    p = fl.raw(COLLISION.name)
-    routes = ["10.96.0.0/24", "10.96.1.0/24", "10.96.2.0/24"]
-    try:
+    with fl.raw_session(COLLISION.name) as p:
+        routes = ["10.96.0.0/24", "10.96.1.0/24", "10.96.2.0/24"]
         p.announce4(routes)
         p.wait_routes(routes)
         up = fl.d.peer(COLLISION.name)["uptime_secs"]
@@ -450,9 +443,6 @@ def test_second_connection_does_not_reset_established(fl):
         # and it still works
         p.announce4(["10.96.3.0/24"])
         p.wait_routes(["10.96.3.0/24"])
-    finally:
-        p.close()
-    fl.assert_healthy(base)
 
 
 def _fill_update(asn: int, nh4: str, size: int, third: int) -> tuple[bytes, list[str]]:
@@ -480,7 +470,7 @@ def test_update_size_boundary(fl):
         p.s.send_raw(msg)
         p.announced.update(prefixes)
         wait_until(lambda: fl.d.peer(SIZE.name)["accepted"]["ipv4"] == len(prefixes), 10,
-                 desc=f"{len(prefixes)} routes of the 4096-octet UPDATE")
+                   desc=f"{len(prefixes)} routes of the 4096-octet UPDATE")
         for x in (prefixes[0], prefixes[len(prefixes) // 2], prefixes[-1]):
             assert fl.d.has_route(x, SIZE.name), x
         big, _ = _fill_update(SIZE.asn, p.nh4, 4097, 91)
@@ -509,7 +499,7 @@ def test_extended_message_accepted_when_negotiated(fl):
         msg, prefixes = _fill_update(EXTMSG.asn, "100.64.3.17", 6000, 92)
         s.send_raw(msg)
         wait_until(lambda: fl.d.peer(EXTMSG.name)["accepted"]["ipv4"] == len(prefixes), 10,
-                 desc=f"{len(prefixes)} routes of the 6000-octet UPDATE")
+                   desc=f"{len(prefixes)} routes of the 6000-octet UPDATE")
         assert not s.notifications()
     finally:
         s.close()
@@ -534,7 +524,7 @@ def test_session_down_removes_routes(fl, how):
             p.announce4(v4[i:i + 10])
         p.announce6(v6)
         wait_until(lambda: fl.d.peer(spec.name)["accepted"] == {"ipv4": 40, "ipv6": 10}, 10,
-                 desc="40 + 10 routes accepted")
+                   desc="40 + 10 routes accepted")
         p.wait_routes(v4 + v6)
         paths_before = fl.d.total_paths()
         summary_before = fl.d.ctl_json("summary")
@@ -552,7 +542,7 @@ def test_session_down_removes_routes(fl, how):
 
         wait_until(lambda: fl.d.state(spec.name) != ESTABLISHED, 5, desc="peer to leave Established")
         wait_until(lambda: fl.d.total_paths() == paths_before - 50, 10,
-                 desc=f"`sparrowctl paths` to drop by 50 from {paths_before}")
+                   desc=f"`sparrowctl paths` to drop by 50 from {paths_before}")
         gone = [x for x in v4 + v6 if fl.d.has_route(x, spec.name)]
         assert not gone, f"routes of the closed session still present: {gone}"
         q = fl.d.peer(spec.name)
@@ -572,10 +562,8 @@ def test_session_down_removes_routes(fl, how):
 
 @pytest.mark.sparrowd
 def test_hold_timer_expiry(fl):
-    base = fl.healthy_baseline()
-    p = fl.raw(HOLD.name, hold=3)
-    routes = [f"10.70.{i}.0/24" for i in range(5)]
-    try:
+    with fl.raw_session(HOLD.name, hold=3, wait_close=False) as p:
+        routes = [f"10.70.{i}.0/24" for i in range(5)]
         assert p.open.hold == 3, f"sparrowd configured hold_time 3 sent hold {p.open.hold} in its OPEN"
         assert p.s.negotiated_hold == 3
         p.announce4(routes)
@@ -597,27 +585,22 @@ def test_hold_timer_expiry(fl):
         q = fl.d.peer(HOLD.name)
         assert q["last_error"] and "hold" in q["last_error"].lower(), f"last_error: {q['last_error']!r}"
         p.wait_routes_gone(routes, 5)
-    finally:
-        p.close(wait=False)
-    fl.assert_healthy(base)
 
 
 # =========================================================================== 4. max-prefix
 
 @pytest.mark.sparrowd
 def test_max_prefix_warn(fl):
-    base = fl.healthy_baseline()
-    p = fl.raw(MAXP_WARN.name)
-    routes = [f"10.80.{i}.0/24" for i in range(10)]
-    log_before = len(fl.d.log_text())
-    try:
+    with fl.raw_session(MAXP_WARN.name) as p:
+        routes = [f"10.80.{i}.0/24" for i in range(10)]
+        log_before = len(fl.d.log_text())
         p.announce4(routes[:5])
         p.wait_routes(routes[:5])
         q = fl.d.peer(MAXP_WARN.name)
         assert q["max_prefix_exceeded"]["ipv4"] is False, f"5 routes at limit 5 flagged as exceeded: {q}"
         p.announce4(routes[5:])
         q = wait_until(lambda: (lambda q: q if q["accepted"]["ipv4"] == 10 else None)(fl.d.peer(MAXP_WARN.name)),
-                     10, desc="all 10 routes held (warn only)")
+                       10, desc="all 10 routes held (warn only)")
         assert q["max_prefix_exceeded"]["ipv4"] is True, f"limit 5 exceeded by 10 routes, flag not set: {q}"
         assert q["max_prefix_exceeded"].get("ipv6") is False, q
         # the daemon has evaluated the limit (flag set); the session must not be torn down
@@ -627,17 +610,12 @@ def test_max_prefix_warn(fl):
         new_log = fl.d.log_text()[log_before:]
         warn = [ln for ln in new_log.splitlines() if re.search(r"max(imum)?[ _-]?prefix|prefix[ _-]?limit", ln, re.I)]
         assert warn, f"no max-prefix warning in the daemon log:\n{new_log[-3000:]}"
-    finally:
-        p.close()
-    fl.assert_healthy(base)
 
 
 @pytest.mark.sparrowd
 def test_max_prefix_teardown(fl):
-    base = fl.healthy_baseline()
-    p = fl.raw(MAXP_TEARDOWN.name)
-    routes = [f"10.81.{i}.0/24" for i in range(10)]
-    try:
+    with fl.raw_session(MAXP_TEARDOWN.name, wait_close=False) as p:
+        routes = [f"10.81.{i}.0/24" for i in range(10)]
         p.announce4(routes[:5])
         p.wait_routes(routes[:5])
         assert fl.d.state(MAXP_TEARDOWN.name) == ESTABLISHED
@@ -649,9 +627,6 @@ def test_max_prefix_teardown(fl):
         assert p.s.wait_closed(5)
         wait_until(lambda: fl.d.state(MAXP_TEARDOWN.name) != ESTABLISHED, 5, desc="peer to leave Established")
         p.wait_routes_gone(routes, 5)
-    finally:
-        p.close(wait=False)
-    fl.assert_healthy(base)
 
 
 # =========================================================================== 5. TCP-MD5
@@ -704,9 +679,9 @@ def test_md5_right_password_establishes(md5lab, request):
     b = _md5_bird(md5lab, "right")
     try:
         wait_until(lambda: md5lab.d.state(MD5["right"].name) == ESTABLISHED, 20, interval=0.25,
-                 desc="MD5 session with the right password Established")
+                   desc="MD5 session with the right password Established")
         wait_until(lambda: md5lab.d.peer(MD5["right"].name)["accepted"]["ipv4"] == len(MD5_ROUTES), 10,
-                 desc="routes over the MD5 session")
+                   desc="routes over the MD5 session")
         assert b.proto_state("sparrow") == ESTABLISHED
     finally:
         _dump_on_failure(request, md5lab, [b.log_text()[-3000:]])
@@ -723,7 +698,7 @@ def test_md5_mismatch_never_establishes(md5lab, which, request):
     spec = MD5[which]
     right = _md5_bird(md5lab, "right")
     wait_until(lambda: md5lab.d.state(MD5["right"].name) == ESTABLISHED, 20, interval=0.25,
-             desc="positive control: right-password MD5 session Established")
+               desc="positive control: right-password MD5 session Established")
     base = md5lab.healthy_baseline()
     counters_before = _nstat_md5()
     b = _md5_bird(md5lab, which)
@@ -804,14 +779,14 @@ def test_reference_bird_receiver(refbird, case):
         s.announce4([victim4], [asn], src)
         s.announce6([victim6], [asn], nh6)
         wait_until(lambda: _bird_has(refbird, proto, victim4) and _bird_has(refbird, proto, victim6), 5,
-                 desc="victims in BIRD")
+                   desc="victims in BIRD")
         try:
             s.send_raw(case.build(fc.Ctx(asn, src, nh6, victim4, victim6)))
             s.announce4([probe4], [asn], src)
         except OSError:
             pass
         outcome = wait_until(lambda: "reset" if s.closed.is_set() else
-                           "up" if _bird_has(refbird, proto, probe4) else None, 10, desc="BIRD reaction")
+                             "up" if _bird_has(refbird, proto, probe4) else None, 10, desc="BIRD reaction")
         if case.expect == fc.RESET:
             assert outcome == "reset"
         if case.expect in (fc.WITHDRAW, fc.ACCEPT):
@@ -821,7 +796,7 @@ def test_reference_bird_receiver(refbird, case):
             assert notes and case.code_ok(notes[0].code, notes[0].subcode), (notes, s.close_reason)
         elif case.expect == fc.ACCEPT:
             wait_until(lambda: f"{asn} 65999" in refbird.cmd("show", "route", victim4, "protocol", proto, "all"), 5,
-                     desc="victim re-announced in BIRD")
+                       desc="victim re-announced in BIRD")
         else:
             attacked = victim4 if case.afi == rb.AFI_IPV4 else victim6
             wait_until(lambda: not _bird_has(refbird, proto, attacked), 5, desc="victim withdrawn in BIRD")

@@ -52,11 +52,7 @@ def never_established_while(topo, attempts_wanted, drops_ns, sp_may_establish=Fa
 
 
 def test_gtsm_both_sides(lab, sparrow_bin):
-    t = make_topo(lab)
-    t.start_bird(extra="  ttl security on;")
-    t.start_sparrowd(gtsm=True)
-    t.wait_up()
-    t.wait_routes()
+    t = make_topo(lab).converge(bird_extra="  ttl security on;", gtsm=True)
     p = t.sp.peer(PEER)
     assert p["established_count"] == 1, p
     assert p["remote_router_id"] == "10.255.0.10", p
@@ -191,11 +187,7 @@ def test_collision(lab, sparrow_bin, sp_id, bird_id):
 
 
 def test_admin_reset(lab, sparrow_bin):
-    t = make_topo(lab)
-    t.start_bird()
-    t.start_sparrowd()
-    t.wait_up()
-    t.wait_routes()
+    t = make_topo(lab).converge()
     before = t.sp.peer(PEER)
     assert before["established_count"] == 1, before
     t.sp.ctl("reset", PEER, as_json=False)
@@ -212,11 +204,7 @@ def test_admin_reset(lab, sparrow_bin):
 
 
 def test_sigterm_shutdown(lab, sparrow_bin):
-    t = make_topo(lab)
-    t.start_bird()
-    t.start_sparrowd()
-    t.wait_up()
-    t.wait_routes()
+    t = make_topo(lab).converge()
     sock = t.sp.socket
     assert os.path.exists(sock)
     proc = t.sp.proc

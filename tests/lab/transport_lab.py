@@ -80,6 +80,15 @@ class Topo:
         self.sp.wait_established(PEER, timeout=timeout)
         self.bird.wait_established(PROTO, timeout=timeout)
 
+    def converge(self, bird_extra: str = "", **peer_kw) -> "Topo":
+        """Start BIRD and sparrowd, wait until the session is up on both sides and
+        sparrowd holds BIRD's routes."""
+        self.start_bird(extra=bird_extra)
+        self.start_sparrowd(**peer_kw)
+        self.wait_up()
+        self.wait_routes()
+        return self
+
 
 def make_topo(lab: harness.Lab) -> Topo:
     sp_ns, bird_ns = lab.netns("sp"), lab.netns("bird")

@@ -16,18 +16,18 @@ Router notes (found out the hard way):
 """
 from .bird import BIRD, BIRDC, Bird, BirdPeer, BirdRoute, bird_config, bird_static_export, loopback_peer_config, parse_bird_routes
 from .exabgp import ExaBgp, ExaNeighbor, exa_route, exabgp_config
-from .frr import Frr, FrrPeer, frr_config
-from .gobgp import GoBgp, GobgpPeer, gobgp_aspath, gobgp_config
+from .frr import Frr, frr_config
+from .gobgp import GoBgp, gobgp_aspath, gobgp_config
 from .lab import ROOT, Daemon, Lab, Link, Netns, Proc, clean_stale_namespaces, delete_netns, is_root, netns_list
 from .net import free_port, listening, run, v6_loopback, wait_equal, wait_until
-from .routes import Route, bird_path, canon_path, dump_path, expected_table, norm_path, path_str
+from .routes import Route, Session, bird_path, canon_path, dump_path, expected_table, norm_path, path_str
 from .sparrowd import Sparrowd, ctl_out, loopback_sparrowd, sparrow_bin_dir, sparrow_config, sparrow_peer, sparrowctl
-from .upstream import Session, Upstream
+from .upstream import Upstream
 
 __all__ = [
     "BIRD", "BIRDC", "Bird", "BirdPeer", "BirdRoute", "bird_config", "bird_static_export",
     "loopback_peer_config", "parse_bird_routes", "ExaBgp", "ExaNeighbor", "exa_route", "exabgp_config",
-    "Frr", "FrrPeer", "frr_config", "GoBgp", "GobgpPeer", "gobgp_aspath", "gobgp_config",
+    "Frr", "frr_config", "GoBgp", "gobgp_aspath", "gobgp_config",
     "ROOT", "Daemon", "Lab", "Link", "Netns", "Proc", "clean_stale_namespaces", "delete_netns", "is_root",
     "netns_list", "free_port", "listening", "run", "v6_loopback", "wait_equal", "wait_until",
     "Route", "bird_path", "canon_path", "dump_path", "expected_table", "norm_path", "path_str",

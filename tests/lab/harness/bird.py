@@ -253,13 +253,11 @@ class Bird(Daemon):
         m = re.search(r"BGP state:\s+(\S+)", self.proto_info(proto))
         return m.group(1) if m else ""
 
-    def wait_established(self, *protos: str, timeout: float = 60.0) -> None:
-        for p in protos:
-            try:
-                wait_until(lambda: self.proto_state(p) == "Established", timeout, interval=0.2,
-                           desc=f"bird {self.name} protocol {p} Established")
-            except TimeoutError as e:
-                raise TimeoutError(f"{e}\n{self.proto_info(p)}") from None
+    def session_up(self, proto: str) -> bool:
+        return self.proto_state(proto) == "Established"
+
+    def session_detail(self, proto: str) -> str:
+        return self.proto_info(proto)
 
     def show_routes(self, args: str = "") -> list[BirdRoute]:
         return parse_bird_routes(self.birdc(f"show route {args} all"))

@@ -1,11 +1,11 @@
 """FRR bgpd (without zebra) in the lab: config generator and daemon wrapper.
 
-  FrrPeer / frr_config(asn, router_id, peers, routes, hostname)
+  frr_config(asn, router_id, sessions, routes, hostname, nh4, graceful_restart)
   Frr(lab, ns, name, config)   via ``lab.frr(...)``: .start() .wait_ready() .vtysh(*cmds)
       .vtysh_json(cmd) .configure(*lines) .neighbor_state(addr) .wait_established(*addrs) .table()
 
 bgpd runs with -Z, so it does not know its interface addresses: IPv4 NLRI over an
-IPv6 session needs an outbound ``set ip next-hop`` (FrrPeer.nh4); route-maps are
+IPv6 session needs an outbound ``set ip next-hop`` (frr_config's nh4); route-maps are
 written before ``router bgp`` so ``network ... route-map`` applies at start.
 Talks to bgpd through vtysh on the vty socket in the daemon's directory.
 """
@@ -15,33 +15,21 @@ import ipaddress
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .lab import Daemon
 from .net import wait_until
-from .routes import Route, bird_path
+from .routes import Route, Session, bird_path
 
 FRR_BGPD = "/usr/lib/frr/bgpd"
 VTYSH = shutil.which("vtysh") or "/usr/bin/vtysh"
 
 
-@dataclass
-class FrrPeer:
-    neighbor: str
-    remote_as: int
-    families: tuple = ("ipv4", "ipv6")
-    update_source: str | None = None
-    multihop: int | None = None
-    extra: tuple = ()
-    nh4: str | None = None  # outbound `set ip next-hop` (needed for IPv4 over IPv6 transport:
-    nh6: str | None = None  # bgpd without zebra does not know its interface addresses)
-    graceful_restart: bool = False
-
-
-def frr_config(asn: int, router_id: str, peers: list[FrrPeer], routes: Iterable[Route] = (),
-               hostname: str = "frr") -> str:
-    """bgpd config originating ``routes`` via ``network ... route-map`` with as-path prepend."""
+def frr_config(asn: int, router_id: str, sessions: list[Session], routes: Iterable[Route] = (),
+               hostname: str = "frr", nh4: str | None = None, graceful_restart: bool = False) -> str:
+    """bgpd config originating ``routes`` via ``network ... route-map`` with as-path prepend;
+    ``nh4``: outbound IPv4 next hop on IPv6-transport sessions (bgpd without zebra does not
+    know its interface addresses)."""
     routes = list(routes)
     out = ["frr defaults traditional", f"hostname {hostname}", "!"]
     # route-maps first so `network ... route-map` finds them at startup
@@ -57,35 +45,31 @@ def frr_config(asn: int, router_id: str, peers: list[FrrPeer], routes: Iterable[
         if r.communities:
             out.append(" set community " + " ".join(r.communities))
         out.append("exit")
-    for j, p in enumerate(peers):
-        if p.nh4:
-            out += [f"route-map NH{j}-4 permit 10", f" set ip next-hop {p.nh4}", "exit"]
-        if p.nh6:
-            out += [f"route-map NH{j}-6 permit 10", f" set ipv6 next-hop global {p.nh6}", "exit"]
+    nh = {j: nh4 for j, s in enumerate(sessions) if nh4 and ":" in s.neighbor and "ipv4" in s.families}
+    for j, addr in nh.items():
+        out += [f"route-map NH{j}-4 permit 10", f" set ip next-hop {addr}", "exit"]
     out += [f"router bgp {asn}", f" bgp router-id {router_id}", " no bgp ebgp-requires-policy",
             " no bgp network import-check", " no bgp default ipv4-unicast",
             " timers bgp 10 30"]
-    if any(p.graceful_restart for p in peers):
+    if graceful_restart:
         out.append(" bgp graceful-restart")
-    for p in peers:
-        out.append(f" neighbor {p.neighbor} remote-as {p.remote_as}")
+    for p in sessions:
+        out.append(f" neighbor {p.neighbor} remote-as {p.peer_as}")
         out.append(f" neighbor {p.neighbor} timers connect 2")
-        if p.update_source:
-            out.append(f" neighbor {p.neighbor} update-source {p.update_source}")
+        if p.local_address:
+            out.append(f" neighbor {p.neighbor} update-source {p.local_address}")
         if p.multihop:
             out.append(f" neighbor {p.neighbor} ebgp-multihop {p.multihop}")
-        for x in p.extra:
-            out.append(f" neighbor {p.neighbor} {x}")
     for fam, ver in (("ipv4", 4), ("ipv6", 6)):
         out.append(f" address-family {fam} unicast")
         for i, r in enumerate(routes):
             if r.afi == ver:
                 out.append(f"  network {r.net} route-map ORIG{i}")
-        for j, p in enumerate(peers):
+        for j, p in enumerate(sessions):
             if fam in p.families:
                 out.append(f"  neighbor {p.neighbor} activate")
-                if (p.nh4 if ver == 4 else p.nh6):
-                    out.append(f"  neighbor {p.neighbor} route-map NH{j}-{ver} out")
+                if ver == 4 and j in nh:
+                    out.append(f"  neighbor {p.neighbor} route-map NH{j}-4 out")
         out.append(" exit-address-family")
     out.append("exit")
     return "\n".join(out) + "\n"
@@ -130,13 +114,11 @@ class Frr(Daemon):
         d = self.vtysh_json(f"show bgp neighbors {addr} json")
         return d.get(addr, {}).get("bgpState", "")
 
-    def wait_established(self, *addrs: str, timeout: float = 60.0) -> None:
-        for a in addrs:
-            try:
-                wait_until(lambda: self.neighbor_state(a) == "Established", timeout, interval=0.2,
-                           desc=f"frr {self.name} neighbor {a} Established")
-            except TimeoutError as e:
-                raise TimeoutError(f"{e}\n{self.vtysh('show bgp summary', check=False)}") from None
+    def session_up(self, addr: str) -> bool:
+        return self.neighbor_state(addr) == "Established"
+
+    def session_detail(self, addr: str) -> str:
+        return self.vtysh("show bgp summary", check=False)
 
     def table(self) -> set[tuple[str, tuple]]:
         """{(prefix, canonical path)} of all received (non-local) paths, both families."""

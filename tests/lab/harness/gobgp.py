@@ -1,6 +1,6 @@
 """GoBGP in the lab: config generator and daemon wrapper.
 
-  GobgpPeer / gobgp_config(asn, router_id, peers, listen_port=-1)
+  gobgp_config(asn, router_id, sessions, graceful_restart=None, listen_port=-1)
   GoBgp(lab, ns, name, config)   via ``lab.gobgp(...)``: .start() .wait_ready() .cli(*args)
       .neighbor_state(addr) .wait_established(*addrs) .add_route(Route, nexthop) .del_route(Route)
   gobgp_aspath(path)   the CLI's AS path text (AS_SETs as ``{a,b}``)
@@ -11,31 +11,22 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from typing import Iterable
 
 from .lab import Daemon
 from .net import wait_until
-from .routes import Route, is_set
+from .routes import Route, Session, is_set
 
 GOBGPD = shutil.which("gobgpd") or "/usr/bin/gobgpd"
 GOBGP = shutil.which("gobgp") or "/usr/bin/gobgp"
 
 
-@dataclass
-class GobgpPeer:
-    neighbor: str
-    peer_as: int
-    families: tuple = ("ipv4-unicast", "ipv6-unicast")
-    local_address: str | None = None
-    multihop: int | None = None
-    graceful_restart: int | None = None  # restart time
-
-
-def gobgp_config(asn: int, router_id: str, peers: list[GobgpPeer], listen_port: int = -1) -> str:
-    """gobgpd TOML; listen_port=-1 disables listening (we connect out)."""
+def gobgp_config(asn: int, router_id: str, sessions: list[Session], graceful_restart: int | None = None,
+                 listen_port: int = -1) -> str:
+    """gobgpd TOML; ``graceful_restart``: restart time (RFC 4724 on); listen_port=-1 disables
+    listening (we connect out)."""
     out = ["[global.config]", f"  as = {asn}", f'  router-id = "{router_id}"', f"  port = {listen_port}", ""]
-    for p in peers:
+    for p in sessions:
         out += ["[[neighbors]]", "  [neighbors.config]", f'    neighbor-address = "{p.neighbor}"',
                 f"    peer-as = {p.peer_as}",
                 "  [neighbors.timers.config]", "    connect-retry = 2", "    hold-time = 30",
@@ -44,12 +35,13 @@ def gobgp_config(asn: int, router_id: str, peers: list[GobgpPeer], listen_port: 
             out += ["  [neighbors.transport.config]", f'    local-address = "{p.local_address}"']
         if p.multihop:
             out += ["  [neighbors.ebgp-multihop.config]", "    enabled = true", f"    multihop-ttl = {p.multihop}"]
-        if p.graceful_restart is not None:
+        if graceful_restart is not None:
             out += ["  [neighbors.graceful-restart.config]", "    enabled = true",
-                    f"    restart-time = {p.graceful_restart}"]
+                    f"    restart-time = {graceful_restart}"]
         for f in p.families:
-            out += ["  [[neighbors.afi-safis]]", "    [neighbors.afi-safis.config]", f'      afi-safi-name = "{f}"']
-            if p.graceful_restart is not None:
+            out += ["  [[neighbors.afi-safis]]", "    [neighbors.afi-safis.config]",
+                    f'      afi-safi-name = "{f}-unicast"']
+            if graceful_restart is not None:
                 out += ["    [neighbors.afi-safis.mp-graceful-restart.config]", "      enabled = true"]
         out.append("")
     return "\n".join(out) + "\n"
@@ -80,10 +72,8 @@ class GoBgp(Daemon):
         d = json.loads(self.cli("neighbor", addr, "-j"))
         return str(d.get("state", {}).get("session_state", ""))
 
-    def wait_established(self, *addrs: str, timeout: float = 60.0) -> None:
-        for a in addrs:
-            wait_until(lambda: self.neighbor_state(a).lower() in ("established", "6"), timeout,
-                       interval=0.2, desc=f"gobgp {self.name} neighbor {a} Established")
+    def session_up(self, addr: str) -> bool:
+        return self.neighbor_state(addr).lower() in ("established", "6")
 
     def add_route(self, r: Route, nexthop: str) -> None:
         args = ["global", "rib", "add", "-a", "ipv4" if r.afi == 4 else "ipv6", str(r.net),

@@ -9,7 +9,8 @@
     .log_tails(lines) -> str          every process log's tail (printed when a test failed)
     .cleanup()                        stop every process (by PID / process group), delete namespaces
   ROOT                                the test's own namespace (loopback-only tests)
-  Daemon                              base of every daemon wrapper: dir, config file, proc, stop()
+  Daemon                              base of every daemon wrapper: dir, config file, proc, stop(),
+                                      wait_established(*sessions) over the wrapper's session_up()
   clean_stale_namespaces()            delete sp- namespaces whose creating PID is dead
 
 Talks to the kernel through ``ip`` and ``sysctl``; processes are our own children only.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .net import run
+from .net import run, wait_until
 
 NS_PREFIX = "sp-"
 
@@ -277,6 +278,22 @@ class Daemon:
 
     def stop(self):
         return self.proc.stop() if self.proc else None
+
+    # BGP sessions (the speakers' wrappers say how to read one) -------------
+    def session_up(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def session_detail(self, key: str) -> str:
+        """Diagnostics shown when a session did not come up."""
+        return ""
+
+    def wait_established(self, *keys: str, timeout: float = 60.0) -> None:
+        for k in keys:
+            try:
+                wait_until(lambda: self.session_up(k), timeout, interval=0.2,
+                           desc=f"{type(self).__name__} {self.name} session {k} Established")
+            except TimeoutError as e:
+                raise TimeoutError(f"{e}\n{self.session_detail(k)}") from None
 
 
 class Lab:

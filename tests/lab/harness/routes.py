@@ -8,6 +8,7 @@
       canon_path(segments) from sparrowctl ``as_path_segments``; dump_path(text|list) from
       sparrowctl ``as_path``; bird_path(str) from BIRD's ``BGP.as_path``; norm_path(list).
   expected_table(routes, asn), path_str(path), is_set(elem)
+  Session(neighbor, peer_as, local_address, families, multihop)   one session of a router
 
 Pure data: talks to nothing.
 """
@@ -107,3 +108,11 @@ def dump_path(value) -> tuple:
     return bird_path(str(value))
 
 
+@dataclass
+class Session:
+    """One BGP session of an originating router: towards ``neighbor`` (AS ``peer_as``)."""
+    neighbor: str
+    peer_as: int
+    local_address: str
+    families: tuple = ("ipv4", "ipv6")
+    multihop: int | None = None

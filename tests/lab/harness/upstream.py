@@ -1,7 +1,7 @@
 """Upstream: "a router of kind bird|frr|gobgp|exabgp originating these routes over these
 sessions", built on the speaker wrappers.
 
-  Session(neighbor, peer_as, local_address, families, multihop)
+  Session (harness.routes): one BGP session of the router
   Upstream(lab, kind, ns, name, asn, router_id, [Session...], [Route...], nh4, nh6,
            bird_import="none", graceful_restart=None)
       .start() .wait_established() .withdraw(route) .expected() .d (the daemon object)
@@ -15,20 +15,10 @@ from typing import Any
 
 from .bird import BirdPeer, bird_config, bird_static_export
 from .exabgp import ExaNeighbor, exabgp_config
-from .frr import FrrPeer, frr_config
-from .gobgp import GobgpPeer, gobgp_config
+from .frr import frr_config
+from .gobgp import gobgp_config
 from .lab import Lab, Netns
-from .routes import Route, expected_table
-
-
-@dataclass
-class Session:
-    """One BGP session of an originating router: towards ``neighbor`` (AS ``peer_as``)."""
-    neighbor: str
-    peer_as: int
-    local_address: str
-    families: tuple = ("ipv4", "ipv6")
-    multihop: int | None = None
+from .routes import Route, Session, expected_table
 
 
 class Upstream:
@@ -88,18 +78,12 @@ class Upstream:
         if self.kind == "bird":
             self.d = self.lab.bird(self.ns, self.name, self._bird_conf()).start()
         elif self.kind == "frr":
-            peers = [FrrPeer(s.neighbor, s.peer_as, s.families, update_source=s.local_address,
-                             multihop=s.multihop,
-                             nh4=self.nh4 if (":" in s.neighbor and "ipv4" in s.families) else None,
-                             graceful_restart=self.graceful_restart is not None)
-                     for s in self.sessions]
-            self.d = self.lab.frr(self.ns, self.name, frr_config(self.asn, self.router_id, peers, self.routes,
-                                                                  hostname=self.name)).start()
+            self.d = self.lab.frr(self.ns, self.name, frr_config(
+                self.asn, self.router_id, self.sessions, self.routes, hostname=self.name, nh4=self.nh4,
+                graceful_restart=self.graceful_restart is not None)).start()
         elif self.kind == "gobgp":
-            peers = [GobgpPeer(s.neighbor, s.peer_as, tuple(f"{f}-unicast" for f in s.families),
-                               local_address=s.local_address, multihop=s.multihop,
-                               graceful_restart=self.graceful_restart) for s in self.sessions]
-            self.d = self.lab.gobgp(self.ns, self.name, gobgp_config(self.asn, self.router_id, peers)).start()
+            self.d = self.lab.gobgp(self.ns, self.name, gobgp_config(
+                self.asn, self.router_id, self.sessions, graceful_restart=self.graceful_restart)).start()
         else:
             self.d = self.lab.exabgp(self.ns, self.name, self._exa_conf()).start()
         self.d.wait_ready()
