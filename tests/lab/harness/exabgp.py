@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass, field
 
 from .lab import ROOT, Daemon
@@ -141,10 +140,14 @@ neighbor {peer_ip} {{
         self.spawn([EXABGP, str(self.conf)], env=self.env(), cwd=str(self.dir))
         return self
 
+    def _pid_written(self) -> bool:
+        pidfile = self.dir / "exabgp.pid"
+        return self.check_alive() and pidfile.exists() and pidfile.read_text().strip() == str(self.proc.pid)
+
     def wait_ready(self, timeout: float = 10.0) -> "ExaBgp":
-        time_start = time.monotonic()
-        wait_until(lambda: self.check_alive() and time.monotonic() - time_start > 0.5, timeout,
-                   desc=f"exabgp {self.name} running")
+        """Until ExaBGP has loaded its config and written its PID file (its signal
+        handlers are in place from then on: ``reload`` works)."""
+        wait_until(self._pid_written, timeout, desc=f"exabgp {self.name} running (PID file)")
         return self
 
     def reload(self, config: str) -> None:

@@ -10,7 +10,6 @@ Talks to the daemons through their wrappers only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .bird import BirdPeer, bird_config, bird_static_export
