@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 import rawbgp as rb
 from harness import free_port, loopback_sparrowd, sparrow_config, sparrow_peer, sparrowctl, v6_loopback, wait_until
+
+_ctl = partial(sparrowctl, check=True)
 
 pytestmark = pytest.mark.sparrowd
 
@@ -38,13 +41,6 @@ POPY_ADDR = "127.0.4.2"                  # plays POP y's sparrowd
 POPZ_ADDR = "127.0.4.3"                  # POP z's configured session: never connects
 
 Y_ADDR, Z_ADDR, X_ADDR = "198.51.100.7", "203.0.113.9", "192.0.2.77"
-
-
-def _ctl(sock, *args, stdin: str | None = None, check: bool = True):
-    r = sparrowctl(sock, *args, stdin=stdin)
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
 
 
 class Redirector:

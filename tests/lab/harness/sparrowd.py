@@ -2,7 +2,7 @@
 admin socket answers, and query it with sparrowctl.
 
   sparrow_bin_dir()                    $SPARROW_BIN or <repo>/target/release
-  sparrowctl(sock, *args, stdin)       one sparrowctl call -> CompletedProcess (never raises on rc)
+  sparrowctl(sock, *args, stdin, check)   one sparrowctl call -> CompletedProcess (check: assert rc 0)
   ctl_out(sock, *args, stdin)          its stdout; asserts it succeeded
   sparrow_peer(...) / sparrow_config(...)   config dicts (JSON is valid YAML)
   Sparrowd(lab, ns, name, config)      via ``lab.sparrowd(ns, name, config)``; ``config`` is a dict
@@ -41,17 +41,19 @@ def sparrow_bin_dir() -> Path:
     return Path(os.environ.get("SPARROW_BIN") or REPO / "target" / "release")
 
 
-def sparrowctl(sock, *args: str, stdin: str | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """One ``sparrowctl -s sock args...`` call; the caller looks at the return code."""
-    return subprocess.run([str(sparrow_bin_dir() / "sparrowctl"), "-s", str(sock), *args],
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
+def sparrowctl(sock, *args: str, stdin: str | None = None, timeout: float = 30.0,
+               check: bool = False) -> subprocess.CompletedProcess:
+    """One ``sparrowctl -s sock args...`` call; ``check`` asserts that it succeeded."""
+    r = subprocess.run([str(sparrow_bin_dir() / "sparrowctl"), "-s", str(sock), *args],
+                       input=stdin, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
 
 
 def ctl_out(sock, *args: str, stdin: str | None = None) -> str:
     """stdout of a sparrowctl call that must succeed."""
-    r = sparrowctl(sock, *args, stdin=stdin)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+    return sparrowctl(sock, *args, stdin=stdin, check=True).stdout
 
 
 def sparrow_peer(name: str, address: str, remote_asn: int, role: str = "upstream", **kw) -> dict:
