@@ -1,7 +1,7 @@
-"""Shared pytest fixtures for the sparrow namespace lab (see netlab.py for the API).
+"""Shared pytest fixtures for the sparrow namespace lab (the API: the harness package).
 
 Fixtures:
-  lab         a netlab.Lab for one test: namespaces/processes removed afterwards,
+  lab         a harness.Lab for one test: namespaces/processes removed afterwards,
               log tails printed when the test failed.
   sparrow_bin directory with sparrowd/sparrowctl (fails the test if missing).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import netlab  # noqa: E402
+import harness
 
 
 def pytest_configure(config):
@@ -30,11 +30,11 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def _lab_session():
     """Once per session, before the first namespace test: root check + stale sp- cleanup."""
-    if not netlab.is_root():
+    if not harness.is_root():
         pytest.skip("the namespace lab needs root")
     if not shutil.which("ip"):
         pytest.fail("iproute2 (ip) missing")
-    removed = netlab.clean_stale_namespaces()
+    removed = harness.clean_stale_namespaces()
     if removed:
         print(f"removed stale lab namespaces: {removed}")
     yield
@@ -42,7 +42,7 @@ def _lab_session():
 
 @pytest.fixture
 def lab(request, tmp_path, _lab_session):
-    lab = netlab.Lab(request.node.name, tmp_path)
+    lab = harness.Lab(request.node.name, tmp_path)
     yield lab
     failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
                  for w in ("setup", "call"))
@@ -53,7 +53,7 @@ def lab(request, tmp_path, _lab_session):
 
 @pytest.fixture(scope="session")
 def sparrow_bin():
-    d = netlab.sparrow_bin_dir()
+    d = harness.sparrow_bin_dir()
     for b in ("sparrowd", "sparrowctl"):
         if not (d / b).exists():
             pytest.fail(f"{d / b} missing: run `cargo build --release` or set SPARROW_BIN")

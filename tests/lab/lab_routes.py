@@ -1,5 +1,5 @@
 """Route sets and session layouts shared by the lab tests (data only)."""
-from netlab import Route, Session
+from harness import Route, Session
 
 # AS paths after the originating router's ASN: 4-octet ASNs, 131072 vs 2 (equal
 # modulo 2^16), AS_TRANS (23456) absent on purpose, the largest valid ASN.

@@ -2,11 +2,11 @@
 
 Used by test_replay.py; usable by benchmarks. Everything stays on 127.0.0.0/8:
 sparrowd listens on 127.0.0.1:<free port>, sparrow-replay's peer i connects from
-127.0.1.(1+i). No namespaces, no other hosts.
+127.0.1.(1+i). No namespaces, no other hosts. sparrowd runs through the harness.
 
   bin_dir(), data_dir()            where the binaries and the shared data live
   list_peers(mrt)                  sparrow-replay --list-peers, parsed
-  write_config(...)                a sparrowd YAML config with one passive peer per RIS peer
+  replay_config(...)               a sparrowd YAML config with one passive peer per RIS peer
   ReplayRun                        sparrowd + sparrow-replay with bounded waits and cleanup
   parse_bgpdump(path)              bgpdump -m TABLE_DUMP lines -> dicts
   norm_*                           field normalisation shared by daemon dump and bgpdump
@@ -14,29 +14,20 @@ sparrowd listens on 127.0.0.1:<free port>, sparrow-replay's peer i connects from
 import gzip
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from harness import ROOT, Lab, free_port
+from harness import sparrow_bin_dir as bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
 LOCAL_ASN = 4200000000
 
 
-def bin_dir() -> Path:
-    return Path(os.environ.get("SPARROW_BIN", REPO / "target" / "release"))
-
-
 def data_dir() -> Path:
     return Path(os.environ.get("SPARROW_DATA", REPO.parent / "shared" / "data"))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def list_peers(mrt, replay_bin=None, timeout=300):
@@ -48,14 +39,15 @@ def list_peers(mrt, replay_bin=None, timeout=300):
     return json.loads(r.stdout)
 
 
-def write_config(path, peers, port, sock, local_asn=LOCAL_ASN, log_level="info", hold_time=90):
+def replay_config(peers, port, local_asn=LOCAL_ASN, log_level="info", hold_time=90) -> str:
+    """sparrowd YAML (admin socket ``@SOCKET@``, filled in by the harness)."""
     lines = [
         f"local_asn: {local_asn}",
         "router_id: 192.0.2.1",
         "pop: lab",
         f"pops: [{{name: lab, asn: {local_asn}}}]",
         f"listen: {{enabled: true, addresses: [127.0.0.1], port: {port}}}",
-        f"admin: {{socket: {sock}}}",
+        "admin: {socket: @SOCKET@}",
         f"logging: {{level: {log_level}}}",
         "peers:",
     ]
@@ -64,19 +56,18 @@ def write_config(path, peers, port, sock, local_asn=LOCAL_ASN, log_level="info",
             f"  - {{name: ris{p['index']}, address: {p['bind']}, remote_asn: {p['peer_asn']}, "
             f"role: upstream, passive: true, multihop: 64, enforce_first_as: false, "
             f"hold_time: {hold_time}}}")
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 class ReplayRun:
-    """sparrowd on a generated config plus sparrow-replay, cleaned up by close()."""
+    """sparrowd (harness) on a generated config plus sparrow-replay, cleaned up by close()."""
 
     def __init__(self, workdir, mrt, peers, replay_args=(), log_level="info"):
         self.workdir = Path(workdir)
+        self.lab = Lab("replay", self.workdir)
         self.mrt = Path(mrt)
         self.peers = peers
         self.port = free_port()
-        self.sock = self.workdir / "s.sock"
-        self.config = self.workdir / "sparrowd.yaml"
         self.replay_args = list(replay_args)
         self.log_level = log_level
         self.daemon = None
@@ -92,23 +83,9 @@ class ReplayRun:
         return f
 
     def start_daemon(self, timeout=30):
-        write_config(self.config, self.peers, self.port, self.sock, log_level=self.log_level)
-        self.daemon = subprocess.Popen(
-            [str(bin_dir() / "sparrowd"), "--config", str(self.config)],
-            stdin=subprocess.DEVNULL, stdout=self._open("sparrowd.out"),
-            stderr=self._open("sparrowd.log"))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"sparrowd exited with {self.daemon.returncode}:\n{self.daemon_log()}")
-            if self.sock.exists():
-                try:
-                    self.ctl("summary")
-                    return
-                except RuntimeError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError(f"sparrowd admin socket not ready after {timeout}s:\n{self.daemon_log()}")
+        self.daemon = self.lab.sparrowd(ROOT, "sparrowd", replay_config(self.peers, self.port,
+                                                                         log_level=self.log_level))
+        self.daemon.start().wait_ready(timeout)
 
     def start_replay(self, linger=600):
         args = [str(bin_dir() / "sparrow-replay"), "--connect", f"127.0.0.1:{self.port}",
@@ -119,22 +96,14 @@ class ReplayRun:
                                        stdout=self._open("replay.jsonl"),
                                        stderr=self._open("replay.err"))
 
-    def ctl(self, *cmd, timeout=120):
-        r = subprocess.run([str(bin_dir() / "sparrowctl"), "--socket", str(self.sock), "--json", *cmd],
-                           capture_output=True, text=True, timeout=timeout)
-        if r.returncode != 0:
-            raise RuntimeError(f"sparrowctl {' '.join(cmd)} failed: {r.stderr.strip()}")
-        return r.stdout
-
     def ctl_json(self, *cmd, timeout=120):
-        return json.loads(self.ctl(*cmd, timeout=timeout))
+        return self.daemon.ctl(*cmd, timeout=timeout)
 
     def dump(self, timeout=300):
         """Every path the daemon holds (sparrowctl dump: one JSON object per line)."""
-        out = self.ctl("dump", timeout=timeout)
-        return [json.loads(l) for l in out.splitlines() if l.strip()]
+        return self.daemon.dump(timeout)
 
-    # -- waiting -------------------------------------------------------------
+# -- waiting -------------------------------------------------------------
     def replay_events(self):
         p = self.workdir / "replay.jsonl"
         if not p.exists():
@@ -157,8 +126,7 @@ class ReplayRun:
             if self.replay is not None and self.replay.poll() is not None:
                 raise RuntimeError(f"sparrow-replay exited early ({self.replay.returncode}):\n"
                                    f"{self.replay_tail()}\n--- sparrowd ---\n{self.daemon_log()}")
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"sparrowd exited ({self.daemon.returncode}):\n{self.daemon_log()}")
+            self.daemon.check_alive()
             last = self.ctl_json("peers")
             pending = []
             now = time.monotonic() - (self.t_replay or 0)
@@ -181,8 +149,7 @@ class ReplayRun:
 
     # -- diagnostics -----------------------------------------------------------
     def daemon_log(self, n=40):
-        p = self.workdir / "sparrowd.log"
-        return "\n".join(p.read_text(errors="replace").splitlines()[-n:]) if p.exists() else ""
+        return self.daemon.log_tail(n) if self.daemon else ""
 
     def replay_tail(self, n=20):
         out = []
@@ -200,9 +167,9 @@ class ReplayRun:
             except OSError:
                 pass
             _stop(self.replay, grace=10)
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            _stop(self.daemon, grace=10)
+        if self.daemon is not None and self.daemon.proc is not None:
+            self.daemon.proc.stop(grace=10)
+        self.lab.cleanup()
         for f in self._files:
             f.close()
         self._files = []
@@ -317,43 +284,3 @@ def bad_next_hop(nh, daemon_addr="127.0.0.1"):
         o = int(str(a).split(".")[0])
         return o == 0 or o == 127 or o >= 224 or str(a) == daemon_addr
     return a.is_unspecified or a.is_loopback or a.is_multicast
-
-
-class LoopbackDaemon:
-    """sparrowd on `config_text` (written to `workdir/d.yaml`, log in `workdir/d.log`).
-
-    A context manager: entering starts the daemon and waits (10 s at most) for its
-    admin socket `sock`; leaving stops it (SIGTERM, then SIGKILL after 5 s).
-    """
-
-    def __init__(self, workdir, config_text: str, sock):
-        self.workdir, self.config_text, self.sock = Path(workdir), config_text, Path(sock)
-        self.proc = None
-        self.log = None
-
-    def __enter__(self) -> "LoopbackDaemon":
-        cfg = self.workdir / "d.yaml"
-        cfg.write_text(self.config_text)
-        self.log = open(self.workdir / "d.log", "w")
-        self.proc = subprocess.Popen([str(bin_dir() / "sparrowd"), "--config", str(cfg)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not self.sock.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError("sparrowd did not start: "
-                                   + (self.workdir / "d.log").read_text(errors="replace")[-2000:])
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log is not None:
-            self.log.close()
-        return False

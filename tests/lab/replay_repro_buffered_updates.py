@@ -13,53 +13,33 @@ Run as a script for a manual check (exit 1 = bug).
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import rawbgp as rb
-from replay_lab import LoopbackDaemon, bin_dir, free_port
+from harness import Sparrowd, free_port, loopback_sparrowd, sparrow_config, sparrow_peer
 
 PEER_ADDR = "127.0.3.1"
 PEER_ASN = 65101
 PREFIX = "198.51.100.0/24"
 
 
-def _ctl(sock: Path, *args) -> dict | int:
-    r = subprocess.run([str(bin_dir() / "sparrowctl"), "-s", str(sock), "--json", *args],
-                       capture_output=True, text=True, timeout=10)
-    if r.returncode != 0:
-        raise RuntimeError(r.stderr.strip())
-    return json.loads(r.stdout)
-
-
 def run_repro(workdir: Path, out=print, timeout: float = 5.0) -> bool:
     workdir = Path(workdir)
     port = free_port()
-    sock = workdir / "s.sock"
-    config = "\n".join([
-        "local_asn: 64999",
-        "router_id: 192.0.2.1",
-        "pop: lab",
-        "pops: [{name: lab, asn: 64999}]",
-        f"listen: {{enabled: true, addresses: [127.0.0.1], port: {port}}}",
-        f"admin: {{socket: {sock}}}",
-        "logging: {level: debug}",
-        "peers:",
-        f"  - {{name: p, address: {PEER_ADDR}, remote_asn: {PEER_ASN}, role: upstream, "
-        f"passive: true, multihop: 64, hold_time: 0}}",
-    ]) + "\n"
+    config = sparrow_config(64999, "192.0.2.1",
+                            [sparrow_peer("p", PEER_ADDR, PEER_ASN, passive=True, multihop=64, hold_time=0)],
+                            pop="lab", listen=["127.0.0.1"], port=port, log_level="debug", log_format=None)
     try:
-        with LoopbackDaemon(workdir, config, sock):
-            return _play(port, sock, out, timeout)
+        with loopback_sparrowd(workdir, config) as d:
+            return _play(port, d, out, timeout)
     except RuntimeError as e:
         out(str(e))
         return False
 
 
-def _play(port: int, sock: Path, out, timeout: float) -> bool:
+def _play(port: int, d: Sparrowd, out, timeout: float) -> bool:
     peer = rb.RawBgp.connect("127.0.0.1", port, source=PEER_ADDR)
     try:
         peer.send_raw(rb.open_msg(PEER_ASN, 0, "10.0.3.1", rb.default_caps(PEER_ASN)))
@@ -71,9 +51,9 @@ def _play(port: int, sock: Path, out, timeout: float) -> bool:
                       + rb.end_of_rib(rb.AFI_IPV4))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            p = _ctl(sock, "peers")["peers"][0]
+            p = d.ctl("peers")["peers"][0]
             if p["eor"]["ipv4"] and p["accepted"]["ipv4"] == 1:
-                route = _ctl(sock, "route", PREFIX)
+                route = d.ctl("route", PREFIX)
                 ok = route["prefix"] == PREFIX and route["paths"][0]["as_path"] == f"{PEER_ASN} 3"
                 out(f"route after buffered UPDATE: {route['prefix']} {route['paths'][0]['as_path']}")
                 return ok

@@ -23,8 +23,8 @@ wrong, not sparrowd).
 import ipaddress
 import random
 
-import netlab
-from netlab import BirdPeer, ExaNeighbor, Route, sparrow_config, sparrow_peer
+import harness
+from harness import BirdPeer, ExaNeighbor, Route, sparrow_config, sparrow_peer
 
 SPARROW_ASN = 65001
 REF_ASN = 65001  # the reference BIRD plays the same AS (both eBGP towards the feeders)
@@ -120,7 +120,7 @@ def build(lab, with_sparrowd=True):
         peers.append(BirdPeer(sess, feeder_addr(sess), REF_ASN, asn, local_address=f"10.0.{n}.2",
                               import_=imp, export="none", passive=True, extra="  strict bind on;"))
     extra = "\n".join(f"filter lp_{s} {{ bgp_local_pref = {lp}; accept; }}" for s, lp in LOCAL_PREF.items())
-    conf = netlab.bird_config("10.255.9.2", peers, extra=extra)
+    conf = harness.bird_config("10.255.9.2", peers, extra=extra)
     conf = conf.replace("  direct;\n", "  direct;\n  deterministic med on;\n")
     ref = lab.bird(rx, "bird-ref", conf).start().wait_ready()
 
@@ -144,17 +144,17 @@ def build(lab, with_sparrowd=True):
                 neigh.append(ExaNeighbor(neighbor=t, local_address=feeder_addr(sess), local_as=asn,
                                          peer_as=SPARROW_ASN if t == f"10.0.{n}.1" else REF_ASN,
                                          router_id=rid, routes=feeder_routes(sess)))
-        lab.exabgp(fns, f"exabgp-f{n}", netlab.exabgp_config(neigh)).start().wait_ready()
+        lab.exabgp(fns, f"exabgp-f{n}", harness.exabgp_config(neigh)).start().wait_ready()
 
     ref.wait_established(*FEEDERS, timeout=60)
     if sp:
         sp.wait_established(*FEEDERS, timeout=60)
     # wait for both receivers to hold every path
     want = sum(len(paths) for paths, _, _ in CASES.values())
-    netlab.wait_until(lambda: sum(len(ref.show_routes(f"table {t}")) for t in ("master4", "master6")) == want,
+    harness.wait_until(lambda: sum(len(ref.show_routes(f"table {t}")) for t in ("master4", "master6")) == want,
                       30, desc=f"reference BIRD holds {want} paths")
     if sp:
-        netlab.wait_equal(lambda: sp.paths_count(), want, 30, desc="sparrowd path count")
+        harness.wait_equal(lambda: sp.paths_count(), want, 30, desc="sparrowd path count")
     return ref, sp
 
 
@@ -185,7 +185,7 @@ def sparrow_best(sp, addr):
     b = best[0]
     sess = next(s for s in FEEDERS if feeder_addr(s) == str(ipaddress.ip_address(b["peer_address"])))
     assert sess == b["peer"], b
-    return (str(ipaddress.ip_network(res["prefix"])), sess, netlab.canon_path(b["as_path_segments"]),
+    return (str(ipaddress.ip_network(res["prefix"])), sess, harness.canon_path(b["as_path_segments"]),
             str(ipaddress.ip_address(b["next_hop"])))
 
 
@@ -227,7 +227,7 @@ def test_bestpath_after_withdrawals_matches_bird(lab, sparrow_bin):
     BIRD everywhere, including prefixes that lost their only path."""
     ref, sp = build(lab)
     assert not compare_all(ref, sp)
-    exa = {d.name: d for d in lab.daemons if isinstance(d, netlab.ExaBgp)}
+    exa = {d.name: d for d in lab.daemons if isinstance(d, harness.ExaBgp)}
 
     def reload(n, drop):
         neigh = []
@@ -238,16 +238,16 @@ def test_bestpath_after_withdrawals_matches_bird(lab, sparrow_bin):
             for t, peer_as in ((f"10.0.{n}.2", REF_ASN), (f"10.0.{n}.1", SPARROW_ASN)):
                 neigh.append(ExaNeighbor(neighbor=t, local_address=feeder_addr(sess), local_as=asn,
                                          peer_as=peer_as, router_id=rid, routes=routes))
-        exa[f"exabgp-f{n}"].reload(netlab.exabgp_config(neigh))
+        exa[f"exabgp-f{n}"].reload(harness.exabgp_config(neigh))
 
     total = sum(len(paths) for paths, _, _ in CASES.values())
     gone_f2 = sum(1 for paths, _, _ in CASES.values() if "f2" in paths)
     reload(2, {"f2"})
     reload(3, {("f3", "10.20.5.0/24"), ("f3", "fd20:2::/48")})
     want = total - gone_f2 - 2
-    netlab.wait_until(lambda: sum(len(ref.show_routes(f"table {t}")) for t in ("master4", "master6")) == want,
+    harness.wait_until(lambda: sum(len(ref.show_routes(f"table {t}")) for t in ("master4", "master6")) == want,
                       30, desc=f"reference BIRD down to {want} paths")
-    netlab.wait_equal(lambda: sp.paths_count(), want, 30, desc="sparrowd path count after withdrawals")
+    harness.wait_equal(lambda: sp.paths_count(), want, 30, desc="sparrowd path count after withdrawals")
     mismatches = compare_all(ref, sp, seed=2)
     assert not mismatches, "after withdrawals, best path differs from BIRD:\n" + "\n".join(mismatches)
     # spot checks that the decision really moved

@@ -15,13 +15,14 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
+from contextlib import contextmanager
 
 import pytest
 
 import rawbgp as rb
-from netlab import wait_until
-from replay_lab import LoopbackDaemon, bin_dir, free_port
+from harness import ctl_out as _ctl
+from harness import sparrowctl as _run
+from harness import free_port, loopback_sparrowd, sparrow_config, sparrow_peer, wait_until
 
 pytestmark = pytest.mark.sparrowd
 
@@ -32,83 +33,44 @@ ANSWERS = {"x": "192.0.2.10", "y": "192.0.2.20"}
 X_FIRST, Y_FIRST = "127.0.0.1", "198.51.100.7"
 
 
-def _run(sock: Path, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(bin_dir() / "sparrowctl"), "-s", str(sock), *args],
-                          input=stdin, capture_output=True, text=True, timeout=30)
-
-
-def _ctl(sock: Path, *args, stdin: str | None = None) -> str:
-    r = _run(sock, *args, stdin=stdin)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def _pops(sock: Path) -> dict:
+def _pops(sock) -> dict:
     return {p["name"]: p for p in json.loads(_ctl(sock, "--json", "pops"))["pops"]}
 
 
-def _config(sock: Path, bgp_port: int, dns_port: int | None) -> str:
-    pops = ", ".join(f"{{name: {n}, asn: {a}}}" for n, a in POPS.items())
-    lines = [
-        f"local_asn: {POPS['x']}",
-        "router_id: 192.0.2.1",
-        "pop: x",
-        f"pops: [{pops}]",
-        f"listen: {{enabled: true, addresses: [127.0.0.1], port: {bgp_port}}}",
-        f"admin: {{socket: {sock}}}",
-        "logging: {level: info, format: json}",
-        "peers:",
-        f"  - {{name: pop-y, address: {Y_ADDR}, remote_asn: {POPS['y']}, role: pop, "
-        "passive: true, multihop: 64}",
-        "steering:",
-        "  default_pop: x",
-        "  fallback:",
-        "    - {prefix: 127.0.0.0/8, pop: x}",
-        "    - {prefix: 198.51.100.0/24, pop: y}",
-    ]
+def _config(bgp_port: int, dns_port: int | None) -> dict:
+    cfg = sparrow_config(POPS["x"], "192.0.2.1",
+                         [sparrow_peer("pop-y", Y_ADDR, POPS["y"], "pop", passive=True, multihop=64)],
+                         pop="x", pops=POPS, listen=["127.0.0.1"], port=bgp_port, log_format="json",
+                         steering={"default_pop": "x",
+                                   "fallback": [{"prefix": "127.0.0.0/8", "pop": "x"},
+                                                {"prefix": "198.51.100.0/24", "pop": "y"}]})
     if dns_port is not None:
-        lines += [
-            f'dns: {{listen: ["127.0.0.1:{dns_port}"]}}',
-            "zones:",
-            f"  - origin: {ZONE}",
-            f"    soa: {{mname: ns1.{ZONE}, rname: hostmaster.{ZONE}}}",
-            f"    ns: [ns1.{ZONE}]",
-            "    steered:",
-            "      - name: www",
-            "        ttl: 30",
-            "        pops:",
-            f"          x: {{a: [{ANSWERS['x']}]}}",
-            f"          y: {{a: [{ANSWERS['y']}]}}",
-        ]
-    return "\n".join(lines) + "\n"
+        cfg["dns"] = {"listen": [f"127.0.0.1:{dns_port}"]}
+        cfg["zones"] = [{"origin": ZONE, "soa": {"mname": f"ns1.{ZONE}", "rname": f"hostmaster.{ZONE}"},
+                         "ns": [f"ns1.{ZONE}"],
+                         "steered": [{"name": "www", "ttl": 30,
+                                      "pops": {p: {"a": [a]} for p, a in ANSWERS.items()}}]}]
+    return cfg
 
 
-def _start(tmp_path, dns_port: int | None = None):
+@contextmanager
+def _started(tmp_path, dns_port: int | None = None):
+    """sparrowd with POP y's session Established (a raw speaker); yields the admin socket."""
     port = free_port()
-    sock = tmp_path / "s.sock"
-    d = LoopbackDaemon(tmp_path, _config(sock, port, dns_port), sock)
-    d.__enter__()
-    peer = None
-    try:
+    with loopback_sparrowd(tmp_path, _config(port, dns_port)) as d:
         peer = rb.RawBgp.connect("127.0.0.1", port, source=Y_ADDR)
-        peer.establish(asn=POPS["y"], hold=90, router_id="10.0.4.2")
-        wait_until(lambda: _pops(sock)["y"]["up"], timeout=15, desc="POP y up")
-    except BaseException:
-        if peer is not None:
+        try:
+            peer.establish(asn=POPS["y"], hold=90, router_id="10.0.4.2")
+            wait_until(lambda: _pops(d.socket)["y"]["up"], timeout=15, desc="POP y up")
+            yield d.socket
+        finally:
             peer.close()
-        d.__exit__()
-        raise
-    return d, peer, sock
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    d, peer, sock = _start(tmp_path)
-    try:
+    with _started(tmp_path) as sock:
         yield sock
-    finally:
-        peer.close()
-        d.__exit__()
 
 
 def test_drain_round_trip_in_pops(daemon, tmp_path):
@@ -149,7 +111,7 @@ def test_drain_round_trip_in_pops(daemon, tmp_path):
     # Every drain and undrain is logged at info with the POP, the states and who asked.
     def drains():
         out = []
-        for line in (tmp_path / "d.log").read_text().splitlines():
+        for line in (tmp_path / "sparrowd.log").read_text().splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
@@ -225,19 +187,11 @@ def test_drain_keeps_rankings_and_explain_marks_it(daemon):
 
 
 def test_drain_is_forgotten_on_restart(tmp_path):
-    d, peer, sock = _start(tmp_path)
-    try:
+    with _started(tmp_path) as sock:
         _ctl(sock, "drain", "x")
         assert _pops(sock)["x"]["drained"] is True
-    finally:
-        peer.close()
-        d.__exit__()
-    d, peer, sock = _start(tmp_path)
-    try:
+    with _started(tmp_path) as sock:
         assert not any(p["drained"] for p in _pops(sock).values())
-    finally:
-        peer.close()
-        d.__exit__()
 
 
 def _dig(port: int) -> list[str]:
@@ -252,8 +206,7 @@ def test_drain_moves_dns_answers_to_the_next_pop(tmp_path):
     if not shutil.which("dig"):
         pytest.fail("dig missing (apt-get install bind9-dnsutils)")
     dns_port = free_port()
-    d, peer, sock = _start(tmp_path, dns_port)
-    try:
+    with _started(tmp_path, dns_port) as sock:
         # 127.0.0.1 ranks x first: x answers while it is usable.
         assert wait_until(lambda: _dig(dns_port) == [ANSWERS["x"]], timeout=15,
                           desc="DNS answers with POP x")
@@ -274,6 +227,3 @@ def test_drain_moves_dns_answers_to_the_next_pop(tmp_path):
 
         _ctl(sock, "undrain", "x")
         assert _dig(dns_port) == [ANSWERS["x"]]
-    finally:
-        peer.close()
-        d.__exit__()

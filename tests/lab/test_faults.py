@@ -39,10 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fault_cases as fc  # noqa: E402
 import rawbgp as rb  # noqa: E402
-from fault_bird import Bird, bgp_peer_config, wait_for  # noqa: E402
-from fault_exabgp import ExaBgp  # noqa: E402
-from fault_lab import (ESTABLISHED, LOCAL_ASN, SPARROWCTL, SPARROWD, Lab,  # noqa: E402
-                       PeerSpec, free_port, lab_nh4)
+from fault_lab import ESTABLISHED, LOCAL_ASN, FaultLab, PeerSpec, lab_nh4  # noqa: E402
+from harness import ROOT, Bird, ExaBgp, Lab, free_port, loopback_peer_config, sparrow_bin_dir, wait_until  # noqa: E402
+
 
 # --------------------------------------------------------------------------- peers
 
@@ -80,12 +79,12 @@ MAIN_PEERS = [*CASE_PEERS.values(), *DOWN.values(), HOLD, MAXP_WARN, MAXP_TEARDO
 
 
 def _need_binaries():
-    for b in (SPARROWD, SPARROWCTL):
+    for b in (sparrow_bin_dir() / "sparrowd", sparrow_bin_dir() / "sparrowctl"):
         if not b.exists():
             pytest.fail(f"{b} missing: run `cargo build --release` or set SPARROW_BIN")
 
 
-def _dump_on_failure(request, lab: Lab, extra=()):
+def _dump_on_failure(request, lab: FaultLab, extra=()):
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
         print(f"\n===== sparrowd log tail ({lab.d.log}) =====\n{lab.d.log_tail(60)}")
@@ -97,7 +96,7 @@ def _dump_on_failure(request, lab: Lab, extra=()):
 def flab(tmp_path_factory):
     """sparrowd with every peer of this module + the healthy BIRD peer."""
     _need_binaries()
-    lab = Lab(tmp_path_factory.mktemp("faults"), MAIN_PEERS)
+    lab = FaultLab(tmp_path_factory.mktemp("faults"), MAIN_PEERS)
     try:
         lab.start()
         yield lab
@@ -130,10 +129,8 @@ def test_valid_routes_accepted_exactly(fl):
     4-octet ASNs, AS_SET, MED/communities, origins, withdrawals (classic and MP_UNREACH),
     several messages in one segment and one message split over several writes,
     End-of-RIB. Every announced-and-not-withdrawn route is accepted, exactly."""
-    base = fl.healthy_baseline()
-    p = fl.raw(SANITY.name)
-    asn = SANITY.asn
-    try:
+    with fl.raw_session(SANITY.name) as p:
+        asn = SANITY.asn
         v4_a = ["10.30.0.0/16", "10.31.1.0/24", "10.31.2.128/25", "10.31.3.7/32"]
         v4_b = ["10.32.0.0/17", "10.33.0.0/24"]
         v4_c = ["11.0.0.0/8"]
@@ -164,13 +161,13 @@ def test_valid_routes_accepted_exactly(fl):
         def counts_ok():
             q = fl.d.peer(SANITY.name)
             return q["accepted"] == {"ipv4": len(want4), "ipv6": len(want6)} and q
-        q = wait_for(counts_ok, 10, what="exact accepted counts")
+        q = wait_until(counts_ok, 10, desc="exact accepted counts")
         assert q["received"]["ipv4"] >= len(want4) and q["received"]["ipv6"] >= len(want6), q
         assert q["state"] == ESTABLISHED
         eor = q.get("eor")
         if isinstance(eor, dict) and eor:
-            wait_for(lambda: all(fl.d.peer(SANITY.name)["eor"].get(k) for k in ("ipv4", "ipv6")), 5,
-                     what=f"End-of-RIB seen for both families (eor={eor})")
+            wait_until(lambda: all(fl.d.peer(SANITY.name)["eor"].get(k) for k in ("ipv4", "ipv6")), 5,
+                       desc=f"End-of-RIB seen for both families (eor={eor})")
         p.wait_routes(want4 + want6)
         assert not fl.d.has_route("10.31.1.0/24", SANITY.name), "withdrawn IPv4 route still present"
         assert not fl.d.has_route("2001:db8:31:1::/64", SANITY.name), "withdrawn IPv6 route still present"
@@ -193,9 +190,6 @@ def test_valid_routes_accepted_exactly(fl):
         x = path("2001:db8:32::/32")
         assert x["as_path"] == str(asn), x
         assert not p.s.notifications() and not p.s.closed.is_set(), p.s.received
-    finally:
-        p.close()
-    fl.assert_healthy(base)
 
 
 # =========================================================================== 1. malformed
@@ -227,9 +221,9 @@ def test_malformed(fl, case: fc.Case):
             p.announced.add(probe4)
 
         # whichever comes first: the session closes, or the probe is accepted
-        outcome = wait_for(lambda: ("reset" if p.s.closed.is_set() else
-                                    "up" if fl.d.has_route(probe4, spec.name) else None),
-                           10, what="session reset or probe route accepted")
+        outcome = wait_until(lambda: ("reset" if p.s.closed.is_set() else
+                                      "up" if fl.d.has_route(probe4, spec.name) else None),
+                             10, desc="session reset or probe route accepted")
         notes = p.s.notifications()
         print(f"{case.id}: outcome={outcome} notifications={[str(n) for n in notes]}")
         if case.expect == fc.RESET:
@@ -244,15 +238,15 @@ def test_malformed(fl, case: fc.Case):
             assert case.code_ok(n.code, n.subcode), f"got {n}, expected one of {case.codes}"
             if case.data is not None:
                 assert n.data == case.data(ctx), f"NOTIFICATION data {n.data.hex()}, RFC wants {case.data(ctx).hex()}"
-            wait_for(lambda: fl.d.state(spec.name) != ESTABLISHED, 5, what="peer to leave Established")
+            wait_until(lambda: fl.d.state(spec.name) != ESTABLISHED, 5, desc="peer to leave Established")
             p.wait_routes_gone([victim4, victim6], 5)
             q = fl.d.peer(spec.name)
             assert q["last_error"], f"reset session has no last_error: {q}"
         elif case.expect == fc.ACCEPT:
             assert not notes and not p.s.closed.is_set(), f"unexpected {notes} / close {p.s.close_reason}"
             target = victim4 if case.afi == rb.AFI_IPV4 else victim6
-            wait_for(lambda: [x["as_path"] for x in fl.d.paths_from(target, spec.name)] == [f"{spec.asn} 65999"],
-                     5, what=f"{target} re-announced with AS_PATH '{spec.asn} 65999'")
+            wait_until(lambda: [x["as_path"] for x in fl.d.paths_from(target, spec.name)] == [f"{spec.asn} 65999"],
+                       5, desc=f"{target} re-announced with AS_PATH '{spec.asn} 65999'")
             x = fl.d.paths_from(target, spec.name)[0]
             assert str(x["origin"]).lower() == "igp", f"first ORIGIN not kept: {x}"
             assert fl.d.has_route(victim6 if target == victim4 else victim4, spec.name)
@@ -294,19 +288,19 @@ def test_exabgp_malformed_treat_as_withdraw(fl, kind, request):
     n = list(EXA_FAULTS).index(kind)
     victim, probe = f"10.40.{n}.0/24", f"10.41.{n}.0/24"
     base = fl.healthy_baseline()
-    x = ExaBgp(fl.dir, spec.name, local_ip=spec.address, asn=spec.asn, peer_ip="127.0.0.1",
-               peer_port=fl.port, peer_asn=LOCAL_ASN).start()
+    x = ExaBgp.api_peer(fl, spec.name, local_ip=spec.address, asn=spec.asn, peer_ip="127.0.0.1",
+                        peer_port=fl.port, peer_asn=LOCAL_ASN).start()
     try:
-        wait_for(lambda: fl.d.state(spec.name) == ESTABLISHED, 30, interval=0.25,
-                 what=f"ExaBGP {spec.name} Established")
+        wait_until(lambda: fl.d.state(spec.name) == ESTABLISHED, 30, interval=0.25,
+                   desc=f"ExaBGP {spec.name} Established")
         x.send(f"announce route {victim} next-hop {lab_nh4(spec.address)} as-path [ {spec.asn} ]")
-        wait_for(lambda: fl.d.has_route(victim, spec.name), 10, what="ExaBGP victim route")
+        wait_until(lambda: fl.d.has_route(victim, spec.name), 10, desc="ExaBGP victim route")
         up = fl.d.peer(spec.name)["uptime_secs"]
         t0 = time.monotonic()
         x.send(EXA_FAULTS[kind](spec, victim))
         x.send(f"announce route {probe} next-hop {lab_nh4(spec.address)} as-path [ {spec.asn} ]")
-        wait_for(lambda: fl.d.has_route(probe, spec.name), 10, what="ExaBGP probe route after the fault")
-        wait_for(lambda: not fl.d.has_route(victim, spec.name), 5, what="victim treated as withdrawn")
+        wait_until(lambda: fl.d.has_route(probe, spec.name), 10, desc="ExaBGP probe route after the fault")
+        wait_until(lambda: not fl.d.has_route(victim, spec.name), 5, desc="victim treated as withdrawn")
         q = fl.d.peer(spec.name)
         assert q["state"] == ESTABLISHED, q
         assert q["uptime_secs"] >= up + int(time.monotonic() - t0) - 1, f"ExaBGP session was reset: {q}"
@@ -409,8 +403,8 @@ def test_silent_connections_do_not_block_listener(fl):
                 return False
             except OSError:
                 return True
-        wait_for(lambda: all(closed(c) for c in silent[:-1]), 10, interval=0.2,
-                 what="daemon to close silent connections from unconfigured addresses")
+        wait_until(lambda: all(closed(c) for c in silent[:-1]), 10, interval=0.2,
+                   desc="daemon to close silent connections from unconfigured addresses")
     finally:
         for c in silent:
             c.close()
@@ -422,10 +416,8 @@ def test_second_connection_does_not_reset_established(fl):
     """RFC 4271 §6.8: a new connection from the address of an Established peer is
     closed (Cease, typically 6/7) and the Established session, its uptime and routes
     are untouched."""
-    base = fl.healthy_baseline()
-    p = fl.raw(COLLISION.name)
-    routes = ["10.96.0.0/24", "10.96.1.0/24", "10.96.2.0/24"]
-    try:
+    with fl.raw_session(COLLISION.name) as p:
+        routes = ["10.96.0.0/24", "10.96.1.0/24", "10.96.2.0/24"]
         p.announce4(routes)
         p.wait_routes(routes)
         up = fl.d.peer(COLLISION.name)["uptime_secs"]
@@ -451,9 +443,6 @@ def test_second_connection_does_not_reset_established(fl):
         # and it still works
         p.announce4(["10.96.3.0/24"])
         p.wait_routes(["10.96.3.0/24"])
-    finally:
-        p.close()
-    fl.assert_healthy(base)
 
 
 def _fill_update(asn: int, nh4: str, size: int, third: int) -> tuple[bytes, list[str]]:
@@ -480,8 +469,8 @@ def test_update_size_boundary(fl):
         msg, prefixes = _fill_update(SIZE.asn, p.nh4, 4096, 90)
         p.s.send_raw(msg)
         p.announced.update(prefixes)
-        wait_for(lambda: fl.d.peer(SIZE.name)["accepted"]["ipv4"] == len(prefixes), 10,
-                 what=f"{len(prefixes)} routes of the 4096-octet UPDATE")
+        wait_until(lambda: fl.d.peer(SIZE.name)["accepted"]["ipv4"] == len(prefixes), 10,
+                   desc=f"{len(prefixes)} routes of the 4096-octet UPDATE")
         for x in (prefixes[0], prefixes[len(prefixes) // 2], prefixes[-1]):
             assert fl.d.has_route(x, SIZE.name), x
         big, _ = _fill_update(SIZE.asn, p.nh4, 4097, 91)
@@ -506,16 +495,16 @@ def test_extended_message_accepted_when_negotiated(fl):
         o = s.establish(EXTMSG.asn, 90, "10.3.0.17", caps=caps)
         if not any(c == 6 for c, _ in o.caps):
             pytest.skip("sparrowd does not announce the extended-message capability")
-        wait_for(lambda: fl.d.state(EXTMSG.name) == ESTABLISHED, 5)
+        wait_until(lambda: fl.d.state(EXTMSG.name) == ESTABLISHED, 5)
         msg, prefixes = _fill_update(EXTMSG.asn, "100.64.3.17", 6000, 92)
         s.send_raw(msg)
-        wait_for(lambda: fl.d.peer(EXTMSG.name)["accepted"]["ipv4"] == len(prefixes), 10,
-                 what=f"{len(prefixes)} routes of the 6000-octet UPDATE")
+        wait_until(lambda: fl.d.peer(EXTMSG.name)["accepted"]["ipv4"] == len(prefixes), 10,
+                   desc=f"{len(prefixes)} routes of the 6000-octet UPDATE")
         assert not s.notifications()
     finally:
         s.close()
         if fl.d.alive():
-            wait_for(lambda: fl.d.peer(EXTMSG.name)["accepted"]["ipv4"] == 0, 5, what="cleanup")
+            wait_until(lambda: fl.d.peer(EXTMSG.name)["accepted"]["ipv4"] == 0, 5, desc="cleanup")
     fl.assert_healthy(base)
 
 
@@ -534,8 +523,8 @@ def test_session_down_removes_routes(fl, how):
         for i in range(0, len(v4), 10):
             p.announce4(v4[i:i + 10])
         p.announce6(v6)
-        wait_for(lambda: fl.d.peer(spec.name)["accepted"] == {"ipv4": 40, "ipv6": 10}, 10,
-                 what="40 + 10 routes accepted")
+        wait_until(lambda: fl.d.peer(spec.name)["accepted"] == {"ipv4": 40, "ipv6": 10}, 10,
+                   desc="40 + 10 routes accepted")
         p.wait_routes(v4 + v6)
         paths_before = fl.d.total_paths()
         summary_before = fl.d.ctl_json("summary")
@@ -551,9 +540,9 @@ def test_session_down_removes_routes(fl, how):
             p.s.send_notification(6, 2)  # Cease / Administrative Shutdown; we keep the socket open
             assert p.s.wait_closed(5), "sparrowd did not close the connection after our Cease NOTIFICATION"
 
-        wait_for(lambda: fl.d.state(spec.name) != ESTABLISHED, 5, what="peer to leave Established")
-        wait_for(lambda: fl.d.total_paths() == paths_before - 50, 10,
-                 what=f"`sparrowctl paths` to drop by 50 from {paths_before}")
+        wait_until(lambda: fl.d.state(spec.name) != ESTABLISHED, 5, desc="peer to leave Established")
+        wait_until(lambda: fl.d.total_paths() == paths_before - 50, 10,
+                   desc=f"`sparrowctl paths` to drop by 50 from {paths_before}")
         gone = [x for x in v4 + v6 if fl.d.has_route(x, spec.name)]
         assert not gone, f"routes of the closed session still present: {gone}"
         q = fl.d.peer(spec.name)
@@ -573,10 +562,8 @@ def test_session_down_removes_routes(fl, how):
 
 @pytest.mark.sparrowd
 def test_hold_timer_expiry(fl):
-    base = fl.healthy_baseline()
-    p = fl.raw(HOLD.name, hold=3)
-    routes = [f"10.70.{i}.0/24" for i in range(5)]
-    try:
+    with fl.raw_session(HOLD.name, hold=3, wait_close=False) as p:
+        routes = [f"10.70.{i}.0/24" for i in range(5)]
         assert p.open.hold == 3, f"sparrowd configured hold_time 3 sent hold {p.open.hold} in its OPEN"
         assert p.s.negotiated_hold == 3
         p.announce4(routes)
@@ -594,31 +581,26 @@ def test_hold_timer_expiry(fl):
         waited = at - last_ka
         assert 2.0 <= waited <= 4.5, f"NOTIFICATION {waited:.2f}s after our last message (hold 3 s)"
         assert p.s.wait_closed(5), "connection not closed after the NOTIFICATION"
-        wait_for(lambda: fl.d.state(HOLD.name) != ESTABLISHED, 5, what="peer to leave Established")
+        wait_until(lambda: fl.d.state(HOLD.name) != ESTABLISHED, 5, desc="peer to leave Established")
         q = fl.d.peer(HOLD.name)
         assert q["last_error"] and "hold" in q["last_error"].lower(), f"last_error: {q['last_error']!r}"
         p.wait_routes_gone(routes, 5)
-    finally:
-        p.close(wait=False)
-    fl.assert_healthy(base)
 
 
 # =========================================================================== 4. max-prefix
 
 @pytest.mark.sparrowd
 def test_max_prefix_warn(fl):
-    base = fl.healthy_baseline()
-    p = fl.raw(MAXP_WARN.name)
-    routes = [f"10.80.{i}.0/24" for i in range(10)]
-    log_before = len(fl.d.log_text())
-    try:
+    with fl.raw_session(MAXP_WARN.name) as p:
+        routes = [f"10.80.{i}.0/24" for i in range(10)]
+        log_before = len(fl.d.log_text())
         p.announce4(routes[:5])
         p.wait_routes(routes[:5])
         q = fl.d.peer(MAXP_WARN.name)
         assert q["max_prefix_exceeded"]["ipv4"] is False, f"5 routes at limit 5 flagged as exceeded: {q}"
         p.announce4(routes[5:])
-        q = wait_for(lambda: (lambda q: q if q["accepted"]["ipv4"] == 10 else None)(fl.d.peer(MAXP_WARN.name)),
-                     10, what="all 10 routes held (warn only)")
+        q = wait_until(lambda: (lambda q: q if q["accepted"]["ipv4"] == 10 else None)(fl.d.peer(MAXP_WARN.name)),
+                       10, desc="all 10 routes held (warn only)")
         assert q["max_prefix_exceeded"]["ipv4"] is True, f"limit 5 exceeded by 10 routes, flag not set: {q}"
         assert q["max_prefix_exceeded"].get("ipv6") is False, q
         # the daemon has evaluated the limit (flag set); the session must not be torn down
@@ -628,17 +610,12 @@ def test_max_prefix_warn(fl):
         new_log = fl.d.log_text()[log_before:]
         warn = [ln for ln in new_log.splitlines() if re.search(r"max(imum)?[ _-]?prefix|prefix[ _-]?limit", ln, re.I)]
         assert warn, f"no max-prefix warning in the daemon log:\n{new_log[-3000:]}"
-    finally:
-        p.close()
-    fl.assert_healthy(base)
 
 
 @pytest.mark.sparrowd
 def test_max_prefix_teardown(fl):
-    base = fl.healthy_baseline()
-    p = fl.raw(MAXP_TEARDOWN.name)
-    routes = [f"10.81.{i}.0/24" for i in range(10)]
-    try:
+    with fl.raw_session(MAXP_TEARDOWN.name, wait_close=False) as p:
+        routes = [f"10.81.{i}.0/24" for i in range(10)]
         p.announce4(routes[:5])
         p.wait_routes(routes[:5])
         assert fl.d.state(MAXP_TEARDOWN.name) == ESTABLISHED
@@ -648,11 +625,8 @@ def test_max_prefix_teardown(fl):
         assert n is not None, f"closed without NOTIFICATION ({p.s.close_reason})"
         assert (n.code, n.subcode) == (6, 1), f"expected Cease / Maximum Number of Prefixes Reached, got {n}"
         assert p.s.wait_closed(5)
-        wait_for(lambda: fl.d.state(MAXP_TEARDOWN.name) != ESTABLISHED, 5, what="peer to leave Established")
+        wait_until(lambda: fl.d.state(MAXP_TEARDOWN.name) != ESTABLISHED, 5, desc="peer to leave Established")
         p.wait_routes_gone(routes, 5)
-    finally:
-        p.close(wait=False)
-    fl.assert_healthy(base)
 
 
 # =========================================================================== 5. TCP-MD5
@@ -675,7 +649,7 @@ def _nstat_md5() -> dict:
 def md5lab(tmp_path_factory):
     """A separate sparrowd with three MD5 peers (password "right") + the healthy BIRD."""
     _need_binaries()
-    lab = Lab(tmp_path_factory.mktemp("md5"), list(MD5.values()))
+    lab = FaultLab(tmp_path_factory.mktemp("md5"), list(MD5.values()))
     lab.md5_birds = {}
     try:
         lab.start()
@@ -686,16 +660,16 @@ def md5lab(tmp_path_factory):
         lab.stop()
 
 
-def _md5_bird(lab: Lab, which: str) -> Bird:
+def _md5_bird(lab: FaultLab, which: str) -> Bird:
     spec = MD5[which]
     if which not in lab.md5_birds:
-        b = Bird(lab.dir, f"md5-{which}", bgp_peer_config(
+        b = lab.bird(ROOT, f"bird-md5-{which}", loopback_peer_config(
             router_id=spec.address.replace("127.", "10.", 1), local_ip=spec.address,
             local_port=free_port(spec.address), local_asn=spec.asn, neighbor_ip="127.0.0.1",
             neighbor_port=lab.port, neighbor_asn=LOCAL_ASN, proto="sparrow", static4=MD5_ROUTES,
             password=MD5_BIRD_PASSWORD[which], connect_retry=1, debug="states, events",
             nh4=lab_nh4(spec.address)))
-        lab.md5_birds[which] = b.start()
+        lab.md5_birds[which] = b.start().wait_ready()
     return lab.md5_birds[which]
 
 
@@ -704,10 +678,10 @@ def test_md5_right_password_establishes(md5lab, request):
     base = md5lab.healthy_baseline()
     b = _md5_bird(md5lab, "right")
     try:
-        wait_for(lambda: md5lab.d.state(MD5["right"].name) == ESTABLISHED, 20, interval=0.25,
-                 what="MD5 session with the right password Established")
-        wait_for(lambda: md5lab.d.peer(MD5["right"].name)["accepted"]["ipv4"] == len(MD5_ROUTES), 10,
-                 what="routes over the MD5 session")
+        wait_until(lambda: md5lab.d.state(MD5["right"].name) == ESTABLISHED, 20, interval=0.25,
+                   desc="MD5 session with the right password Established")
+        wait_until(lambda: md5lab.d.peer(MD5["right"].name)["accepted"]["ipv4"] == len(MD5_ROUTES), 10,
+                   desc="routes over the MD5 session")
         assert b.proto_state("sparrow") == ESTABLISHED
     finally:
         _dump_on_failure(request, md5lab, [b.log_text()[-3000:]])
@@ -723,8 +697,8 @@ def test_md5_mismatch_never_establishes(md5lab, which, request):
     Positive control in the same window: the right-password BIRD is Established."""
     spec = MD5[which]
     right = _md5_bird(md5lab, "right")
-    wait_for(lambda: md5lab.d.state(MD5["right"].name) == ESTABLISHED, 20, interval=0.25,
-             what="positive control: right-password MD5 session Established")
+    wait_until(lambda: md5lab.d.state(MD5["right"].name) == ESTABLISHED, 20, interval=0.25,
+               desc="positive control: right-password MD5 session Established")
     base = md5lab.healthy_baseline()
     counters_before = _nstat_md5()
     b = _md5_bird(md5lab, which)
@@ -776,13 +750,11 @@ protocol bgp c{i} {{
   ipv4 {{ import all; export none; }}; ipv6 {{ import all; export none; }};
 }}""")
     conf = 'router id 10.0.0.250;\nlog "@LOG@" all;\nprotocol device {}\n' + "".join(protos)
-    b = Bird(d, "ref", conf)
-    b.port = port
-    try:
-        b.start()
+    with Lab("refbird", d) as lab:
+        b = lab.bird(ROOT, "ref", conf)
+        b.port = port
+        b.start().wait_ready()
         yield b
-    finally:
-        b.stop()
 
 
 def _bird_has(b: Bird, proto: str, prefix: str) -> bool:
@@ -806,15 +778,15 @@ def test_reference_bird_receiver(refbird, case):
         nh6 = "2001:db8:ffff::10"
         s.announce4([victim4], [asn], src)
         s.announce6([victim6], [asn], nh6)
-        wait_for(lambda: _bird_has(refbird, proto, victim4) and _bird_has(refbird, proto, victim6), 5,
-                 what="victims in BIRD")
+        wait_until(lambda: _bird_has(refbird, proto, victim4) and _bird_has(refbird, proto, victim6), 5,
+                   desc="victims in BIRD")
         try:
             s.send_raw(case.build(fc.Ctx(asn, src, nh6, victim4, victim6)))
             s.announce4([probe4], [asn], src)
         except OSError:
             pass
-        outcome = wait_for(lambda: "reset" if s.closed.is_set() else
-                           "up" if _bird_has(refbird, proto, probe4) else None, 10, what="BIRD reaction")
+        outcome = wait_until(lambda: "reset" if s.closed.is_set() else
+                             "up" if _bird_has(refbird, proto, probe4) else None, 10, desc="BIRD reaction")
         if case.expect == fc.RESET:
             assert outcome == "reset"
         if case.expect in (fc.WITHDRAW, fc.ACCEPT):
@@ -823,10 +795,10 @@ def test_reference_bird_receiver(refbird, case):
             notes = s.notifications()
             assert notes and case.code_ok(notes[0].code, notes[0].subcode), (notes, s.close_reason)
         elif case.expect == fc.ACCEPT:
-            wait_for(lambda: f"{asn} 65999" in refbird.cmd("show", "route", victim4, "protocol", proto, "all"), 5,
-                     what="victim re-announced in BIRD")
+            wait_until(lambda: f"{asn} 65999" in refbird.cmd("show", "route", victim4, "protocol", proto, "all"), 5,
+                       desc="victim re-announced in BIRD")
         else:
             attacked = victim4 if case.afi == rb.AFI_IPV4 else victim6
-            wait_for(lambda: not _bird_has(refbird, proto, attacked), 5, what="victim withdrawn in BIRD")
+            wait_until(lambda: not _bird_has(refbird, proto, attacked), 5, desc="victim withdrawn in BIRD")
     finally:
         s.close()

@@ -18,14 +18,15 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 import rawbgp as rb
-from netlab import wait_until
-from replay_lab import LoopbackDaemon, bin_dir, free_port
+from harness import free_port, loopback_sparrowd, sparrow_config, sparrow_peer, sparrowctl, v6_loopback, wait_until
+
+_ctl = partial(sparrowctl, check=True)
 
 pytestmark = pytest.mark.sparrowd
 
@@ -42,31 +43,10 @@ POPZ_ADDR = "127.0.4.3"                  # POP z's configured session: never con
 Y_ADDR, Z_ADDR, X_ADDR = "198.51.100.7", "203.0.113.9", "192.0.2.77"
 
 
-def _ctl(sock: Path, *args, stdin: str | None = None, check: bool = True):
-    r = subprocess.run([str(bin_dir() / "sparrowctl"), "-s", str(sock), *args],
-                       input=stdin, capture_output=True, text=True, timeout=30)
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
+class Redirector:
+    """The running daemon as the HTTP tests see it: admin socket, HTTP ports, drains."""
 
-
-def _v6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-def _free_port6() -> int:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-        s.bind(("::1", 0))
-        return s.getsockname()[1]
-
-
-class Lab:
-    def __init__(self, sock: Path, port: int, port6: int | None, workdir: Path):
+    def __init__(self, sock: str, port: int, port6: int | None, workdir: Path):
         self.sock, self.port, self.port6, self.workdir = sock, port, port6, workdir
         self.drained: set[str] = set()
 
@@ -97,39 +77,25 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http")
-    sock = tmp / "s.sock"
     bgp_port, port = free_port(), free_port()
-    port6 = _free_port6() if _v6_loopback() else None
-    listen = [f"'127.0.0.1:{port}'"] + ([f"'[::1]:{port6}'"] if port6 else [])
-    pops = ", ".join(f"{{name: {n}, asn: {a}, url: '{URLS[n]}'}}" for n, a in POPS.items())
-    fallback = "\n".join(f"    - {{prefix: '{p}', pop: {n}}}" for p, n in FALLBACK.items())
-    config = "\n".join([
-        f"local_asn: {LOCAL_ASN}",
-        "router_id: 192.0.2.1",
-        "pop: x",
-        f"pops: [{pops}]",
-        f"listen: {{enabled: true, addresses: [127.0.0.1], port: {bgp_port}}}",
-        f"admin: {{socket: {sock}}}",
-        "logging: {level: 'info,sparrow::http=debug'}",
-        "steering:",
-        "  fallback:",
-        fallback,
-        f"http: {{listen: [{', '.join(listen)}], trusted_proxies: [127.0.0.1/32]}}",
-        "peers:",
-        f"  - {{name: up, address: {UP_ADDR}, remote_asn: {UP_ASN}, role: upstream, "
-        f"passive: true, multihop: 64}}",
-        f"  - {{name: py, address: {POPY_ADDR}, remote_asn: {POPS['y']}, role: pop, "
-        f"passive: true, multihop: 64}}",
-        # z's session is configured but never comes up: z is down (a POP with
-        # no session at all would count as up: nothing watches it).
-        f"  - {{name: pz, address: {POPZ_ADDR}, remote_asn: {POPS['z']}, role: pop, "
-        f"passive: true, multihop: 64}}",
-    ]) + "\n"
-    with LoopbackDaemon(tmp, config, sock):
+    port6 = free_port("::1") if v6_loopback() else None
+    listen = [f"127.0.0.1:{port}"] + ([f"[::1]:{port6}"] if port6 else [])
+    config = sparrow_config(
+        LOCAL_ASN, "192.0.2.1", [
+            sparrow_peer("up", UP_ADDR, UP_ASN, passive=True, multihop=64),
+            sparrow_peer("py", POPY_ADDR, POPS["y"], "pop", passive=True, multihop=64),
+            # z's session is configured but never comes up: z is down (a POP with
+            # no session at all would count as up: nothing watches it).
+            sparrow_peer("pz", POPZ_ADDR, POPS["z"], "pop", passive=True, multihop=64)],
+        pop="x", pops=[{"name": n, "asn": a, "url": URLS[n]} for n, a in POPS.items()],
+        listen=["127.0.0.1"], port=bgp_port, log_level="info,sparrow::http=debug", log_format=None,
+        steering={"fallback": [{"prefix": p, "pop": n} for p, n in FALLBACK.items()]},
+        http={"listen": listen, "trusted_proxies": ["127.0.0.1/32"]})
+    with loopback_sparrowd(tmp, config) as d:
         peer = rb.RawBgp.connect("127.0.0.1", bgp_port, source=POPY_ADDR)
         try:
             peer.establish(asn=POPS["y"], hold=90, router_id="10.0.4.2")
-            lab = Lab(sock, port, port6, tmp)
+            lab = Redirector(d.socket, port, port6, tmp)
             wait_until(lambda: "y" in lab.up(), 15, desc="pop session py Established")
 
             def http_up():
@@ -141,7 +107,7 @@ def lab(tmp_path_factory):
             peer.close()
 
 
-def curl(lab: Lab, path: str, *args: str, host: str = "127.0.0.1", port: int | None = None):
+def curl(lab: Redirector, path: str, *args: str, host: str = "127.0.0.1", port: int | None = None):
     """curl a path; returns (status, headers as lower-case dict, body bytes)."""
     hostport = f"[{host}]" if ":" in host else host
     r = subprocess.run(["curl", "-sS", "--path-as-is", "-g", "--max-time", "10", "-D", "-",

@@ -19,9 +19,9 @@ import random
 
 import pytest
 
-import netlab
+import harness
 from lab_routes import route_set, sessions_for
-from netlab import Upstream, sparrow_config, sparrow_peer, wait_equal
+from harness import Upstream, sparrow_config, sparrow_peer, wait_equal
 
 SPARROW_ASN = 65001
 ROUTER_ASN = {"bird": 4200000010, "frr": 4200000020, "gobgp": 65020, "exabgp": 4200000040}
@@ -68,7 +68,7 @@ def sparrow_table(sp, kind=None, ups=None):
     names = None
     if kind is not None:
         names = {_peer_name(kind, i) for i in range(len(ups[kind][0].sessions))}
-    return {(str(ipaddress.ip_network(r["prefix"])), netlab.dump_path(r["as_path"]))
+    return {(str(ipaddress.ip_network(r["prefix"])), harness.dump_path(r["as_path"]))
             for r in sp.dump() if names is None or r["peer"] in names}
 
 
@@ -84,8 +84,8 @@ def check_routes_in_detail(sp, kind, up, link):
             mine = [p for p in res["paths"] if p["peer"] in names]
             assert len(mine) == 1, (q, res)
             p = mine[0]
-            assert netlab.canon_path(p["as_path_segments"]) == r.expected_path(up.asn), (q, p)
-            assert netlab.dump_path(p["as_path"]) == r.expected_path(up.asn), (q, p)
+            assert harness.canon_path(p["as_path_segments"]) == r.expected_path(up.asn), (q, p)
+            assert harness.dump_path(p["as_path"]) == r.expected_path(up.asn), (q, p)
             assert p["peer_asn"] == up.asn, p
             assert p["role"] == "upstream", p
             assert p["ebgp"] is True, p
@@ -257,9 +257,9 @@ def test_graceful_restart_helper_with_bird(lab, sparrow_bin):
     assert sp.peer("bird0")["graceful_restart"] is True
 
     up.d.proc.kill()
-    netlab.wait_until(lambda: sp.peer("bird0")["state"] != "Established", 15, desc="session down after kill")
+    harness.wait_until(lambda: sp.peer("bird0")["state"] != "Established", 15, desc="session down after kill")
     # routes retained, all stale
-    flags = netlab.wait_until(lambda: (f := _stale_flags(sp)) and all(all(v) for v in f.values()) and f, 10,
+    flags = harness.wait_until(lambda: (f := _stale_flags(sp)) and all(all(v) for v in f.values()) and f, 10,
                               desc="all paths stale")
     assert set(flags) == {p for p, _ in first}
     assert sparrow_table(sp) == first
@@ -272,9 +272,9 @@ def test_graceful_restart_helper_with_bird(lab, sparrow_bin):
     # `graceful restart wait`, 240 s): so this also needs sparrowd's End-of-RIB
     wait_equal(lambda: sparrow_table(sp), up.expected(), 30,
                desc="table after BIRD's restart (recovery mode) + End-of-RIB")
-    netlab.wait_until(lambda: not any(any(v) for v in _stale_flags(sp).values()), 15, desc="no stale paths")
+    harness.wait_until(lambda: not any(any(v) for v in _stale_flags(sp).values()), 15, desc="no stale paths")
 
     up.d.proc.kill()
-    netlab.wait_until(lambda: sp.peer("bird0")["state"] != "Established", 15, desc="session down after 2nd kill")
-    netlab.wait_until(lambda: sp.paths_count() == 0, gr_time + 20,
+    harness.wait_until(lambda: sp.peer("bird0")["state"] != "Established", 15, desc="session down after 2nd kill")
+    harness.wait_until(lambda: sp.paths_count() == 0, gr_time + 20,
                       desc=f"stale paths removed after BIRD's restart time ({gr_time}s)")

@@ -22,9 +22,9 @@ withdrawals propagate.
 import ipaddress
 import re
 
-import netlab
+import harness
 from lab_routes import route_set, sessions_for
-from netlab import BirdPeer, Route, Upstream, sparrow_config, sparrow_peer, wait_equal
+from harness import BirdPeer, Route, Upstream, sparrow_config, sparrow_peer, wait_equal
 
 X_ASN, Y_ASN, P_ASN, Q_ASN = 65001, 65002, 65003, 65004
 U_ASN, V_ASN = 4200000010, 4200000030
@@ -41,13 +41,13 @@ def pop_bird(lab, ns, name, asn, link, sp_asn, routes):
                       export="filter export_static", import_="all"),
              BirdPeer("sp6", link.a6, asn, sp_asn, local_address=link.b6, families=("ipv6",),
                       export="filter export_static", import_="all")]
-    conf = netlab.bird_config(f"10.255.1.{asn % 256}", peers, routes, extra=netlab.bird_static_export(routes))
+    conf = harness.bird_config(f"10.255.1.{asn % 256}", peers, routes, extra=harness.bird_static_export(routes))
     return lab.bird(ns, name, conf).start().wait_ready()
 
 
 def paths_from(sp, peer_names):
     """{(prefix, path, next_hop)} of paths in sparrowd learned from the given peers."""
-    return {(str(ipaddress.ip_network(r["prefix"])), netlab.dump_path(r["as_path"]),
+    return {(str(ipaddress.ip_network(r["prefix"])), harness.dump_path(r["as_path"]),
              str(ipaddress.ip_address(r["next_hop"])))
             for r in sp.dump() if r["peer"] in peer_names}
 
@@ -75,7 +75,7 @@ def test_multihop_pop_export(lab, sparrow_bin):
     x.add_route("fd00:14::/64", xr.b6)
     y.add_route("10.1.3.0/24", ry.a4)
     y.add_route("fd00:13::/64", ry.a6)
-    assert netlab.wait_until(lambda: x.reachable(ry.b4) and x.reachable(ry.b6), 10, desc="X reaches Y through R")
+    assert harness.wait_until(lambda: x.reachable(ry.b4) and x.reachable(ry.b6), 10, desc="X reaches Y through R")
 
     u_routes = route_set(1)
     v_routes = route_set(2)
@@ -115,7 +115,7 @@ def test_multihop_pop_export(lab, sparrow_bin):
     bird_q.wait_established("sp4", "sp6")
 
     def exported(routes, up_asn, sp_asn, nh4, nh6):
-        return {(str(r.net), netlab.norm_path([sp_asn, up_asn, *r.as_path]), nh4 if r.afi == 4 else nh6)
+        return {(str(r.net), harness.norm_path([sp_asn, up_asn, *r.as_path]), nh4 if r.afi == 4 else nh6)
                 for r in routes}
 
     # Y holds exactly X's upstream routes from X, with 65001 prepended and next hop = X

@@ -11,19 +11,17 @@ import json
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from netlab import wait_until
-from replay_lab import LoopbackDaemon, bin_dir, free_port
+from harness import free_port, loopback_sparrowd, wait_until
 
 pytestmark = pytest.mark.sparrowd
 
 ZONE = "example.test"
 
 
-def _config(sock: Path, dns_port: int, extra_records: list[str], peers: str = "[]") -> str:
+def _config(sock, dns_port: int, extra_records: list[str], peers: str = "[]") -> str:
     lines = [
         "local_asn: 64999",
         "router_id: 192.0.2.1",
@@ -64,22 +62,16 @@ def _dig(port: int, name: str, rtype: str = "A") -> tuple[str, list[str]]:
     return status, answers
 
 
-def _reload(sock: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(bin_dir() / "sparrowctl"), "-s", str(sock), "--json", "reload"],
-                          capture_output=True, text=True, timeout=30)
-
-
 def test_reload_applies_zones_and_rejects_bad_files(tmp_path):
-    sock, port = tmp_path / "s.sock", free_port()
-    text = _config(sock, port, [])
-    with LoopbackDaemon(tmp_path, text, sock) as d:
-        cfg = tmp_path / "d.yaml"
+    port = free_port()
+    with loopback_sparrowd(tmp_path, _config("@SOCKET@", port, [])) as d:
+        sock, cfg = d.socket, d.conf
         wait_until(lambda: _dig(port, f"ns1.{ZONE}")[0] == "NOERROR", timeout=10)
         assert _dig(port, f"new.{ZONE}")[0] == "NXDOMAIN"
 
         # A good file: applied by `sparrowctl reload`, answers change at once.
         cfg.write_text(_config(sock, port, ["{name: new, type: A, data: 192.0.2.77}"]))
-        r = _reload(sock)
+        r = d.run_ctl("--json", "reload")
         assert r.returncode == 0, r.stderr
         rep = json.loads(r.stdout)
         assert rep["applied"] == ["zones"] and rep["needs_restart"] == []
@@ -90,7 +82,7 @@ def test_reload_applies_zones_and_rejects_bad_files(tmp_path):
                                    "{name: other, type: MX, data: 'ten mail'}",
                                    "{name: elsewhere.example.org., type: A, data: 192.0.2.1}"])
         cfg.write_text(bad)
-        r = _reload(sock)
+        r = d.run_ctl("--json", "reload")
         assert r.returncode == 1
         lines = bad.splitlines()
         mx_line = next(i for i, l in enumerate(lines, 1) if "ten mail" in l)
@@ -107,12 +99,11 @@ def test_reload_applies_zones_and_rejects_bad_files(tmp_path):
                                      "role: pop, multihop: 4}]"))
         os.kill(d.proc.pid, signal.SIGHUP)
         wait_until(lambda: _dig(port, f"new.{ZONE}") == ("NOERROR", ["192.0.2.79"]), timeout=10)
-        log = (tmp_path / "d.log").read_text()
+        log = d.log_text()
         hup = [json.loads(l) for l in log.splitlines() if l.startswith("{")]
         restart = [e for e in hup if "need a restart" in e.get("fields", {}).get("message", "")]
         assert restart and "peers" in restart[-1]["fields"]["sections"], restart
         # The daemon still runs with no peers (the new peer is not started).
-        peers = subprocess.run([str(bin_dir() / "sparrowctl"), "-s", str(sock), "--json", "peers"],
-                               capture_output=True, text=True, timeout=30)
+        peers = d.run_ctl("--json", "peers")
         assert peers.returncode == 0 and "127.0.0.9" not in peers.stdout, peers.stdout
         assert d.proc.poll() is None

@@ -13,13 +13,12 @@ import ipaddress
 import json
 import random
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 import rawbgp as rb
-from replay_lab import LoopbackDaemon, bin_dir, free_port
+from harness import ctl_out as _ctl
+from harness import free_port, loopback_sparrowd, sparrow_bin_dir, sparrow_config, sparrow_peer, wait_until
 
 pytestmark = pytest.mark.sparrowd
 
@@ -57,30 +56,21 @@ def expected_pop(addr: str) -> str:
     return "local"
 
 
-def _ctl(sock: Path, *args, stdin: str | None = None) -> str:
-    r = subprocess.run([str(bin_dir() / "sparrowctl"), "-s", str(sock), *args],
-                       input=stdin, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+def _rib_snapshot(sock) -> bool:
+    """The snapshot reflects the upstream's routes (it switches to the RIB at End-of-RIB)."""
+    e = json.loads(_ctl(sock, "--json", "explain", "198.51.100.1"))
+    e6 = json.loads(_ctl(sock, "--json", "explain", "2001:db8::1"))
+    return e["source"] == "rib" and e6["source"] == "rib" \
+        and e["ranking"][0] == "west" and e6["ranking"][0] == "east"
 
 
 @pytest.fixture
 def daemon(tmp_path):
     port = free_port()
-    sock = tmp_path / "s.sock"
-    pops = ", ".join(f"{{name: {n}, asn: {a}}}" for n, a in POPS.items())
-    config = "\n".join([
-        f"local_asn: {LOCAL_ASN}",
-        "router_id: 192.0.2.1",
-        "pop: local",
-        f"pops: [{pops}]",
-        f"listen: {{enabled: true, addresses: [127.0.0.1], port: {port}}}",
-        f"admin: {{socket: {sock}}}",
-        "peers:",
-        f"  - {{name: up, address: {PEER_ADDR}, remote_asn: {PEER_ASN}, role: upstream, "
-        f"passive: true, multihop: 64}}",
-    ]) + "\n"
-    with LoopbackDaemon(tmp_path, config, sock):
+    config = sparrow_config(LOCAL_ASN, "192.0.2.1",
+                            [sparrow_peer("up", PEER_ADDR, PEER_ASN, passive=True, multihop=64)],
+                            pop="local", pops=POPS, listen=["127.0.0.1"], port=port, log_format=None)
+    with loopback_sparrowd(tmp_path, config) as d:
         peer = rb.RawBgp.connect("127.0.0.1", port, source=PEER_ADDR)
         try:
             peer.establish(asn=PEER_ASN, hold=90, router_id="10.0.4.1")
@@ -90,17 +80,8 @@ def daemon(tmp_path):
             for p, path in ROUTES6.items():
                 peer.send_raw(rb.announce6([p], path, "2001:db8:ffff::44"))
             peer.send_raw(rb.end_of_rib(rb.AFI_IPV4) + rb.end_of_rib(rb.AFI_IPV6))
-            # The snapshot switches to the RIB at the upstream's End-of-RIB; wait for it.
-            deadline = time.monotonic() + 15
-            while True:
-                e = json.loads(_ctl(sock, "--json", "explain", "198.51.100.1"))
-                e6 = json.loads(_ctl(sock, "--json", "explain", "2001:db8::1"))
-                if e["source"] == "rib" and e6["source"] == "rib" \
-                        and e["ranking"][0] == "west" and e6["ranking"][0] == "east":
-                    break
-                assert time.monotonic() < deadline, f"snapshot never reflected the RIB: {e} {e6}"
-                time.sleep(0.1)
-            yield sock
+            wait_until(lambda: _rib_snapshot(d.socket), 15, desc="snapshot reflecting the RIB")
+            yield d.socket
         finally:
             peer.close()
 
@@ -154,7 +135,7 @@ def test_explain_and_lookup_agree_with_the_rule(daemon):
 
 def test_lookup_answers_each_line_before_the_next(daemon):
     # RewriteMap prg: semantics: one answer per line, written before more input comes.
-    p = subprocess.Popen([str(bin_dir() / "sparrowctl"), "-s", str(daemon), "lookup"],
+    p = subprocess.Popen([str(sparrow_bin_dir() / "sparrowctl"), "-s", str(daemon), "lookup"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
         for a in ["198.51.100.1", "2001:db8::9", "203.0.113.1"]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import pytest
 
-import netlab
+import harness
 import super_sparrow_lab as ssl
 from super_sparrow_lab import ANSWERS, ASN, EXAMPLE, NETS, UPSTREAM, X4, X6, Y4, Y6
 
@@ -52,30 +52,16 @@ HOLD_TIME = int(re.search(r"- name: y4\n(?:    .*\n)*?    hold_time: (\d+)",
                           (EXAMPLE / "pop-x.yaml").read_text()).group(1))
 
 
-class ExampleSparrowd(netlab.Sparrowd):
+def example_sparrowd(lab: harness.Lab, ns: harness.Netns, pop: str) -> harness.Sparrowd:
     """sparrowd running the example's pop-<pop>.yaml; only the admin socket path changes."""
-
-    def __init__(self, lab, ns, name, pop):
-        super().__init__(lab, ns, name, {})
-        text = (EXAMPLE / f"pop-{pop}.yaml").read_text()
-        assert ssl.EXAMPLE_SOCKET[pop] in text
-        self.text = text.replace(ssl.EXAMPLE_SOCKET[pop], self.socket)
-
-    def write_config(self) -> None:
-        self.conf_path.write_text(self.text)
-
-    def lookup(self, addrs) -> list[str]:
-        p = netlab.run([str(self.ctl_bin), "--socket", self.socket, "lookup"], timeout=60,
-                       input="".join(f"{a}\n" for a in addrs))
-        return p.stdout.split()
-
-    def explain(self, addr) -> dict:
-        return self.ctl("explain", str(addr))
+    text = (EXAMPLE / f"pop-{pop}.yaml").read_text()
+    assert ssl.EXAMPLE_SOCKET[pop] in text
+    return lab.sparrowd(ns, f"sparrowd-{pop}", text.replace(ssl.EXAMPLE_SOCKET[pop], "@SOCKET@"))
 
 
 @dataclass
 class Env:
-    lab: netlab.Lab
+    lab: harness.Lab
     ns: dict
     birds: dict
     sp: dict
@@ -89,7 +75,7 @@ def _routes(ns, *routes):
         ns.add_route(dst, via)
 
 
-def build(lab: netlab.Lab) -> Env:
+def build(lab: harness.Lab) -> Env:
     ns = {k: lab.netns(k) for k in ("x", "a", "b", "c", "y", "ca", "cc")}
     lab.link(ns["x"], ns["a"], v4=("192.0.2.2/29", "192.0.2.1/29"), v6=("2001:db8:1::2/64", "2001:db8:1::1/64"))
     lab.link(ns["a"], ns["b"], v4=("192.0.2.9/29", "192.0.2.10/29"), v6=("2001:db8:2::1/64", "2001:db8:2::2/64"))
@@ -114,7 +100,7 @@ def build(lab: netlab.Lab) -> Env:
     _routes(ns["y"], (lab4, "192.0.2.25"), (lan4, "192.0.2.25"), (lab6, "2001:db8:4::1"))
     _routes(ns["ca"], (lab4, "198.51.100.1"), (lan4, "198.51.100.1"), (lab6, "2001:db8:a::1"))
     _routes(ns["cc"], (lab4, "198.51.100.129"), (lan4, "198.51.100.129"), (lab6, "2001:db8:c::1"))
-    netlab.wait_until(lambda: ns["x"].reachable(Y4) and ns["x"].reachable(Y6)
+    harness.wait_until(lambda: ns["x"].reachable(Y4) and ns["x"].reachable(Y6)
                       and ns["ca"].reachable(ssl.CC4) and ns["cc"].reachable(X6), 15,
                       desc="X reaches Y and the clients each other through A, B, C")
 
@@ -127,9 +113,7 @@ def build(lab: netlab.Lab) -> Env:
         birds[n] = b.start().wait_ready()
     sp = {}
     for p in ("x", "y"):
-        sp[p] = ExampleSparrowd(lab, ns[p], f"sparrowd-{p}", p)
-        lab.daemons.append(sp[p])
-        sp[p].start().wait_ready()
+        sp[p] = example_sparrowd(lab, ns[p], p).start().wait_ready()
 
     rng = random.Random(7)
     clients: dict = {n: [] for n in NETS}
@@ -142,7 +126,7 @@ def build(lab: netlab.Lab) -> Env:
 
 @pytest.fixture(scope="module")
 def env(request, tmp_path_factory, _lab_session, sparrow_bin):
-    lab = netlab.Lab("ssparrow", tmp_path_factory.mktemp("super_sparrow"))
+    lab = harness.Lab("ssparrow", tmp_path_factory.mktemp("super_sparrow"))
     try:
         e = build(lab)
         wait_converged(e)
@@ -173,16 +157,16 @@ def expected_paths(env: Env, pop: str) -> set:
     out = set()
     for n, p, o in env.prefixes.all():
         tail = [o] if o is not None else []
-        out.add((str(p), "upstream", netlab.norm_path(chain(UPSTREAM[pop], n) + tail)))
+        out.add((str(p), "upstream", harness.norm_path(chain(UPSTREAM[pop], n) + tail)))
         if env.model.ranking_for_net(other, n)[0] == other:
-            out.add((str(p), "pop", netlab.norm_path([ASN[other]] + chain(UPSTREAM[other], n) + tail)))
+            out.add((str(p), "pop", harness.norm_path([ASN[other]] + chain(UPSTREAM[other], n) + tail)))
     return out
 
 
-def actual_paths(sp: ExampleSparrowd) -> set:
+def actual_paths(sp: harness.Sparrowd) -> set:
     up = {"a4", "a6", "c4", "c6"}
     return {(str(ipaddress.ip_network(r["prefix"])), "upstream" if r["peer"] in up else "pop",
-             netlab.dump_path(r["as_path"])) for r in sp.dump()}
+             harness.dump_path(r["as_path"])) for r in sp.dump()}
 
 
 PEERS = {"x": ("a4", "a6", "y4", "y6"), "y": ("c4", "c6", "x4", "x6")}
@@ -206,9 +190,9 @@ def wait_converged(env: Env, timeout: float = 90.0) -> None:
     for n, b in env.birds.items():
         b.wait_established(*BIRD_PROTOS[n], timeout=60)
     for pop in ("x", "y"):
-        netlab.wait_equal(lambda: actual_paths(env.sp[pop]), expected_paths(env, pop), timeout,
+        harness.wait_equal(lambda: actual_paths(env.sp[pop]), expected_paths(env, pop), timeout,
                           desc=f"POP {pop}'s paths")
-        netlab.wait_until(lambda: lookup_matches(env, pop), 30, interval=0.5,
+        harness.wait_until(lambda: lookup_matches(env, pop), 30, interval=0.5,
                           desc=f"POP {pop}'s steering snapshot matches the model")
 
 
@@ -219,18 +203,18 @@ def wait_converged(env: Env, timeout: float = 90.0) -> None:
 def test_example_configs_are_valid(sparrow_bin, tmp_path):
     """The example's files as shipped: sparrowd --check-config, bird -p (routes-*.conf beside)."""
     for pop in ("x", "y"):
-        p = netlab.run([str(sparrow_bin / "sparrowd"), "--check-config", str(EXAMPLE / f"pop-{pop}.yaml")],
+        p = harness.run([str(sparrow_bin / "sparrowd"), "--check-config", str(EXAMPLE / f"pop-{pop}.yaml")],
                        check=False)
         assert p.returncode == 0, p.stdout + p.stderr
     for n in NETS:
-        p = netlab.run([netlab.BIRD, "-p", "-c", str(EXAMPLE / f"bird-{n}.conf")], check=False)
+        p = harness.run([harness.BIRD, "-p", "-c", str(EXAMPLE / f"bird-{n}.conf")], check=False)
         assert p.returncode == 0, p.stdout + p.stderr
     # and with the lab's generated route lists
     prefixes = ssl.pick_prefixes()
     for n in NETS:
         shutil.copy(EXAMPLE / f"bird-{n}.conf", tmp_path / f"bird-{n}.conf")
         (tmp_path / f"routes-{n}.conf").write_text(ssl.routes_conf(prefixes.by_net[n]))
-        p = netlab.run([netlab.BIRD, "-p", "-c", str(tmp_path / f"bird-{n}.conf")], check=False)
+        p = harness.run([harness.BIRD, "-p", "-c", str(tmp_path / f"bird-{n}.conf")], check=False)
         assert p.returncode == 0, p.stdout + p.stderr
 
 
@@ -532,7 +516,7 @@ def test_pop_y_failover(env):
 
     t0 = time.monotonic()
     spy.proc.kill()
-    netlab.wait_until(lambda: set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["x"]["A"],
+    harness.wait_until(lambda: set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["x"]["A"],
                       HOLD_TIME + 1 - (time.monotonic() - t0), interval=0.1,
                       desc="X answering itself for a client in C after POP Y's sparrowd died")
     assert set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS["x"]["AAAA"]
@@ -541,13 +525,13 @@ def test_pop_y_failover(env):
 
     spy.start().wait_ready()
     spx.wait_established(*PEERS["x"], timeout=60)
-    netlab.wait_until(lambda: set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["y"]["A"], 60,
+    harness.wait_until(lambda: set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["y"]["A"], 60,
                       interval=0.2, desc="X answering Y again after POP Y's sparrowd restarted")
-    netlab.wait_until(lambda: set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS["y"]["AAAA"], 30,
+    harness.wait_until(lambda: set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS["y"]["AAAA"], 30,
                       interval=0.2, desc="X answering Y (AAAA) again")
     # and the whole steering is back to the model
-    netlab.wait_equal(lambda: actual_paths(spx), expected_paths(env, "x"), 60, desc="X's paths after restart")
-    netlab.wait_until(lambda: lookup_matches(env, "x"), 30, interval=0.5, desc="X's steering after restart")
+    harness.wait_equal(lambda: actual_paths(spx), expected_paths(env, "x"), 60, desc="X's paths after restart")
+    harness.wait_until(lambda: lookup_matches(env, "x"), 30, interval=0.5, desc="X's steering after restart")
 
 
 HOLD_EXPIRED = re.compile(r"^sent NOTIFICATION Hold Timer Expired\b")
@@ -558,7 +542,7 @@ def _answers(cc, a, a6, pop: str) -> bool:
         set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS[pop]["AAAA"]
 
 
-def _partition(b: netlab.Netns, on: bool) -> None:
+def _partition(b: harness.Netns, on: bool) -> None:
     """Silently drop X<->Y packets in transit at B (policy rules with the blackhole
     action: no ICMP, no RST); everything else, the client's queries too, still flows."""
     for fam, src, dst in (("-4", X4, Y4), ("-4", Y4, X4), ("-6", X6, Y6), ("-6", Y6, X6)):
@@ -578,7 +562,7 @@ def test_pop_y_silent_death_hold_timer(env, how):
     a = next(a for a in env.clients["c"] if a.version == 4 and env.model.ranking("x", a)[0] == "y")
     a6 = next(a for a in env.clients["c"] if a.version == 6 and env.model.ranking("x", a)[0] == "y")
     spx.wait_established(*PEERS["x"], timeout=60)
-    netlab.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc="X answering Y before the freeze")
+    harness.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc="X answering Y before the freeze")
     peers = {p["name"]: p for p in spx.peers()}
     for n in ("y4", "y6"):
         assert peers[n]["hold_time"] and peers[n]["hold_time"] <= HOLD_TIME, peers[n]
@@ -593,7 +577,7 @@ def test_pop_y_silent_death_hold_timer(env, how):
     t0 = time.monotonic()
     freeze()
     try:
-        netlab.wait_until(lambda: _answers(cc, a, a6, "x"), HOLD_TIME + 1 - (time.monotonic() - t0),
+        harness.wait_until(lambda: _answers(cc, a, a6, "x"), HOLD_TIME + 1 - (time.monotonic() - t0),
                           interval=0.1, desc=f"X answering itself for a client in C after POP Y went silent ({how})")
         peers = {p["name"]: p for p in spx.peers()}
         for n in ("y4", "y6"):
@@ -606,9 +590,9 @@ def test_pop_y_silent_death_hold_timer(env, how):
 
     spx.wait_established(*PEERS["x"], timeout=120)
     spy.wait_established(*PEERS["y"], timeout=120)
-    netlab.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc=f"X answering Y again ({how})")
+    harness.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc=f"X answering Y again ({how})")
     for pop in ("x", "y"):
-        netlab.wait_equal(lambda: actual_paths(env.sp[pop]), expected_paths(env, pop), 60,
+        harness.wait_equal(lambda: actual_paths(env.sp[pop]), expected_paths(env, pop), 60,
                           desc=f"POP {pop}'s paths after Y came back ({how})")
-        netlab.wait_until(lambda: lookup_matches(env, pop), 30, interval=0.5,
+        harness.wait_until(lambda: lookup_matches(env, pop), 30, interval=0.5,
                           desc=f"POP {pop}'s steering after Y came back ({how})")

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-import netlab
+import harness
 from transport_lab import PEER, PROTO, hold_neighbors, make_topo, release_neighbors, syn_sent, tcp_ext
 
 # BIRD connection attempts as its `debug { events }` logs them
@@ -52,11 +52,7 @@ def never_established_while(topo, attempts_wanted, drops_ns, sp_may_establish=Fa
 
 
 def test_gtsm_both_sides(lab, sparrow_bin):
-    t = make_topo(lab)
-    t.start_bird(extra="  ttl security on;")
-    t.start_sparrowd(gtsm=True)
-    t.wait_up()
-    t.wait_routes()
+    t = make_topo(lab).converge(bird_extra="  ttl security on;", gtsm=True)
     p = t.sp.peer(PEER)
     assert p["established_count"] == 1, p
     assert p["remote_router_id"] == "10.255.0.10", p
@@ -122,7 +118,7 @@ def test_collision(lab, sparrow_bin, sp_id, bird_id):
         t.sp = lab.sparrowd(t.sp_ns, f"sparrowd-r{rnd}", t.sp_conf(
             router_id=sp_id, passive=False, connect_retry=1, hold_time=3)).start().wait_ready()
         # both sides have a SYN waiting for ARP: release them together
-        netlab.wait_until(lambda: syn_sent(t.sp_ns, t.link.b4) and syn_sent(t.bird_ns, t.link.a4), 15,
+        harness.wait_until(lambda: syn_sent(t.sp_ns, t.link.b4) and syn_sent(t.bird_ns, t.link.a4), 15,
                           desc="both sides connecting (SYN-SENT)")
         sp_port = int(t.sp_ns.sh(f"ss -Htn state syn-sent dst {t.link.b4}:179").split()[-2].rsplit(":", 1)[1])
         bird_port = int(t.bird_ns.sh(f"ss -Htn state syn-sent dst {t.link.a4}:179").split()[-2].rsplit(":", 1)[1])
@@ -191,17 +187,13 @@ def test_collision(lab, sparrow_bin, sp_id, bird_id):
 
 
 def test_admin_reset(lab, sparrow_bin):
-    t = make_topo(lab)
-    t.start_bird()
-    t.start_sparrowd()
-    t.wait_up()
-    t.wait_routes()
+    t = make_topo(lab).converge()
     before = t.sp.peer(PEER)
     assert before["established_count"] == 1, before
     t.sp.ctl("reset", PEER, as_json=False)
-    netlab.wait_until(lambda: t.bird_log_count(rf"{PROTO}: Received: Administrative reset") >= 1, 15,
+    harness.wait_until(lambda: t.bird_log_count(rf"{PROTO}: Received: Administrative reset") >= 1, 15,
                       desc="BIRD logs 'Received: Administrative reset'")
-    netlab.wait_until(lambda: (lambda p: p["state"] == "Established" and p["established_count"] == 2)(
+    harness.wait_until(lambda: (lambda p: p["state"] == "Established" and p["established_count"] == 2)(
         t.sp.peer(PEER)), 30, desc="sparrowd re-established (established_count 2)")
     t.bird.wait_established(PROTO, timeout=30)
     t.wait_routes()
@@ -212,11 +204,7 @@ def test_admin_reset(lab, sparrow_bin):
 
 
 def test_sigterm_shutdown(lab, sparrow_bin):
-    t = make_topo(lab)
-    t.start_bird()
-    t.start_sparrowd()
-    t.wait_up()
-    t.wait_routes()
+    t = make_topo(lab).converge()
     sock = t.sp.socket
     assert os.path.exists(sock)
     proc = t.sp.proc
@@ -227,7 +215,7 @@ def test_sigterm_shutdown(lab, sparrow_bin):
     assert rc == 0, f"sparrowd exit code {rc}\n{proc.tail()}"
     assert elapsed < 5, f"sparrowd took {elapsed:.1f}s to exit"
     assert not os.path.exists(sock), "admin socket left behind"
-    netlab.wait_until(lambda: t.bird_log_count(rf"{PROTO}: Received: Administrative shutdown") >= 1, 10,
+    harness.wait_until(lambda: t.bird_log_count(rf"{PROTO}: Received: Administrative shutdown") >= 1, 10,
                       desc="BIRD logs 'Received: Administrative shutdown'")
-    netlab.wait_until(lambda: t.bird.proto_state(PROTO) != "Established", 10, desc="BIRD session down")
+    harness.wait_until(lambda: t.bird.proto_state(PROTO) != "Established", 10, desc="BIRD session down")
     assert "sparrowd stopped" in proc.tail(20)

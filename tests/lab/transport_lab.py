@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import netlab
-from netlab import BirdPeer, Route, sparrow_config, sparrow_peer
+import harness
+from harness import BirdPeer, Route, sparrow_config, sparrow_peer
 
 SP_ASN = 65001
 BIRD_ASN = 4200000010
@@ -24,12 +24,12 @@ ROUTES = [Route("10.201.0.0/24", [64512]), Route("10.201.1.0/24", []),
 
 @dataclass
 class Topo:
-    lab: netlab.Lab
-    sp_ns: netlab.Netns
-    bird_ns: netlab.Netns
-    link: netlab.Link
-    sp: netlab.Sparrowd | None = None
-    bird: netlab.Bird | None = None
+    lab: harness.Lab
+    sp_ns: harness.Netns
+    bird_ns: harness.Netns
+    link: harness.Link
+    sp: harness.Sparrowd | None = None
+    bird: harness.Bird | None = None
     bird_log: Path | None = None
 
     # -- BIRD ---------------------------------------------------------------
@@ -38,10 +38,10 @@ class Topo:
                         families=("ipv4", "ipv6"), export="filter export_static", import_="all",
                         next_hop_ipv6=self.link.b6,
                         extra="  debug { states, events };\n" + extra)
-        return netlab.bird_config(router_id, [peer], ROUTES, extra=netlab.bird_static_export(ROUTES),
+        return harness.bird_config(router_id, [peer], ROUTES, extra=harness.bird_static_export(ROUTES),
                                   log_file=str(self.bird_log))
 
-    def start_bird(self, **kw) -> netlab.Bird:
+    def start_bird(self, **kw) -> harness.Bird:
         self.bird = self.lab.bird(self.bird_ns, "bird", self.bird_conf(**kw)).start().wait_ready()
         return self.bird
 
@@ -61,7 +61,7 @@ class Topo:
         return sparrow_config(SP_ASN, router_id, [
             sparrow_peer(PEER, self.link.b4, BIRD_ASN, "upstream", families=["ipv4", "ipv6"], **kw)])
 
-    def start_sparrowd(self, router_id: str = "10.255.0.1", **peer_kw) -> netlab.Sparrowd:
+    def start_sparrowd(self, router_id: str = "10.255.0.1", **peer_kw) -> harness.Sparrowd:
         self.sp = self.lab.sparrowd(self.sp_ns, "sparrowd", self.sp_conf(router_id, **peer_kw)).start().wait_ready()
         return self.sp
 
@@ -70,24 +70,33 @@ class Topo:
 
     # -- checks -----------------------------------------------------------------
     def expected_table(self) -> set:
-        return netlab.expected_table(ROUTES, BIRD_ASN)
+        return harness.expected_table(ROUTES, BIRD_ASN)
 
     def wait_routes(self, timeout: float = 20) -> None:
-        netlab.wait_equal(lambda: self.sp.table(PEER), self.expected_table(), timeout,
+        harness.wait_equal(lambda: self.sp.table(PEER), self.expected_table(), timeout,
                           desc="sparrowd's routes from BIRD")
 
     def wait_up(self, timeout: float = 30) -> None:
         self.sp.wait_established(PEER, timeout=timeout)
         self.bird.wait_established(PROTO, timeout=timeout)
 
+    def converge(self, bird_extra: str = "", **peer_kw) -> "Topo":
+        """Start BIRD and sparrowd, wait until the session is up on both sides and
+        sparrowd holds BIRD's routes."""
+        self.start_bird(extra=bird_extra)
+        self.start_sparrowd(**peer_kw)
+        self.wait_up()
+        self.wait_routes()
+        return self
 
-def make_topo(lab: netlab.Lab) -> Topo:
+
+def make_topo(lab: harness.Lab) -> Topo:
     sp_ns, bird_ns = lab.netns("sp"), lab.netns("bird")
     link = lab.link(sp_ns, bird_ns, v4=("10.0.9.1/24", "10.0.9.2/24"), v6=("fd00:9::1/64", "fd00:9::2/64"))
     return Topo(lab, sp_ns, bird_ns, link, bird_log=lab.path("bird.file.log"))
 
 
-def tcp_ext(ns: netlab.Netns, key: str) -> int:
+def tcp_ext(ns: harness.Netns, key: str) -> int:
     """A TcpExt counter (e.g. TCPMinTTLDrop) of namespace ``ns`` from /proc/net/netstat."""
     lines = ns.sh("cat /proc/net/netstat").splitlines()
     for head, vals in zip(lines[::2], lines[1::2]):
@@ -97,13 +106,13 @@ def tcp_ext(ns: netlab.Netns, key: str) -> int:
     raise KeyError(key)
 
 
-def syn_sent(ns: netlab.Netns, dst: str) -> bool:
+def syn_sent(ns: harness.Netns, dst: str) -> bool:
     """A socket of ``ns`` is in SYN-SENT towards dst:179."""
     out = ns.sh(f"ss -Htn state syn-sent dst {dst}:179")
     return bool(out.strip())
 
 
-def hold_neighbors(link: netlab.Link) -> None:
+def hold_neighbors(link: harness.Link) -> None:
     """Make both ends unable to resolve each other via ARP, so outgoing SYNs wait in
     the (INCOMPLETE) neighbour queue instead of leaving."""
     for ns, ifn in ((link.ns_a, link.if_a), (link.ns_b, link.if_b)):
@@ -113,14 +122,14 @@ def hold_neighbors(link: netlab.Link) -> None:
         ns.run(["ip", "neigh", "flush", "dev", ifn])
 
 
-def mac(ns: netlab.Netns, ifn: str) -> str:
+def mac(ns: harness.Netns, ifn: str) -> str:
     return ns.sh(f"cat /sys/class/net/{ifn}/address").strip()
 
 
-def release_neighbors(link: netlab.Link) -> None:
+def release_neighbors(link: harness.Link) -> None:
     """Install permanent neighbour entries on both ends at (nearly) the same instant:
     the kernel then flushes the queued SYNs of both sides together."""
     ma, mb = mac(link.ns_a, link.if_a), mac(link.ns_b, link.if_b)
     cmd = (f"ip -n {link.ns_a.name} neigh replace {link.b4} lladdr {mb} dev {link.if_a} nud permanent; "
            f"ip -n {link.ns_b.name} neigh replace {link.a4} lladdr {ma} dev {link.if_b} nud permanent")
-    netlab.run(["sh", "-c", cmd])
+    harness.run(["sh", "-c", cmd])
