@@ -6,6 +6,8 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
+use socket2::{Domain, Protocol, Socket, Type};
+
 /// An address as steering and peer lookup see it: an IPv4-mapped IPv6
 /// address (`::ffff:a.b.c.d`) is its IPv4 address; every other address is
 /// itself (IPv4-compatible `::a.b.c.d` stays IPv6). This is std's
@@ -15,17 +17,20 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
-/// A listening TCP socket on `addr` (IPv6: v6only; SO_REUSEADDR; backlog
-/// 1024), nonblocking for tokio. Used by DNS (TCP) and the HTTP redirector.
-pub fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
+/// A socket of `ty` for `addr`'s family; IPv6 ones are v6only (an IPv6
+/// listener never takes IPv4 traffic: list both families to serve both).
+fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
+    Ok(s)
+}
+
+/// A listening TCP socket on `addr` (IPv6: v6only; SO_REUSEADDR; backlog
+/// 1024), nonblocking for tokio. Used by DNS (TCP) and the HTTP redirector.
+pub fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = socket(addr, Type::STREAM, Protocol::TCP)?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
@@ -37,14 +42,7 @@ pub fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener
 /// it, the kernel spreading datagrams over them), IPv6 v6only, and a 4 MiB
 /// receive buffer asked for (best effort).
 pub fn udp_reuseport(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
+    let s = socket(addr, Type::DGRAM, Protocol::UDP)?;
     s.set_reuse_port(true)?;
     // Room for bursts while the thread answers (the kernel doubles it).
     let _ = s.set_recv_buffer_size(4 << 20);
@@ -56,12 +54,9 @@ pub fn udp_reuseport(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn canonical_ip_unmaps_ipv4_mapped_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(canonical_ip(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(canonical_ip(ip("192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(canonical_ip(ip("2001:db8::1")), ip("2001:db8::1"));
@@ -94,9 +89,9 @@ mod tests {
         let l = rt.block_on(async { tcp_listener("127.0.0.1:0".parse().unwrap()) });
         assert!(l.unwrap().local_addr().unwrap().port() > 0);
         let u = udp_reuseport("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = u.local_addr().unwrap().port();
+        let at = u.local_addr().unwrap();
         // SO_REUSEPORT: a second socket on the same port.
-        let again = udp_reuseport(SocketAddr::new(ip("127.0.0.1"), port)).unwrap();
-        assert_eq!(again.local_addr().unwrap().port(), port);
+        let again = udp_reuseport(at).unwrap();
+        assert_eq!(again.local_addr().unwrap(), at);
     }
 }

@@ -73,6 +73,7 @@ pub fn client_addr(peer: IpAddr, xff: &[&[u8]], proxies: &[Prefix]) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::request::{head_end, parse_request};
 
     fn p(s: &str) -> Prefix {
         s.parse().unwrap()
@@ -145,5 +146,28 @@ mod tests {
             "junk".into(),
         ]);
         assert_eq!(got, vec![p("10.0.0.0/8"), p("127.0.0.1/32")]);
+    }
+
+    proptest::proptest! {
+        /// Any bytes: the parser, the head scanner and the XFF rule never panic,
+        /// and a parsed target is always visible ASCII (safe in `Location`).
+        #[test]
+        fn arbitrary_input_never_panics(
+            buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            prefix in proptest::sample::select(vec![
+                &b""[..], b"GET /", b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: ",
+            ]),
+        ) {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(&buf);
+            all.extend_from_slice(b"\r\n\r\n");
+            let end = head_end(&all).unwrap_or(all.len());
+            if let Ok(req) = parse_request(&all[..end]) {
+                proptest::prop_assert!(req.target.bytes().all(|b| b.is_ascii_graphic()));
+                let xff: Vec<&[u8]> = req.values("x-forwarded-for").collect();
+                let _ = client_addr(ip("127.0.0.1"), &xff, &[p("127.0.0.0/8")]);
+            }
+            let _ = client_addr(ip("127.0.0.1"), &[&buf], &[p("127.0.0.0/8")]);
+        }
     }
 }
