@@ -37,7 +37,7 @@ const MAX_LABELS: usize = 128;
 pub(super) enum Bad {
     /// Drop silently (shorter than a header, or a response).
     Drop,
-    /// Answer with this RCODE (and the question, if `question` is set).
+    /// Answer with this RCODE (and the question, if it parsed).
     Rcode(u16),
 }
 

@@ -4,8 +4,8 @@
 //!
 //! The query is parsed and decided by the same code as the fast path
 //! (`packet::parse` and `packet::decide`, on the raw bytes hickory keeps), so
-//! both paths accept, reject and answer alike; only the encoding differs (hickory's, with name compression and its
-//! own truncation). Requests being answered are capped by a semaphore
+//! both paths accept, reject and answer alike; only the encoding differs
+//! (hickory's, with name compression and its own truncation). Requests being answered are capped by a semaphore
 //! (`dns.max_in_flight`): beyond it UDP queries are dropped and TCP ones get
 //! SERVFAIL.
 
