@@ -18,6 +18,8 @@
 //! - `dns`: the authority (hickory-server for TCP, our UDP fast path), answers
 //!   steered names from `steer::select` + `pops`.
 //! - `http`: optional 302 redirector on the same decision.
+//! - `net`: listener and socket helpers (TCP listeners, SO_REUSEPORT UDP
+//!   sockets) and the one address canonicalisation.
 //! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
@@ -27,6 +29,7 @@ pub mod daemon;
 pub mod dns;
 pub mod fsm;
 pub mod http;
+pub mod net;
 pub mod pops;
 pub mod reload;
 pub mod render;

@@ -1,17 +1,18 @@
-//! UDP fast path: our own parsing of the header, the one question and the OPT
-//! record (with ECS, RFC 7871), the shared resolver (`answer::resolve`), and
-//! the reply spliced together from the query's question bytes and the
-//! precomputed RRset bytes (`zone::RrSet::tails`) behind 2-byte owner pointers.
+//! UDP fast path: the socket loop. One blocking thread per SO_REUSEPORT
+//! socket (`net::udp_reuseport`) takes up to [`BATCH`] datagrams per
+//! `recvmmsg` and answers them in one `sendmmsg`; each query goes through
+//! [`respond`]: `packet` (parse and decide), `answer` (resolve), `response`
+//! (the reply spliced from the question bytes and precomputed RRset bytes).
 //!
-//! Owns the UDP sockets: one blocking thread per SO_REUSEPORT socket, one
-//! request at a time each, so requests in flight are capped at the number of
-//! sockets times the batch (the kernel's receive buffer queues or drops the rest).
-//! Why not hickory-server here: see BENCHMARKS.md ("DNS"), measured.
+//! One request at a time per thread, so requests in flight are capped at the
+//! number of sockets times the batch (the kernel's receive buffer queues or
+//! drops the rest). Why not hickory-server here: see BENCHMARKS.md ("DNS"),
+//! measured.
 //!
 //! [`respond`] is pure (bytes in, bytes out) and fuzzed (`fuzz/fuzz_targets/dns.rs`).
 
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
@@ -21,402 +22,47 @@ use nix::sys::socket::{
 
 use tracing::{debug, warn};
 
-use super::answer::{rcode, resolve, Querier, Resolution};
-use super::zone::RrSet;
-use super::Authority;
+use super::answer::{resolve, Resolution};
+use super::packet::{decide, parse, wire_rcode, Decision, Parsed};
+use super::{response, Authority};
 
-const TYPE_OPT: u16 = 41;
-const ECS_CODE: u16 = 8;
-/// Most labels a 255-byte name can have.
-const MAX_LABELS: usize = 128;
-
-/// Why a query gets an error RCODE or is dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Bad {
-    /// Drop silently (shorter than a header, or a response).
-    Drop,
-    /// Answer with this RCODE (and the question, if `question` is set).
-    Rcode(u16),
-}
-
-/// What we parsed from the query.
-pub(super) struct Parsed {
-    pub(super) id: u16,
-    pub(super) flags: u16,
-    /// End of the question section in the query (12 when no question was parsed).
-    pub(super) question_end: usize,
-    pub(super) qname: [u8; 256],
-    pub(super) qname_len: usize,
-    /// Offsets of each label start in `qname` (for owner-suffix pointers).
-    pub(super) labels: [u8; MAX_LABELS],
-    pub(super) nlabels: usize,
-    pub(super) qtype: u16,
-    pub(super) qclass: u16,
-    pub(super) opt: Option<Opt>,
-}
-
-#[derive(Clone, Copy)]
-pub(super) struct Opt {
-    pub(super) payload: u16,
-    pub(super) version: u8,
-    pub(super) dnssec_ok: bool,
-    /// ECS as received: family, source, scope, address bytes (≤ 16).
-    pub(super) ecs: Option<Ecs>,
-}
-
-#[derive(Clone, Copy)]
-pub(super) struct Ecs {
-    pub(super) family: u16,
-    pub(super) source: u8,
-    pub(super) addr: [u8; 16],
-    pub(super) addr_len: usize,
-}
-
-impl Ecs {
-    pub(super) fn ip(&self) -> IpAddr {
-        if self.family == 1 {
-            let mut b = [0u8; 4];
-            b[..self.addr_len].copy_from_slice(&self.addr[..self.addr_len]);
-            IpAddr::V4(Ipv4Addr::from(b))
-        } else {
-            let mut b = [0u8; 16];
-            b[..self.addr_len].copy_from_slice(&self.addr[..self.addr_len]);
-            IpAddr::V6(Ipv6Addr::from(b))
-        }
-    }
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-/// Skip a (possibly compressed) name; the offset after it.
-fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let l = *b.get(at)? as usize;
-        match l & 0xC0 {
-            0x00 if l == 0 => return Some(at + 1),
-            0x00 => at += 1 + l,
-            0xC0 => {
-                b.get(at + 1)?;
-                return Some(at + 2);
-            }
-            _ => return None,
-        }
-    }
-}
-
-pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
-    if q.len() < 12 {
-        return Err(Bad::Drop);
-    }
-    p.id = u16::from_be_bytes([q[0], q[1]]);
-    p.flags = u16::from_be_bytes([q[2], q[3]]);
-    if p.flags & 0x8000 != 0 {
-        return Err(Bad::Drop);
-    }
-    let formerr = Err(Bad::Rcode(rcode::FORMERR));
-    let count = |i: usize| u16::from_be_bytes([q[4 + 2 * i], q[5 + 2 * i]]) as usize;
-    let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
-    if qd != 1 {
-        return if (p.flags >> 11) & 0xF != 0 {
-            Err(Bad::Rcode(rcode::NOTIMP))
-        } else {
-            formerr
-        };
-    }
-    // The question name, lowercased, no compression (nothing to point back to).
-    let mut at = 12;
-    p.qname_len = 0;
-    p.nlabels = 0;
-    loop {
-        let Some(&l) = q.get(at) else { return formerr };
-        let l = l as usize;
-        if l & 0xC0 != 0 {
-            return formerr;
-        }
-        if p.qname_len + 1 + l > 255 || at + 1 + l > q.len() || p.nlabels >= MAX_LABELS {
-            return formerr;
-        }
-        p.labels[p.nlabels] = p.qname_len as u8;
-        p.nlabels += 1;
-        p.qname[p.qname_len] = l as u8;
-        for i in 0..l {
-            p.qname[p.qname_len + 1 + i] = q[at + 1 + i].to_ascii_lowercase();
-        }
-        p.qname_len += 1 + l;
-        at += 1 + l;
-        if l == 0 {
-            break;
-        }
-    }
-    let (Some(qtype), Some(qclass)) = (be16(q, at), be16(q, at + 2)) else {
-        return formerr;
-    };
-    p.qtype = qtype;
-    p.qclass = qclass;
-    at += 4;
-    p.question_end = at;
-    if (p.flags >> 11) & 0xF != 0 {
-        return Err(Bad::Rcode(rcode::NOTIMP));
-    }
-    // Answer and authority sections: skipped (a query has none normally).
-    for _ in 0..an + ns {
-        at = skip_name(q, at).ok_or(Bad::Rcode(rcode::FORMERR))?;
-        let len = be16(q, at + 8).ok_or(Bad::Rcode(rcode::FORMERR))? as usize;
-        at += 10 + len;
-        if at > q.len() {
-            return formerr;
-        }
-    }
-    for _ in 0..ar {
-        let name_at = at;
-        at = skip_name(q, at).ok_or(Bad::Rcode(rcode::FORMERR))?;
-        let (Some(rtype), Some(class), Some(len)) = (be16(q, at), be16(q, at + 2), be16(q, at + 8))
-        else {
-            return formerr;
-        };
-        let rd = at + 10;
-        let end = rd + len as usize;
-        if end > q.len() {
-            return formerr;
-        }
-        if rtype == TYPE_OPT {
-            // One OPT, owned by the root (RFC 6891 §6.1.1).
-            if p.opt.is_some() || q[name_at] != 0 || at != name_at + 1 {
-                return formerr;
-            }
-            let mut opt = Opt {
-                payload: class,
-                version: q[at + 5],
-                dnssec_ok: q[at + 6] & 0x80 != 0,
-                ecs: None,
-            };
-            let mut o = rd;
-            while o < end {
-                let (Some(code), Some(olen)) = (be16(q, o), be16(q, o + 2)) else {
-                    return formerr;
-                };
-                let d = o + 4;
-                let dend = d + olen as usize;
-                if dend > end {
-                    return formerr;
-                }
-                if code == ECS_CODE {
-                    if opt.ecs.is_some() {
-                        return formerr;
-                    }
-                    opt.ecs = Some(parse_ecs(&q[d..dend]).ok_or(Bad::Rcode(rcode::FORMERR))?);
-                }
-                o = dend;
-            }
-            p.opt = Some(opt);
-        }
-        at = end;
-    }
-    Ok(())
-}
-
-/// RFC 7871 §6: FAMILY 1/2, SOURCE within the family, exactly ceil(SOURCE/8)
-/// address bytes, no bits set beyond SOURCE.
-fn parse_ecs(d: &[u8]) -> Option<Ecs> {
-    if d.len() < 4 {
-        return None;
-    }
-    let family = u16::from_be_bytes([d[0], d[1]]);
-    let source = d[2];
-    let max = match family {
-        1 => 32,
-        2 => 128,
-        _ => return None,
-    };
-    if source > max {
-        return None;
-    }
-    let addr = &d[4..];
-    let n = (source as usize).div_ceil(8);
-    if addr.len() != n {
-        return None;
-    }
-    if n > 0 && source % 8 != 0 && addr[n - 1] & (0xFF >> (source % 8)) != 0 {
-        return None;
-    }
-    let mut a = [0u8; 16];
-    a[..n].copy_from_slice(addr);
-    Some(Ecs {
-        family,
-        source,
-        addr: a,
-        addr_len: n,
-    })
-}
-
-impl Parsed {
-    pub(super) fn new() -> Parsed {
-        Parsed {
-            id: 0,
-            flags: 0,
-            question_end: 12,
-            qname: [0; 256],
-            qname_len: 0,
-            labels: [0; MAX_LABELS],
-            nlabels: 0,
-            qtype: 0,
-            qclass: 0,
-            opt: None,
-        }
-    }
-}
-
-/// Write `owner` as a pointer into the question when it is the question name
-/// or one of its suffixes, else in full.
-#[inline]
-fn put_owner(out: &mut Vec<u8>, owner: &[u8], p: &Parsed) {
-    let qname = &p.qname[..p.qname_len];
-    for &l in &p.labels[..p.nlabels] {
-        if &qname[l as usize..] == owner {
-            let ptr = 0xC000 | (12 + l as u16);
-            out.extend_from_slice(&ptr.to_be_bytes());
-            return;
-        }
-    }
-    out.extend_from_slice(owner);
-}
-
-fn put_sets(out: &mut Vec<u8>, sets: &[&RrSet], p: &Parsed) -> u16 {
-    let mut n = 0u16;
-    for s in sets {
-        for t in s.tails() {
-            put_owner(out, &s.owner, p);
-            out.extend_from_slice(t);
-            n += 1;
-        }
-    }
-    n
-}
-
-/// Build the reply to `query` from `src` into `out`; `false`: send nothing.
-/// `udp`: limit the reply to 512 bytes, or with EDNS to the client's payload
-/// capped at `max_udp_payload` (TC when over); TCP: 65535.
+/// Build the reply to `query` from `src` into `out`; `false`: send nothing
+/// (and `out` is empty). `udp`: limit the reply to 512 bytes, or with EDNS
+/// to the client's payload capped at `max_udp_payload` (TC when over); TCP:
+/// 65535.
 pub fn respond(auth: &Authority, query: &[u8], src: IpAddr, udp: bool, out: &mut Vec<u8>) -> bool {
     let mut p = Parsed::new();
     let parsed = parse(query, &mut p);
-    out.clear();
-    let mut res;
-    let mut ext_rcode: u16;
-    match parsed {
-        Err(Bad::Drop) => return false,
-        Err(Bad::Rcode(rc)) => {
-            res = Resolution::default();
-            res.rcode = rc;
-            ext_rcode = rc;
+    let (res, rcode) = match decide(parsed, &p, src) {
+        Decision::Drop => {
+            out.clear();
+            return false;
         }
-        Ok(()) => {
-            let opt = p.opt;
-            if opt.is_some_and(|o| o.version != 0) {
-                res = Resolution::default();
-                ext_rcode = rcode::BADVERS;
-            } else {
-                let querier = match opt.and_then(|o| o.ecs) {
-                    Some(e) if e.source > 0 => Querier::Ecs(e.ip(), e.source),
-                    _ => Querier::Source(src),
-                };
-                res = resolve(auth, &p.qname[..p.qname_len], p.qtype, p.qclass, querier);
-                ext_rcode = res.rcode;
-            }
+        Decision::Error(rc) => (Resolution::default(), rc),
+        Decision::Resolve(querier) => {
+            let r = resolve(auth, p.qname(), p.qtype, p.qclass, querier);
+            let rc = r.rcode;
+            (r, rc)
         }
-    }
-    // An extended RCODE needs an OPT to carry its high bits (only BADVERS is
-    // extended, and it only arises with an OPT; kept as a guard).
-    if p.opt.is_none() && ext_rcode > 15 {
-        ext_rcode = rcode::SERVFAIL;
-    }
-    let has_question = p.question_end > 12;
-    // Header: QR, opcode copied, AA, RD and CD copied, RA clear.
-    let flags = 0x8000
-        | (p.flags & 0x7800)
-        | if res.aa { 0x0400 } else { 0 }
-        | (p.flags & 0x0100)
-        | (p.flags & 0x0010)
-        | (ext_rcode & 0xF);
-    out.extend_from_slice(&p.id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&[0, has_question as u8, 0, 0, 0, 0, 0, 0]);
-    if has_question {
-        out.extend_from_slice(&query[12..p.question_end]);
-    }
-    let body_start = out.len();
-    let an = put_sets(out, &res.answer, &p);
-    let ns = put_sets(out, &res.authority, &p);
-    let ar = put_sets(out, &res.additional, &p);
-    let limit = match (udp, p.opt) {
-        (false, _) => 65535,
-        (true, None) => 512,
-        (true, Some(o)) => o.payload.clamp(512, auth.max_udp_payload.max(512)) as usize,
     };
-    let opt_len = p
-        .opt
-        .map_or(0, |o| 11 + o.ecs.map_or(0, |e| 8 + e.addr_len));
-    let (an, ns, ar) = if out.len() + opt_len > limit {
-        // TC: drop every record (the client retries over TCP).
-        out.truncate(body_start);
-        out[2] |= 0x02;
-        (0, 0, 0)
-    } else {
-        (an, ns, ar)
-    };
-    let ar = ar + p.opt.is_some() as u16;
-    out[6..8].copy_from_slice(&an.to_be_bytes());
-    out[8..10].copy_from_slice(&ns.to_be_bytes());
-    out[10..12].copy_from_slice(&ar.to_be_bytes());
-    if let Some(o) = p.opt {
-        // OPT: root owner, our payload, extended RCODE, version 0, DO copied.
-        out.push(0);
-        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        out.extend_from_slice(&auth.max_udp_payload.max(512).to_be_bytes());
-        out.push((ext_rcode >> 4) as u8);
-        out.push(0);
-        out.push(if o.dnssec_ok { 0x80 } else { 0 });
-        out.push(0);
-        // ECS echoed only on a parsed query (RFC 7871 §7.2.1); FORMERR gets none.
-        match o
-            .ecs
-            .filter(|_| parsed.is_ok() && ext_rcode != rcode::BADVERS)
-        {
-            Some(e) => {
-                let olen = 4 + e.addr_len as u16;
-                out.extend_from_slice(&(4 + olen).to_be_bytes());
-                out.extend_from_slice(&ECS_CODE.to_be_bytes());
-                out.extend_from_slice(&olen.to_be_bytes());
-                out.extend_from_slice(&e.family.to_be_bytes());
-                out.push(e.source);
-                out.push(res.scope);
-                out.extend_from_slice(&e.addr[..e.addr_len]);
-            }
-            None => out.extend_from_slice(&[0, 0]),
-        }
-    }
+    let rcode = wire_rcode(&p, rcode);
+    response::write(
+        out,
+        query,
+        &p,
+        parsed.is_ok(),
+        &res,
+        rcode,
+        udp,
+        auth.max_udp_payload,
+    );
     true
 }
 
 /// Bind `workers` SO_REUSEPORT UDP sockets on `addr`.
 pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<UdpSocket>> {
     (0..workers)
-        .map(|_| {
-            let s = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::DGRAM,
-                Some(socket2::Protocol::UDP),
-            )?;
-            if addr.is_ipv6() {
-                s.set_only_v6(true)?;
-            }
-            s.set_reuse_port(true)?;
-            // Room for bursts while the thread answers (the kernel doubles it).
-            let _ = s.set_recv_buffer_size(4 << 20);
-            s.bind(&addr.into())?;
-            Ok(s.into())
-        })
+        .map(|_| crate::net::udp_reuseport(addr))
         .collect()
 }
 
@@ -476,7 +122,7 @@ pub fn serve(auth: super::Shared, sock: UdpSocket) {
                 if respond(
                     &auth,
                     &bufs[i][..*n],
-                    addr.ip().to_canonical(),
+                    crate::net::canonical_ip(addr.ip()),
                     true,
                     &mut outs[k],
                 ) {

@@ -6,16 +6,23 @@
 //!   `Record`s and, for the UDP fast path, their precomputed wire form.
 //! - `answer`: the pure resolver, `(query, querier, snapshot, pop state) ->
 //!   Resolution`, shared by both request paths.
-//! - `fast`: our UDP loop (one thread per SO_REUSEPORT socket): own parsing of
-//!   header, question and OPT/ECS, answers spliced from precomputed bytes.
-//! - `server`: a hickory-server `RequestHandler` over the same resolver, for
-//!   TCP (and UDP with `dns.udp_engine: hickory`).
+//! - `packet`: request parsing (header, question, OPT/ECS) and the decisions
+//!   both request paths share (drop, FORMERR/NOTIMP, BADVERS, the querier,
+//!   ECS echo, UDP size limits).
+//! - `response`: the fast path's reply writer (answers spliced from
+//!   precomputed bytes).
+//! - `fast`: our UDP loop (one thread per SO_REUSEPORT socket), calling
+//!   `packet`, `answer` and `response`.
+//! - `server`: a hickory-server `RequestHandler` over the same `packet`
+//!   decisions and resolver, for TCP (and UDP with `dns.udp_engine: hickory`).
 //!
-//! Owns the DNS sockets and threads. Reads `steer::Handle` with one `load()`
+//! Owns the DNS sockets (made by `crate::net`) and threads. Reads `steer::Handle` with one `load()`
 //! per query (never held across an `.await`).
 
 pub mod answer;
 pub mod fast;
+mod packet;
+mod response;
 pub mod server;
 pub mod zone;
 
@@ -30,6 +37,9 @@ use crate::steer;
 
 pub use answer::{Querier, Resolution};
 pub use zone::Zones;
+
+/// Moved to `crate::net`; kept here for old callers.
+pub use crate::net::tcp_listener;
 
 /// Errors starting the DNS service.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +140,7 @@ pub async fn start(
                 }
             }
         }
-        let tcp = tcp_listener(addr).map_err(bind_err)?;
+        let tcp = crate::net::tcp_listener(addr).map_err(bind_err)?;
         server.register_listener(
             tcp,
             std::time::Duration::from_secs(d.tcp_timeout.into()),
@@ -151,22 +161,4 @@ pub async fn start(
         }
     });
     Ok(())
-}
-
-/// A listening TCP socket on `addr` (IPv6: v6only; SO_REUSEADDR; backlog
-/// 1024), nonblocking for tokio. Also used by the HTTP redirector.
-pub fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let s = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.set_reuse_address(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    tokio::net::TcpListener::from_std(s.into())
 }

@@ -2,10 +2,10 @@
 //! registered for TCP on every `dns.listen` address, and for UDP too with
 //! `dns.udp_engine: hickory`.
 //!
-//! The query is validated by the same parser as the fast path (`fast::parse`,
-//! on the raw bytes hickory keeps), so both paths accept, reject and answer
-//! alike; only the encoding differs (hickory's, with name compression and its
-//! own truncation). Requests being answered are capped by a semaphore
+//! The query is parsed and decided by the same code as the fast path
+//! (`packet::parse` and `packet::decide`, on the raw bytes hickory keeps), so
+//! both paths accept, reject and answer alike; only the encoding differs
+//! (hickory's, with name compression and its own truncation). Requests being answered are capped by a semaphore
 //! (`dns.max_in_flight`): beyond it UDP queries are dropped and TCP ones get
 //! SERVFAIL.
 
@@ -23,8 +23,10 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::answer::{rcode, resolve, Querier, Resolution};
-use super::fast::{parse, Bad, Parsed};
+use super::answer::{rcode, resolve, Resolution};
+use super::packet::{
+    decide, echo_ecs, our_payload, parse, udp_payload, wire_rcode, Decision, Parsed,
+};
 
 /// The handler hickory-server calls per request.
 pub struct Handler {
@@ -53,28 +55,22 @@ impl RequestHandler for Handler {
         if permit.is_err() && udp {
             return no_response(request);
         }
-        let src = request.src().ip().to_canonical();
+        let src = crate::net::canonical_ip(request.src().ip());
         // Held to the end of the request (a reload may swap in a new one meanwhile).
         let auth = self.auth.load_full();
         let mut p = Parsed::new();
         let parsed = parse(request.as_slice(), &mut p);
-        let (res, code) = match (parsed, permit.is_ok()) {
-            (Err(Bad::Drop), _) => return no_response(request),
+        let (res, code) = match (decide(parsed, &p, src), permit.is_ok()) {
+            (Decision::Drop, _) => return no_response(request),
             (_, false) => (Resolution::default(), rcode::SERVFAIL),
-            (Err(Bad::Rcode(rc)), true) => (Resolution::default(), rc),
-            (Ok(()), true) if p.opt.is_some_and(|o| o.version != 0) => {
-                (Resolution::default(), rcode::BADVERS)
-            }
-            (Ok(()), true) => {
-                let querier = match p.opt.and_then(|o| o.ecs) {
-                    Some(e) if e.source > 0 => Querier::Ecs(e.ip(), e.source),
-                    _ => Querier::Source(src),
-                };
-                let r = resolve(&auth, &p.qname[..p.qname_len], p.qtype, p.qclass, querier);
+            (Decision::Error(rc), true) => (Resolution::default(), rc),
+            (Decision::Resolve(querier), true) => {
+                let r = resolve(&auth, p.qname(), p.qtype, p.qclass, querier);
                 let c = r.rcode;
                 (r, c)
             }
         };
+        let code = wire_rcode(&p, code);
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = res.aa;
         metadata.recursion_available = false;
@@ -83,13 +79,13 @@ impl RequestHandler for Handler {
         let edns = p.opt.map(|o| {
             let mut e = Edns::new();
             e.set_max_payload(if udp {
-                o.payload.clamp(512, auth.max_udp_payload.max(512))
+                udp_payload(&o, auth.max_udp_payload)
             } else {
-                auth.max_udp_payload.max(512)
+                our_payload(auth.max_udp_payload)
             });
             e.set_version(0);
             e.set_dnssec_ok(o.dnssec_ok);
-            if let Some(ecs) = o.ecs.filter(|_| parsed.is_ok() && code != rcode::BADVERS) {
+            if let Some(ecs) = echo_ecs(&o, parsed.is_ok(), code) {
                 e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
                     ecs.ip(),
                     ecs.source,

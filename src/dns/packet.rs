@@ -1,0 +1,342 @@
+//! DNS request parsing and the decisions both engines share: the UDP fast path
+//! (`fast`) and hickory-server's handler (`server`) call this one module, so
+//! they accept, reject and answer alike.
+//!
+//! Parsing: the header, the one question (name lowercased, label offsets kept
+//! for owner pointers), and the OPT record with ECS (RFC 6891, RFC 7871),
+//! into a fixed-size [`Parsed`] on the stack (no allocation).
+//!
+//! Decisions ([`decide`] and the helpers after it):
+//! - dropped: shorter than a header, or a response;
+//! - FORMERR: not exactly one question (NOTIMP if the opcode is not QUERY),
+//!   a malformed question, section or OPT, two OPTs, a non-root OPT owner,
+//!   two ECS options, a malformed ECS; NOTIMP: an opcode other than QUERY;
+//! - BADVERS: an EDNS version other than 0;
+//! - the querier: the ECS address when ECS has a source prefix length above
+//!   0, else the transport source;
+//! - ECS is echoed (with the answer's scope) only on a query that parsed and
+//!   was not BADVERS (RFC 7871 §7.2.1);
+//! - the UDP size limit and the payload size we advertise.
+//!
+//! Talks to nobody: bytes in, decisions out; `answer` resolves and
+//! `response` writes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::answer::{rcode, Querier};
+
+/// RR type of the OPT pseudo-record.
+pub(super) const TYPE_OPT: u16 = 41;
+/// EDNS option code of Client Subnet.
+pub(super) const ECS_CODE: u16 = 8;
+/// Most labels a 255-byte name can have.
+const MAX_LABELS: usize = 128;
+
+/// Why a query gets an error RCODE or is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bad {
+    /// Drop silently (shorter than a header, or a response).
+    Drop,
+    /// Answer with this RCODE (and the question, if it parsed).
+    Rcode(u16),
+}
+
+/// What we parsed from the query.
+pub(super) struct Parsed {
+    pub(super) id: u16,
+    pub(super) flags: u16,
+    /// End of the question section in the query (12 when no question was parsed).
+    pub(super) question_end: usize,
+    pub(super) qname: [u8; 256],
+    pub(super) qname_len: usize,
+    /// Offsets of each label start in `qname` (for owner-suffix pointers).
+    pub(super) labels: [u8; MAX_LABELS],
+    pub(super) nlabels: usize,
+    pub(super) qtype: u16,
+    pub(super) qclass: u16,
+    pub(super) opt: Option<Opt>,
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Opt {
+    pub(super) payload: u16,
+    pub(super) version: u8,
+    pub(super) dnssec_ok: bool,
+    /// ECS as received: family, source, scope, address bytes (≤ 16).
+    pub(super) ecs: Option<Ecs>,
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Ecs {
+    pub(super) family: u16,
+    pub(super) source: u8,
+    pub(super) addr: [u8; 16],
+    pub(super) addr_len: usize,
+}
+
+impl Ecs {
+    pub(super) fn ip(&self) -> IpAddr {
+        if self.family == 1 {
+            let mut b = [0u8; 4];
+            b[..self.addr_len].copy_from_slice(&self.addr[..self.addr_len]);
+            IpAddr::V4(Ipv4Addr::from(b))
+        } else {
+            let mut b = [0u8; 16];
+            b[..self.addr_len].copy_from_slice(&self.addr[..self.addr_len]);
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Skip a (possibly compressed) name; the offset after it.
+fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let l = *b.get(at)? as usize;
+        match l & 0xC0 {
+            0x00 if l == 0 => return Some(at + 1),
+            0x00 => at += 1 + l,
+            0xC0 => {
+                b.get(at + 1)?;
+                return Some(at + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Parse `q` into `p` (a fresh [`Parsed::new`]). On an error RCODE, `p`
+/// holds what was parsed before it (the question, if `question_end > 12`,
+/// and the OPT if it came before the fault).
+pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
+    if q.len() < 12 {
+        return Err(Bad::Drop);
+    }
+    p.id = u16::from_be_bytes([q[0], q[1]]);
+    p.flags = u16::from_be_bytes([q[2], q[3]]);
+    if p.flags & 0x8000 != 0 {
+        return Err(Bad::Drop);
+    }
+    let formerr = Err(Bad::Rcode(rcode::FORMERR));
+    let count = |i: usize| u16::from_be_bytes([q[4 + 2 * i], q[5 + 2 * i]]) as usize;
+    let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
+    if qd != 1 {
+        return if (p.flags >> 11) & 0xF != 0 {
+            Err(Bad::Rcode(rcode::NOTIMP))
+        } else {
+            formerr
+        };
+    }
+    // The question name, lowercased, no compression (nothing to point back to).
+    let mut at = 12;
+    p.qname_len = 0;
+    p.nlabels = 0;
+    loop {
+        let Some(&l) = q.get(at) else { return formerr };
+        let l = l as usize;
+        if l & 0xC0 != 0 {
+            return formerr;
+        }
+        if p.qname_len + 1 + l > 255 || at + 1 + l > q.len() || p.nlabels >= MAX_LABELS {
+            return formerr;
+        }
+        p.labels[p.nlabels] = p.qname_len as u8;
+        p.nlabels += 1;
+        p.qname[p.qname_len] = l as u8;
+        for i in 0..l {
+            p.qname[p.qname_len + 1 + i] = q[at + 1 + i].to_ascii_lowercase();
+        }
+        p.qname_len += 1 + l;
+        at += 1 + l;
+        if l == 0 {
+            break;
+        }
+    }
+    let (Some(qtype), Some(qclass)) = (be16(q, at), be16(q, at + 2)) else {
+        return formerr;
+    };
+    p.qtype = qtype;
+    p.qclass = qclass;
+    at += 4;
+    p.question_end = at;
+    if (p.flags >> 11) & 0xF != 0 {
+        return Err(Bad::Rcode(rcode::NOTIMP));
+    }
+    // Answer and authority sections: skipped (a query has none normally).
+    for _ in 0..an + ns {
+        at = skip_name(q, at).ok_or(Bad::Rcode(rcode::FORMERR))?;
+        let len = be16(q, at + 8).ok_or(Bad::Rcode(rcode::FORMERR))? as usize;
+        at += 10 + len;
+        if at > q.len() {
+            return formerr;
+        }
+    }
+    for _ in 0..ar {
+        let name_at = at;
+        at = skip_name(q, at).ok_or(Bad::Rcode(rcode::FORMERR))?;
+        let (Some(rtype), Some(class), Some(len)) = (be16(q, at), be16(q, at + 2), be16(q, at + 8))
+        else {
+            return formerr;
+        };
+        let rd = at + 10;
+        let end = rd + len as usize;
+        if end > q.len() {
+            return formerr;
+        }
+        if rtype == TYPE_OPT {
+            // One OPT, owned by the root (RFC 6891 §6.1.1).
+            if p.opt.is_some() || q[name_at] != 0 || at != name_at + 1 {
+                return formerr;
+            }
+            let mut opt = Opt {
+                payload: class,
+                version: q[at + 5],
+                dnssec_ok: q[at + 6] & 0x80 != 0,
+                ecs: None,
+            };
+            let mut o = rd;
+            while o < end {
+                let (Some(code), Some(olen)) = (be16(q, o), be16(q, o + 2)) else {
+                    return formerr;
+                };
+                let d = o + 4;
+                let dend = d + olen as usize;
+                if dend > end {
+                    return formerr;
+                }
+                if code == ECS_CODE {
+                    if opt.ecs.is_some() {
+                        return formerr;
+                    }
+                    opt.ecs = Some(parse_ecs(&q[d..dend]).ok_or(Bad::Rcode(rcode::FORMERR))?);
+                }
+                o = dend;
+            }
+            p.opt = Some(opt);
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// RFC 7871 §6: FAMILY 1/2, SOURCE within the family, exactly ceil(SOURCE/8)
+/// address bytes, no bits set beyond SOURCE.
+fn parse_ecs(d: &[u8]) -> Option<Ecs> {
+    if d.len() < 4 {
+        return None;
+    }
+    let family = u16::from_be_bytes([d[0], d[1]]);
+    let source = d[2];
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source > max {
+        return None;
+    }
+    let addr = &d[4..];
+    let n = (source as usize).div_ceil(8);
+    if addr.len() != n {
+        return None;
+    }
+    if n > 0 && source % 8 != 0 && addr[n - 1] & (0xFF >> (source % 8)) != 0 {
+        return None;
+    }
+    let mut a = [0u8; 16];
+    a[..n].copy_from_slice(addr);
+    Some(Ecs {
+        family,
+        source,
+        addr: a,
+        addr_len: n,
+    })
+}
+
+impl Parsed {
+    pub(super) fn new() -> Parsed {
+        Parsed {
+            id: 0,
+            flags: 0,
+            question_end: 12,
+            qname: [0; 256],
+            qname_len: 0,
+            labels: [0; MAX_LABELS],
+            nlabels: 0,
+            qtype: 0,
+            qclass: 0,
+            opt: None,
+        }
+    }
+
+    /// The question name (lowercase wire form).
+    #[inline]
+    pub(super) fn qname(&self) -> &[u8] {
+        &self.qname[..self.qname_len]
+    }
+}
+
+/// What to do with a query, decided from its parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// Send nothing.
+    Drop,
+    /// Answer with this RCODE and no records (FORMERR, NOTIMP, BADVERS).
+    Error(u16),
+    /// Resolve the question for this querier.
+    Resolve(Querier),
+}
+
+/// The one decision of both engines on a parsed query from `src` (the
+/// transport source, canonical): drop, an error RCODE (parse errors first,
+/// then BADVERS for an EDNS version other than 0), or resolve for the
+/// querier (the ECS address when its source prefix length is above 0, else
+/// `src`).
+#[inline]
+pub(super) fn decide(parsed: Result<(), Bad>, p: &Parsed, src: IpAddr) -> Decision {
+    match parsed {
+        Err(Bad::Drop) => Decision::Drop,
+        Err(Bad::Rcode(rc)) => Decision::Error(rc),
+        Ok(()) if p.opt.is_some_and(|o| o.version != 0) => Decision::Error(rcode::BADVERS),
+        Ok(()) => Decision::Resolve(match p.opt.and_then(|o| o.ecs) {
+            Some(e) if e.source > 0 => Querier::Ecs(e.ip(), e.source),
+            _ => Querier::Source(src),
+        }),
+    }
+}
+
+/// The RCODE to send: an extended RCODE needs an OPT to carry its high bits,
+/// so without one it becomes SERVFAIL (only BADVERS is extended, and it only
+/// arises with an OPT; kept as a guard).
+#[inline]
+pub(super) fn wire_rcode(p: &Parsed, rcode: u16) -> u16 {
+    if p.opt.is_none() && rcode > 15 {
+        rcode::SERVFAIL
+    } else {
+        rcode
+    }
+}
+
+/// The ECS option to echo in the reply's OPT: the query's, only on a query
+/// that parsed (`parsed_ok`) and was not BADVERS (RFC 7871 §7.2.1); FORMERR
+/// gets none.
+#[inline]
+pub(super) fn echo_ecs(opt: &Opt, parsed_ok: bool, rcode: u16) -> Option<Ecs> {
+    opt.ecs.filter(|_| parsed_ok && rcode != rcode::BADVERS)
+}
+
+/// The UDP payload size we advertise in the reply's OPT (at least 512).
+#[inline]
+pub(super) fn our_payload(max_udp_payload: u16) -> u16 {
+    max_udp_payload.max(512)
+}
+
+/// Largest UDP reply with EDNS: the client's payload size, at least 512 and
+/// at most [`our_payload`].
+#[inline]
+pub(super) fn udp_payload(opt: &Opt, max_udp_payload: u16) -> u16 {
+    opt.payload.clamp(512, our_payload(max_udp_payload))
+}

@@ -1,0 +1,120 @@
+//! The fast path's reply writer: header, the question copied from the query
+//! as asked, the answer's RRsets spliced from their precomputed wire bytes
+//! (`zone::RrSet::tails`) behind 2-byte owner pointers into the question, and
+//! the OPT record (extended RCODE, DO, ECS echo with the answer's scope).
+//!
+//! Pure: writes into a caller's buffer (no allocation once it has grown).
+//! What goes in (RCODE, ECS echo, size limits) is decided in `packet`; the
+//! records come from `answer`. The hickory handler (`server`) encodes with
+//! hickory instead.
+
+use super::answer::Resolution;
+use super::packet::{echo_ecs, our_payload, udp_payload, Parsed, ECS_CODE, TYPE_OPT};
+use super::zone::RrSet;
+
+/// Write `owner` as a pointer into the question when it is the question name
+/// or one of its suffixes, else in full.
+#[inline]
+fn put_owner(out: &mut Vec<u8>, owner: &[u8], p: &Parsed) {
+    let qname = p.qname();
+    for &l in &p.labels[..p.nlabels] {
+        if &qname[l as usize..] == owner {
+            let ptr = 0xC000 | (12 + l as u16);
+            out.extend_from_slice(&ptr.to_be_bytes());
+            return;
+        }
+    }
+    out.extend_from_slice(owner);
+}
+
+fn put_sets(out: &mut Vec<u8>, sets: &[&RrSet], p: &Parsed) -> u16 {
+    let mut n = 0u16;
+    for s in sets {
+        for t in s.tails() {
+            put_owner(out, &s.owner, p);
+            out.extend_from_slice(t);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Write the reply to `query` (parsed into `p`; `parsed_ok`: it parsed
+/// without error) into `out`: `res`'s records with `rcode` (extended, as
+/// decided; see `packet::wire_rcode`). `udp`: limit the reply to 512 bytes,
+/// or with EDNS to `packet::udp_payload` (TC and no records when over); TCP:
+/// 65535.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write(
+    out: &mut Vec<u8>,
+    query: &[u8],
+    p: &Parsed,
+    parsed_ok: bool,
+    res: &Resolution<'_>,
+    rcode: u16,
+    udp: bool,
+    max_udp_payload: u16,
+) {
+    out.clear();
+    let has_question = p.question_end > 12;
+    // Header: QR, opcode copied, AA, RD and CD copied, RA clear.
+    let flags = 0x8000
+        | (p.flags & 0x7800)
+        | if res.aa { 0x0400 } else { 0 }
+        | (p.flags & 0x0100)
+        | (p.flags & 0x0010)
+        | (rcode & 0xF);
+    out.extend_from_slice(&p.id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&[0, has_question as u8, 0, 0, 0, 0, 0, 0]);
+    if has_question {
+        out.extend_from_slice(&query[12..p.question_end]);
+    }
+    let body_start = out.len();
+    let an = put_sets(out, &res.answer, p);
+    let ns = put_sets(out, &res.authority, p);
+    let ar = put_sets(out, &res.additional, p);
+    let limit = match (udp, p.opt) {
+        (false, _) => 65535,
+        (true, None) => 512,
+        (true, Some(o)) => udp_payload(&o, max_udp_payload) as usize,
+    };
+    let opt_len = p
+        .opt
+        .map_or(0, |o| 11 + o.ecs.map_or(0, |e| 8 + e.addr_len));
+    let (an, ns, ar) = if out.len() + opt_len > limit {
+        // TC: drop every record (the client retries over TCP).
+        out.truncate(body_start);
+        out[2] |= 0x02;
+        (0, 0, 0)
+    } else {
+        (an, ns, ar)
+    };
+    let ar = ar + p.opt.is_some() as u16;
+    out[6..8].copy_from_slice(&an.to_be_bytes());
+    out[8..10].copy_from_slice(&ns.to_be_bytes());
+    out[10..12].copy_from_slice(&ar.to_be_bytes());
+    if let Some(o) = p.opt {
+        // OPT: root owner, our payload, extended RCODE, version 0, DO copied.
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&our_payload(max_udp_payload).to_be_bytes());
+        out.push((rcode >> 4) as u8);
+        out.push(0);
+        out.push(if o.dnssec_ok { 0x80 } else { 0 });
+        out.push(0);
+        match echo_ecs(&o, parsed_ok, rcode) {
+            Some(e) => {
+                let olen = 4 + e.addr_len as u16;
+                out.extend_from_slice(&(4 + olen).to_be_bytes());
+                out.extend_from_slice(&ECS_CODE.to_be_bytes());
+                out.extend_from_slice(&olen.to_be_bytes());
+                out.extend_from_slice(&e.family.to_be_bytes());
+                out.push(e.source);
+                out.push(res.scope);
+                out.extend_from_slice(&e.addr[..e.addr_len]);
+            }
+            None => out.extend_from_slice(&[0, 0]),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The redirect decision for one parsed request: method and target checks,
+//! the client address (`client`), [`steer::select`] on it, the POP
+//! (`pop::choose_pop`) and the `302 Found` with its `Location` (the POP's
+//! base URL plus the request target).
+//!
+//! Reads the steering snapshot (one `load()` per request) and `PopState`;
+//! pure otherwise.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use super::client::client_addr;
+use super::pop::choose_pop;
+use super::request::Request;
+use super::response::{Response, Status};
+use crate::pops::PopState;
+use crate::steer;
+use crate::types::Prefix;
+
+/// `Location` for `base` (a validated `pops[].url`) and an origin-form target:
+/// the target appended byte for byte, with one `/` where they meet.
+pub fn location(base: &str, target: &str) -> String {
+    let base = base.strip_suffix('/').unwrap_or(base);
+    let mut s = String::with_capacity(base.len() + target.len());
+    s.push_str(base);
+    s.push_str(target);
+    s
+}
+
+/// Everything a connection needs, shared by every listener.
+pub(super) struct Ctx {
+    pub(super) steering: steer::Handle,
+    pub(super) pops: Arc<PopState>,
+    /// `pops[].url` by POP index (`None`: no URL, or one unusable in a header).
+    pub(super) urls: Vec<Option<String>>,
+    /// POP names by index.
+    pub(super) names: Vec<String>,
+    pub(super) proxies: Vec<Prefix>,
+}
+
+/// The answer to a parsed request from `peer` (the TCP source). A HEAD
+/// request gets no body, whatever the status.
+pub(super) fn respond(ctx: &Ctx, req: &Request<'_>, peer: IpAddr) -> Response {
+    let mut r = redirect(ctx, req, peer);
+    r.head_only = req.method == "HEAD";
+    r
+}
+
+fn redirect(ctx: &Ctx, req: &Request<'_>, peer: IpAddr) -> Response {
+    if req.method != "GET" && req.method != "HEAD" {
+        return Response::error(Status::MethodNotAllowed);
+    }
+    if !req.target.starts_with('/') {
+        return Response::error(Status::BadRequest);
+    }
+    let xff: Vec<&[u8]> = req.values("x-forwarded-for").collect();
+    let client = client_addr(peer, &xff, &ctx.proxies);
+    let (pop, generation) = {
+        let snap = ctx.steering.load();
+        let d = steer::select(client, &snap);
+        let pop = choose_pop(
+            d.ranking,
+            |i| ctx.pops.usable(i),
+            |i| ctx.urls.get(i).is_some_and(Option::is_some),
+        );
+        (pop, d.generation)
+    };
+    let Some((pop, Some(base))) = pop.map(|i| (i, &ctx.urls[i])) else {
+        debug!(%peer, %client, "HTTP: no POP with a url");
+        return Response::error(Status::Unavailable);
+    };
+    let loc = location(base, req.target);
+    let name = &ctx.names[pop];
+    debug!(%peer, %client, pop = %name, generation, method = req.method, "HTTP 302");
+    let mut headers = Vec::with_capacity(3);
+    if header_safe(name) {
+        headers.push(("X-Sparrow-Pop", name.clone()));
+    }
+    headers.push(("X-Sparrow-Generation", generation.to_string()));
+    let body = format!("302 Found: {loc}\n");
+    headers.push(("Location", loc));
+    Response {
+        status: Status::Found,
+        headers,
+        body,
+        head_only: false,
+    }
+}
+
+/// Whether a string can go into a header field value as is.
+pub(super) fn header_safe(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::client::trusted_prefixes;
+    use crate::http::request::parse_request;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn location_keeps_target_and_never_doubles_the_slash() {
+        assert_eq!(
+            location("https://y.example.net", "/a?b=1"),
+            "https://y.example.net/a?b=1"
+        );
+        assert_eq!(
+            location("https://y.example.net/", "/a?b=1"),
+            "https://y.example.net/a?b=1"
+        );
+        assert_eq!(
+            location("https://y.example.net/p/", "/"),
+            "https://y.example.net/p/"
+        );
+        assert_eq!(
+            location("http://y:8080/p", "/x/../%2F?q=a%20b&&"),
+            "http://y:8080/p/x/../%2F?q=a%20b&&"
+        );
+        assert_eq!(location("https://y", "//evil"), "https://y//evil");
+    }
+
+    /// A context over a config whose fallback map sends 198.51.100.0/24 to
+    /// `y` and 203.0.113.0/24 to `z`; `y`'s session is down, `z` has none (so
+    /// it counts as up, but has no url).
+    fn ctx() -> Ctx {
+        let cfg = crate::config::parse(
+            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001, url: 'https://x.example.net/'}\n  - {name: y, asn: 65002, url: 'https://y.example.net'}\n  - {name: z, asn: 65003}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n    - {prefix: 203.0.113.0/24, pop: z}\nhttp:\n  listen: ['127.0.0.1:8080']\n  trusted_proxies: [127.0.0.1/32]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        Ctx {
+            steering: steer::handle(&cfg),
+            pops: Arc::new(PopState::new(&cfg, None)),
+            urls: cfg.pops.iter().map(|p| p.url.clone()).collect(),
+            names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
+            proxies: trusted_prefixes(&cfg.http.trusted_proxies),
+        }
+    }
+
+    fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn respond_redirects_by_the_steering_decision() {
+        let c = ctx();
+        let get = |t: &str, xff: Option<&str>, peer: &str| {
+            let s = match xff {
+                Some(x) => format!("GET {t} HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: {x}\r\n\r\n"),
+                None => format!("GET {t} HTTP/1.1\r\nHost: h\r\n\r\n"),
+            };
+            let req = parse_request(s.as_bytes()).unwrap();
+            respond(&c, &req, ip(peer))
+        };
+        // y is down (no sessions): the next usable POP with a url, x.
+        let r = get("/p?q", Some("198.51.100.1"), "127.0.0.1");
+        assert_eq!(r.status, Status::Found);
+        assert_eq!(header(&r, "Location"), Some("https://x.example.net/p?q"));
+        assert_eq!(header(&r, "X-Sparrow-Pop"), Some("x"));
+        // z has no url: its clients go to the next usable POP with one.
+        let r = get("/", Some("203.0.113.1"), "127.0.0.1");
+        assert_eq!(header(&r, "X-Sparrow-Pop"), Some("x"));
+        // Drain x: nothing usable has a url, so the first with a url (y).
+        c.pops.set_drained("x", true).unwrap();
+        let r = get("/p?q", Some("198.51.100.1"), "127.0.0.1");
+        assert_eq!(header(&r, "Location"), Some("https://y.example.net/p?q"));
+        // An untrusted peer's XFF is ignored: 127.0.0.2 -> default POP x.
+        let r = get("/", Some("198.51.100.1"), "127.0.0.2");
+        assert_eq!(header(&r, "X-Sparrow-Pop"), Some("x"));
+        assert!(r.body.contains("https://x.example.net/"));
+        // Methods and targets.
+        let req = parse_request(b"POST / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert_eq!(
+            respond(&c, &req, ip("127.0.0.1")).status,
+            Status::MethodNotAllowed
+        );
+        for t in ["*", "http://h/x", "h:80"] {
+            let s = format!("GET {t} HTTP/1.1\r\nHost: h\r\n\r\n");
+            let req = parse_request(s.as_bytes()).unwrap();
+            assert_eq!(
+                respond(&c, &req, ip("127.0.0.1")).status,
+                Status::BadRequest
+            );
+        }
+        let req = parse_request(b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let r = respond(&c, &req, ip("127.0.0.1"));
+        assert!(r.head_only && r.status == Status::Found);
+        // HEAD never gets a body, errors included.
+        let req = parse_request(b"HEAD * HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let r = respond(&c, &req, ip("127.0.0.1"));
+        assert!(r.head_only && r.status == Status::BadRequest);
+    }
+}
