@@ -34,5 +34,7 @@ pub mod rib;
 pub mod session;
 pub mod sockopt;
 pub mod steer;
+#[cfg(test)]
+pub mod testutil;
 pub mod types;
 pub mod wire;
