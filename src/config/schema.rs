@@ -360,8 +360,6 @@ fn default_families() -> Vec<Afi> {
     vec![Afi::Ipv4, Afi::Ipv6]
 }
 
-/// A config error: where, and what.
-
 /// Index in `pops` of the POP named `name`.
 pub fn pop_index(pops: &[PopConfig], name: &str) -> Option<usize> {
     pops.iter().position(|p| p.name == name)
