@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::validate::parse_mode;
 use super::*;
-use crate::testutil::{line_of, parse_errs as errs, parse_ok as ok, repo_path};
+use crate::testutil::{line_of, parse_errs as errs, parse_ok as ok, repo_path, TestConfig};
 use crate::types::Afi;
 
 const POP_X: &str = include_str!("../../bgp-configs/two-pop/pop-x.yaml");
@@ -83,6 +83,23 @@ fn base_is_valid() {
     assert!(c.peers[0].is_ebgp(c.local_asn));
     assert_eq!(c.peers[1].families, vec![Afi::Ipv4, Afi::Ipv6]);
     assert_eq!(c.peer_by_name("other").map(|p| p.role), Some(Role::Pop));
+}
+
+#[test]
+fn derived_tables() {
+    // This POP second in the list: its index is 1, wherever it is asked for.
+    let c = TestConfig::two_pops()
+        .pop("z", 65003)
+        .replace("pop: x", "pop: y")
+        .replace("local_asn: 65001", "local_asn: 65002")
+        .replace("remote_asn: 65002", "remote_asn: 65003")
+        .build();
+    assert_eq!(c.local_pop_index(), 1);
+    assert_eq!(c.local_pop().name, "y");
+    assert_eq!(c.pop_index_by_asn(65003), Some(2));
+    assert_eq!(c.pop_index_by_asn(65001), Some(0));
+    assert_eq!(c.pop_index_by_asn(64999), None);
+    assert_eq!(c.steering.default_pop_index(&c), 1);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use hickory_proto::rr::{Name, RecordType};
 
 use super::*;
-use crate::testutil::{parse_errs, parse_ok, two_pops_yaml};
+use crate::testutil::{two_pops_yaml, TestConfig};
 
 /// Two POPs and one zone with every record type, a delegation and a
 /// steered name (also used by the `fast` tests).
@@ -40,7 +40,7 @@ fn wire(s: &str) -> Vec<u8> {
 
 #[test]
 fn compiles_and_finds() {
-    let cfg = parse_ok(CFG);
+    let cfg = TestConfig::yaml(CFG).build();
     let z = Zones::compile(&cfg).unwrap();
     let Found::Node(n) = z.find(&wire("WWW.example.net.").to_ascii_lowercase()) else {
         panic!()
@@ -92,7 +92,7 @@ fn compiles_and_finds() {
 #[test]
 fn tails_match_hickory_encoding() {
     use hickory_proto::op::Message;
-    let cfg = parse_ok(CFG);
+    let cfg = TestConfig::yaml(CFG).build();
     let z = Zones::compile(&cfg).unwrap();
     for node in &z.nodes {
         for set in &node.sets {
@@ -110,13 +110,13 @@ fn tails_match_hickory_encoding() {
 
 #[test]
 fn check_zone_errors_name_keys() {
-    let bad = CFG
+    let errs = TestConfig::yaml(CFG)
         .replace("type: MX, data: '10 mail'", "type: MX, data: 'ten mail'")
         .replace("name: alias, type: CNAME", "name: mail, type: CNAME")
         .replace("{name: ns1, type: A", "{name: ns1.example.org., type: A")
         .replace("type: SRV", "type: HINFO")
-        .replace("y: {a:", "z: {a:");
-    let errs = parse_errs(&bad);
+        .replace("y: {a:", "z: {a:")
+        .errors();
     let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
     for k in [
         "zones[0].records[1].data",
