@@ -77,8 +77,6 @@ pub enum Request {
 pub enum AdminError {
     #[error("admin socket {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
-    #[error("admin socket mode {0:?} is not an octal mode")]
-    Mode(String),
 }
 
 /// Shared handles the admin server needs.
@@ -98,10 +96,9 @@ pub struct AdminCtx {
     pub reload: Arc<crate::reload::Reloader>,
 }
 
-/// Bind the socket (replacing a stale file) with the configured mode.
-pub fn bind(path: &Path, mode: &str) -> Result<UnixListener, AdminError> {
-    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-        .map_err(|_| AdminError::Mode(mode.into()))?;
+/// Bind the socket (replacing a stale file) with file mode `mode`
+/// (`Config::admin_mode`, parsed at config load).
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, AdminError> {
     let err = |source| AdminError::Bind {
         path: path.to_path_buf(),
         source,
@@ -591,7 +588,7 @@ mod tests {
             "sparrow-admin-test-{}-{tag}.sock",
             std::process::id()
         ));
-        let l = bind(&path, "0600").unwrap();
+        let l = bind(&path, ctx.cfg.admin_mode()).unwrap();
         tokio::spawn(serve(l, ctx.clone()));
         (path, ctx)
     }

@@ -70,7 +70,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     };
 
     let socket_path = PathBuf::from(&cfg.admin.socket);
-    let admin_listener = admin::bind(&socket_path, &cfg.admin.mode)?;
+    let admin_listener = admin::bind(&socket_path, cfg.admin_mode())?;
 
     let mut tasks = JoinSet::new();
     let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks)

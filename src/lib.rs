@@ -37,5 +37,7 @@ pub mod rib;
 pub mod session;
 pub mod sockopt;
 pub mod steer;
+#[cfg(test)]
+pub mod testutil;
 pub mod types;
 pub mod wire;

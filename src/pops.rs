@@ -49,7 +49,7 @@ impl PopState {
             .collect();
         PopState {
             names: cfg.pops.iter().map(|p| p.name.as_str().into()).collect(),
-            local: cfg.pops.iter().position(|p| p.name == cfg.pop).unwrap_or(0),
+            local: cfg.local_pop_index(),
             sessions,
             drained: cfg.pops.iter().map(|_| AtomicBool::new(false)).collect(),
             peers,

@@ -47,7 +47,7 @@ pub struct Ranker {
 
 impl Ranker {
     pub fn new(cfg: &Config) -> Ranker {
-        let local = cfg.pops.iter().position(|p| p.name == cfg.pop).unwrap_or(0) as PopIdx;
+        let local = cfg.local_pop_index() as PopIdx;
         let peer_pop = cfg
             .peers
             .iter()

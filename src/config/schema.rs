@@ -1,0 +1,371 @@
+//! The config file's schema: the serde structs exactly as parsed
+//! (`deny_unknown_fields`, defaults for omitted keys), before any semantic
+//! check. [`RawConfig`] is the whole file; `validate` turns it into the
+//! checked [`super::Config`]. The zone sections live in `zones`.
+//!
+//! Talks to nobody (uses `crate::types::Afi`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Serialize};
+
+use super::zones::ZoneConfig;
+use crate::types::Afi;
+
+/// The whole file as deserialized; checked by `validate`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub local_asn: u32,
+    pub router_id: Ipv4Addr,
+    /// This POP's name (must be one of `pops`).
+    pub pop: String,
+    #[serde(default)]
+    pub pops: Vec<PopConfig>,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Answers before the RIB is ready (see `crate::steer`).
+    #[serde(default)]
+    pub steering: SteeringConfig,
+    /// DNS listeners (see `crate::dns`).
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// Authoritative zones: static records and steered names.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Optional HTTP redirect listener (see `crate::http`).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `dns`: where and how the authority listens.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `ADDRESS:PORT` (IPv6 as `[ADDRESS]:PORT`), UDP and TCP on each; empty: DNS off.
+    #[serde(default)]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// SO_REUSEPORT UDP sockets per address, one receive thread each.
+    #[serde(default = "default_udp_workers")]
+    pub udp_workers: usize,
+    /// `fast` (our UDP loop on precomputed answers) or `hickory` (hickory-server's).
+    #[serde(default)]
+    pub udp_engine: UdpEngine,
+    /// Cap on requests being answered by hickory-server at once (TCP, and UDP
+    /// with `udp_engine: hickory`); more are dropped.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Idle seconds before a DNS TCP connection is closed.
+    #[serde(default = "default_tcp_timeout")]
+    pub tcp_timeout: u16,
+    /// Largest UDP response with EDNS (our side of RFC 6891 §6.2.5).
+    #[serde(default = "default_max_udp_payload")]
+    pub max_udp_payload: u16,
+    /// `id.server` / `hostname.bind` CH TXT answer (default: the POP name).
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: Vec::new(),
+            udp_workers: default_udp_workers(),
+            udp_engine: UdpEngine::Fast,
+            max_in_flight: default_max_in_flight(),
+            tcp_timeout: default_tcp_timeout(),
+            max_udp_payload: default_max_udp_payload(),
+            identity: None,
+        }
+    }
+}
+
+fn default_udp_workers() -> usize {
+    2
+}
+fn default_max_in_flight() -> usize {
+    1024
+}
+fn default_tcp_timeout() -> u16 {
+    10
+}
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+
+/// Which code answers UDP queries.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpEngine {
+    #[default]
+    Fast,
+    Hickory,
+}
+
+/// `http`: the optional redirect listener.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `ADDRESS:PORT` to listen on; empty: off.
+    #[serde(default)]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Proxies whose X-Forwarded-For is believed (`ADDRESS/LENGTH`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `steering`: the static map answers come from until the first upstream
+/// End-of-RIB of a family.
+#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SteeringConfig {
+    /// POP ranked first for an address no fallback prefix covers (default: `pop`).
+    #[serde(default)]
+    pub default_pop: Option<String>,
+    #[serde(default)]
+    pub fallback: Vec<FallbackEntry>,
+}
+
+/// One `steering.fallback` entry: addresses in `prefix` go to `pop` first.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackEntry {
+    /// `ADDRESS/LENGTH`, host bits clear.
+    pub prefix: String,
+    pub pop: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopConfig {
+    pub name: String,
+    pub asn: u32,
+    /// Base URL the HTTP redirector sends clients of this POP to
+    /// (`https://x.example.net`; path and query are appended).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Accept incoming BGP connections at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_listen_addrs")]
+    pub addresses: Vec<IpAddr>,
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            enabled: true,
+            addresses: default_listen_addrs(),
+            port: 179,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_socket")]
+    pub socket: String,
+    /// Octal file mode as a string, e.g. "0600".
+    #[serde(default = "default_admin_mode")]
+    pub mode: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: default_admin_socket(),
+            mode: default_admin_mode(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// tracing filter, e.g. "info" or "sparrow=debug".
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: default_log_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A router of this POP: full table in, nothing out.
+    Upstream,
+    /// The sparrowd of another POP: its upstream best routes in, ours out.
+    Pop,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MaxPrefixAction {
+    Warn,
+    Teardown,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MaxPrefixLimit {
+    pub limit: u32,
+    #[serde(default = "default_max_prefix_action")]
+    pub action: MaxPrefixAction,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MaxPrefix {
+    #[serde(default)]
+    pub ipv4: Option<MaxPrefixLimit>,
+    #[serde(default)]
+    pub ipv6: Option<MaxPrefixLimit>,
+}
+
+impl MaxPrefix {
+    pub fn get(&self, afi: Afi) -> Option<&MaxPrefixLimit> {
+        match afi {
+            Afi::Ipv4 => self.ipv4.as_ref(),
+            Afi::Ipv6 => self.ipv6.as_ref(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    pub address: IpAddr,
+    pub remote_asn: u32,
+    pub role: Role,
+    /// Only accept connections, never connect.
+    #[serde(default)]
+    pub passive: bool,
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub local_address: Option<IpAddr>,
+    /// eBGP multihop TTL (outgoing TTL; 1 = directly connected).
+    #[serde(default)]
+    pub multihop: Option<u8>,
+    /// GTSM (RFC 5082) for directly connected peers: send TTL 255, require 255.
+    #[serde(default)]
+    pub gtsm: bool,
+    #[serde(default = "default_hold_time")]
+    pub hold_time: u16,
+    /// Initial connect-retry interval in seconds (doubles up to 120 s on failure).
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry: u16,
+    /// TCP-MD5 (RFC 2385) password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// LOCAL_PREF given to routes from this peer (eBGP: always; iBGP: replaces the received one).
+    #[serde(default)]
+    pub local_pref: Option<u32>,
+    #[serde(default)]
+    pub max_prefix: MaxPrefix,
+    /// Graceful restart helper (RFC 4724).
+    #[serde(default)]
+    pub graceful_restart: bool,
+    /// Restart time we announce, and the longest we keep a restarting peer's routes.
+    #[serde(default = "default_restart_time")]
+    pub restart_time: u16,
+    #[serde(default = "default_families")]
+    pub families: Vec<Afi>,
+    /// eBGP: treat-as-withdraw routes whose AS_PATH does not start with the peer's ASN
+    /// (RFC 4271 §6.3). Off for route servers.
+    #[serde(default = "yes")]
+    pub enforce_first_as: bool,
+}
+
+impl PeerConfig {
+    pub fn is_ebgp(&self, local_asn: u32) -> bool {
+        self.remote_asn != local_asn
+    }
+}
+
+impl<'de> Deserialize<'de> for Afi {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "ipv4" => Ok(Afi::Ipv4),
+            "ipv6" => Ok(Afi::Ipv6),
+            _ => Err(serde::de::Error::unknown_variant(&s, &["ipv4", "ipv6"])),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_listen_addrs() -> Vec<IpAddr> {
+    vec![IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)]
+}
+fn default_bgp_port() -> u16 {
+    179
+}
+fn default_admin_socket() -> String {
+    "/tmp/sparrow.sock".to_string()
+}
+fn default_admin_mode() -> String {
+    "0600".to_string()
+}
+fn default_log_level() -> String {
+    "info".to_string()
+}
+fn default_max_prefix_action() -> MaxPrefixAction {
+    MaxPrefixAction::Warn
+}
+fn default_hold_time() -> u16 {
+    90
+}
+fn default_connect_retry() -> u16 {
+    5
+}
+fn default_restart_time() -> u16 {
+    120
+}
+fn default_families() -> Vec<Afi> {
+    vec![Afi::Ipv4, Afi::Ipv6]
+}
+
+/// Index in `pops` of the POP named `name`.
+pub fn pop_index(pops: &[PopConfig], name: &str) -> Option<usize> {
+    pops.iter().position(|p| p.name == name)
+}
+
+/// Index in `pops` of the POP whose sparrowd uses `asn`.
+pub fn pop_index_by_asn(pops: &[PopConfig], asn: u32) -> Option<usize> {
+    pops.iter().position(|p| p.asn == asn)
+}

@@ -1,0 +1,180 @@
+//! Compiling zones: each zone of a validated config, parsed and checked by
+//! `config::zones::parse_zone` into a `ZoneSpec`, becomes nodes and RRsets
+//! (grouped by owner and type, duplicates dropped, one TTL per set) in
+//! [`Zones`]; then delegation points are marked.
+//!
+//! Talks to `config` (the zones and POPs) and `rrset`.
+
+use hickory_proto::rr::rdata::NS;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use super::{name_wire, Node, RrSet, Steered, Zone, Zones};
+use crate::config::zones::{parse_zone, ZoneSpec};
+use crate::config::Config;
+use crate::dns::DnsError;
+
+impl Zones {
+    /// Compile `cfg.zones` (validated by `config::validate` already; errors here
+    /// carry the same key paths).
+    pub fn compile(cfg: &Config) -> Result<Zones, DnsError> {
+        let mut z = Zones {
+            pop_names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
+            ..Zones::default()
+        };
+        for (i, zc) in cfg.zones.iter().enumerate() {
+            let err = |key, msg| DnsError::Zone { zone: i, key, msg };
+            let spec = parse_zone(zc, &cfg.pops).map_err(|es| match es.into_iter().next() {
+                Some(e) => err(e.key, e.msg),
+                None => err(String::new(), "invalid zone".into()),
+            })?;
+            z.add_zone(i, &spec, cfg.pops.len())
+                .map_err(|(key, msg)| err(key, msg))?;
+        }
+        z.mark_cuts();
+        Ok(z)
+    }
+
+    fn node_for(&mut self, zone: u16, name: &Name) -> u32 {
+        let key: Box<[u8]> = name_wire(name).into();
+        if let Some(&n) = self.index.get(&key) {
+            return n;
+        }
+        let n = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            zone,
+            name: name.to_lowercase(),
+            sets: Vec::new(),
+            steered: None,
+            cut: false,
+            under_cut: false,
+        });
+        self.index.insert(key, n);
+        // Empty non-terminals up to the apex exist too (NODATA, not NXDOMAIN).
+        let origin = self.zones[zone as usize].origin.clone();
+        if name.num_labels() > origin.num_labels() {
+            let parent = name.base_name();
+            self.node_for(zone, &parent);
+        }
+        n
+    }
+
+    fn add_zone(
+        &mut self,
+        zi: usize,
+        spec: &ZoneSpec,
+        n_pops: usize,
+    ) -> Result<(), (String, String)> {
+        let origin = spec.origin.clone();
+        let zone = zi as u16;
+        let soa = spec.soa.clone();
+        let neg_ttl = spec.ttl.min(soa.minimum);
+        let soa_neg = RrSet::new(vec![Record::from_rdata(
+            origin.clone(),
+            neg_ttl,
+            RData::SOA(soa.clone()),
+        )])
+        .map_err(|m| (".soa".to_string(), m))?;
+        self.origins.insert(name_wire(&origin).into(), zone);
+        self.zones.push(Zone {
+            origin: origin.clone(),
+            apex: 0,
+            soa_neg,
+        });
+        let apex = self.node_for(zone, &origin);
+        self.zones[zi].apex = apex;
+
+        // Static records grouped by (owner, type), in config order.
+        type Group = ((Vec<u8>, RecordType), Vec<Record>);
+        let mut groups: Vec<Group> = Vec::new();
+        let mut push = |r: Record| {
+            let k = (name_wire(&r.name), r.record_type());
+            match groups.iter_mut().find(|(g, _)| *g == k) {
+                Some((_, v)) => v.push(r),
+                None => groups.push((k, vec![r])),
+            }
+        };
+        push(Record::from_rdata(
+            origin.clone(),
+            spec.ttl,
+            RData::SOA(soa),
+        ));
+        for n in &spec.ns {
+            push(Record::from_rdata(
+                origin.clone(),
+                spec.ttl,
+                RData::NS(NS(n.clone())),
+            ));
+        }
+        for r in &spec.records {
+            push(Record::from_rdata(r.owner.clone(), r.ttl, r.data.clone()));
+        }
+        // Identical records in one set are one record (RFC 2181 §5).
+        for ((_, _), mut recs) in groups {
+            let mut seen: Vec<RData> = Vec::new();
+            recs.retain(|r| {
+                let dup = seen.contains(&r.data);
+                if !dup {
+                    seen.push(r.data.clone());
+                }
+                !dup
+            });
+            // One TTL per RRset (RFC 2181 §5.2): the lowest.
+            let ttl = recs.iter().map(|r| r.ttl).min().unwrap_or(0);
+            for r in &mut recs {
+                r.ttl = ttl;
+            }
+            let node = self.node_for(zone, &recs[0].name.clone());
+            let set = RrSet::new(recs).map_err(|m| (".records".to_string(), m))?;
+            self.nodes[node as usize].sets.push(set);
+        }
+
+        for (j, sc) in spec.steered.iter().enumerate() {
+            let key = || format!(".steered[{j}].pops");
+            let mut st = Steered {
+                ttl: sc.ttl,
+                a: (0..n_pops).map(|_| None).collect(),
+                aaaa: (0..n_pops).map(|_| None).collect(),
+            };
+            for (p, a, aaaa) in &sc.pops {
+                let mk = |data: Vec<RData>| -> Result<Option<RrSet>, (String, String)> {
+                    if data.is_empty() {
+                        return Ok(None);
+                    }
+                    let recs = data
+                        .into_iter()
+                        .map(|d| Record::from_rdata(sc.owner.clone(), sc.ttl, d))
+                        .collect();
+                    RrSet::new(recs).map(Some).map_err(|m| (key(), m))
+                };
+                st.a[*p] = mk(a.iter().map(|&a| RData::A(a.into())).collect())?;
+                st.aaaa[*p] = mk(aaaa.iter().map(|&a| RData::AAAA(a.into())).collect())?;
+            }
+            let node = self.node_for(zone, &sc.owner);
+            self.nodes[node as usize].steered = Some(st);
+        }
+        Ok(())
+    }
+
+    /// Mark delegation points (NS below an apex) and everything under them.
+    fn mark_cuts(&mut self) {
+        for i in 0..self.nodes.len() {
+            let apex = self.zones[self.nodes[i].zone as usize].apex;
+            if i as u32 != apex && self.nodes[i].set(RecordType::NS).is_some() {
+                self.nodes[i].cut = true;
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let zone = &self.zones[self.nodes[i].zone as usize];
+            let mut name = self.nodes[i].name.clone();
+            while name.num_labels() > zone.origin.num_labels() {
+                if let Some(&n) = self.index.get(&name_wire(&name)[..]) {
+                    if self.nodes[n as usize].cut {
+                        self.nodes[i].under_cut = true;
+                        break;
+                    }
+                }
+                name = name.base_name();
+            }
+        }
+    }
+}

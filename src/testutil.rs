@@ -1,0 +1,121 @@
+//! Test helpers shared by the unit tests: one test-config builder
+//! ([`TestConfig`], YAML text that is parsed and validated like a real file),
+//! the error helpers the config tests assert with, and paths (files in the
+//! repository, per-process temporary files).
+//!
+//! Compiled only for tests. Talks to `config`.
+
+use std::path::PathBuf;
+
+use crate::config::{self, Config, ConfigError};
+
+/// The YAML of [`TWO_POPS`], as a literal for `concat!`.
+macro_rules! two_pops_yaml {
+    () => {
+        "\
+local_asn: 65001
+router_id: 10.0.0.1
+pop: x
+pops:
+  - {name: x, asn: 65001}
+  - {name: y, asn: 65002}
+peers:
+  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}
+"
+    };
+}
+pub(crate) use two_pops_yaml;
+
+/// POPs `x` (65001, this one) and `y` (65002), and one `pop` peer `py` to y.
+pub const TWO_POPS: &str = two_pops_yaml!();
+
+/// A config as YAML text, built up by tests and parsed like a real file
+/// (named `t.yaml` in errors).
+#[derive(Clone, Debug)]
+pub struct TestConfig {
+    text: String,
+}
+
+impl TestConfig {
+    /// [`TWO_POPS`].
+    pub fn two_pops() -> TestConfig {
+        TestConfig::yaml(TWO_POPS)
+    }
+
+    /// Any text.
+    pub fn yaml(text: &str) -> TestConfig {
+        TestConfig {
+            text: text.to_string(),
+        }
+    }
+
+    /// Another POP (flow style, after the last `pops` entry of [`TWO_POPS`]).
+    pub fn pop(self, name: &str, asn: u32) -> TestConfig {
+        self.replace(
+            "peers:\n",
+            &format!("  - {{name: {name}, asn: {asn}}}\npeers:\n"),
+        )
+    }
+
+    /// Append top-level sections (YAML ending in a newline).
+    pub fn with(mut self, yaml: &str) -> TestConfig {
+        self.text.push_str(yaml);
+        self
+    }
+
+    /// Replace `from` (which must occur) with `to`.
+    pub fn replace(self, from: &str, to: &str) -> TestConfig {
+        assert!(self.text.contains(from), "`{from}` not in\n{}", self.text);
+        TestConfig {
+            text: self.text.replace(from, to),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Parsed and validated; panics with the errors if it is not valid.
+    pub fn build(&self) -> Config {
+        parse_ok(&self.text)
+    }
+
+    /// The errors; panics if the config is valid.
+    pub fn errors(&self) -> Vec<ConfigError> {
+        parse_errs(&self.text)
+    }
+}
+
+/// Parse `text` as `t.yaml`; panics with the errors if it is not valid.
+pub fn parse_ok(text: &str) -> Config {
+    match config::parse(text, "t.yaml") {
+        Ok(c) => c,
+        Err(es) => panic!("unexpected errors:\n{}", config::format_errors(&es)),
+    }
+}
+
+/// Parse `text` as `t.yaml`; the errors (panics if it is valid).
+pub fn parse_errs(text: &str) -> Vec<ConfigError> {
+    match config::parse(text, "t.yaml") {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(es) => es,
+    }
+}
+
+/// 1-based line where the first occurrence of `needle` starts.
+pub fn line_of(text: &str, needle: &str) -> usize {
+    let i = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in text"));
+    text[..i].matches('\n').count() + 1
+}
+
+/// A file in the repository (`rel` from the crate root).
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A per-process path in the temporary directory: `sparrow-test-PID-NAME`.
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sparrow-test-{}-{name}", std::process::id()))
+}
