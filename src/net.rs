@@ -1,10 +1,11 @@
-//! Listener and socket helpers shared by the DNS and HTTP services (and, in
-//! time, the BGP listener): TCP listeners, SO_REUSEPORT UDP sockets, and the
-//! one canonical form of a peer address.
+//! Listener and socket helpers shared by BGP, DNS and HTTP: the BGP listener
+//! (dual-stack, TCP-MD5 keys), TCP listeners, SO_REUSEPORT UDP sockets, and
+//! the one canonical form of a peer address.
 //!
-//! Talks to the OS only (through `socket2` and std); no policy of its own.
+//! Talks to the OS (through `socket2`, std and `sockopt`); no policy of its own.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -35,6 +36,32 @@ pub fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
+    tokio::net::TcpListener::from_std(s.into())
+}
+
+/// The BGP listener on `addr`: "::" also serves IPv4 peers (as v4-mapped
+/// addresses), other IPv6 addresses are v6only; SO_REUSEADDR; each peer's
+/// TCP-MD5 key (RFC 2385) is set before listening, since it must be on the
+/// socket before the peer's SYN arrives.
+pub fn bgp_listener(
+    addr: SocketAddr,
+    md5_keys: &[(IpAddr, &[u8])],
+) -> std::io::Result<tokio::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    let v6 = addr.is_ipv6();
+    if v6 {
+        s.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    s.set_nonblocking(true)?;
+    for &(peer, key) in md5_keys {
+        if v6 || peer.is_ipv4() {
+            crate::sockopt::set_md5sig(s.as_fd(), v6, peer, Some(key))
+                .map_err(std::io::Error::other)?;
+        }
+    }
+    s.bind(&addr.into())?;
+    s.listen(128)?;
     tokio::net::TcpListener::from_std(s.into())
 }
 

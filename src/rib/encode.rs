@@ -44,7 +44,7 @@ pub fn export_attrs(a: &PathAttrs, local_as: u32, nh: IpAddr) -> PathAttrs {
 
 /// Next-hop-self addresses for each family from the session's local address.
 pub fn self_next_hops(local: IpAddr, router_id: Ipv4Addr) -> (IpAddr, IpAddr) {
-    match local.to_canonical() {
+    match crate::net::canonical_ip(local) {
         IpAddr::V4(v4) => (IpAddr::V4(v4), IpAddr::V6(v4.to_ipv6_mapped())),
         IpAddr::V6(v6) => (IpAddr::V4(router_id), IpAddr::V6(v6)),
     }

@@ -46,7 +46,7 @@ pub(super) async fn session_up(
     neg: &Negotiated,
 ) -> Result<(Up, mpsc::UnboundedReceiver<SessionCmd>), RibGone> {
     let pc = ctx.pc();
-    let local_ip = link.local.map(|a| super::socket::canonical(a.ip()));
+    let local_ip = link.local.map(|a| crate::net::canonical_ip(a.ip()));
     ctx.with_status(|s| {
         s.established_at = Some(Instant::now());
         s.established_count += 1;

@@ -1,5 +1,5 @@
-//! Sockets of the session engine: the BGP listener (TCP-MD5 keys on the
-//! listening socket), the outgoing connect, TTL / GTSM (RFC 5082) and TCP-MD5
+//! Sockets of the session engine: the BGP listener (bound by `net`, with
+//! every peer's TCP-MD5 key), the outgoing connect, TTL / GTSM (RFC 5082) and TCP-MD5
 //! (RFC 2385) options, and a connection's reader and writer tasks.
 //!
 //! A [`Link`] is one TCP connection of a peer: its reader task frames messages
@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use super::{PeerCtl, Peers, SessionError};
 use crate::config::{Config, PeerConfig};
+use crate::net;
 use crate::sockopt;
 use crate::wire::{self, WireError};
 
@@ -34,41 +35,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Bind a BGP listener on `addr` with every peer's TCP-MD5 key on it.
 pub(super) fn bind_listener(cfg: &Config, addr: SocketAddr) -> io::Result<TcpListener> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    sock.set_reuse_address(true)?;
-    let v6 = addr.is_ipv6();
-    if v6 {
-        // "::" serves IPv4 peers too, as v4-mapped addresses.
-        sock.set_only_v6(!addr.ip().is_unspecified())?;
-    }
-    sock.set_nonblocking(true)?;
-    // TCP-MD5 keys must be on the listening socket before the peer's SYN arrives.
-    for p in &cfg.peers {
-        if let Some(pw) = &p.password {
-            if v6 || p.address.is_ipv4() {
-                sockopt::set_md5sig(sock.as_fd(), v6, p.address, Some(pw.as_bytes()))
-                    .map_err(io::Error::other)?;
-            }
-        }
-    }
-    sock.bind(&addr.into())?;
-    sock.listen(128)?;
-    TcpListener::from_std(sock.into())
-}
-
-/// The address a peer is configured with, from what accept() returned.
-pub(super) fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
+    let keys: Vec<(IpAddr, &[u8])> = cfg
+        .peers
+        .iter()
+        .filter_map(|p| p.password.as_ref().map(|pw| (p.address, pw.as_bytes())))
+        .collect();
+    net::bgp_listener(addr, &keys)
 }
 
 /// Hand each accepted connection to the task of the peer with its address.
@@ -81,7 +53,7 @@ pub(super) async fn listen_task(listener: TcpListener, cfg: Arc<Config>, peers: 
         .collect();
     loop {
         match listener.accept().await {
-            Ok((stream, remote)) => match by_addr.get(&canonical(remote.ip())) {
+            Ok((stream, remote)) => match by_addr.get(&net::canonical_ip(remote.ip())) {
                 Some(&i) => {
                     let _ = peers.ctl[i].send(PeerCtl::Incoming(stream));
                 }
