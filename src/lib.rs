@@ -23,6 +23,8 @@
 //! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod config;
 pub mod daemon;

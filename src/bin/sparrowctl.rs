@@ -1,5 +1,7 @@
 //! `sparrowctl`: admin client for sparrowd's Unix socket.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,6 +1,8 @@
 //! `sparrowd`: the daemon. `--config FILE` runs it, `--check-config FILE`
 //! validates a config, no argument runs the embedded default (no peers).
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

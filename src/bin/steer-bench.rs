@@ -15,6 +15,8 @@
 //! Prints one JSON object per measurement on stdout (human notes on stderr).
 //! Usage: `steer-bench --config FILE --tables a.txt,b.txt,... [--lookups N]`
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

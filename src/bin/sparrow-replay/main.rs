@@ -27,6 +27,8 @@
 //! [`par`]), [`replay`] (run and stop the sessions), [`client`] (one BGP
 //! session), [`report`] (output: event lines, `--list-peers`, `--dump-text`).
 
+#![deny(unsafe_code)]
+
 mod args;
 mod client;
 mod convert;
