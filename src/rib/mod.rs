@@ -16,8 +16,13 @@
 //!   in a compact byte encoding (`codec`, ~40 bytes instead of ~350 for an
 //!   `Arc<PathAttrs>`); `Arc`s are materialized for export and queries.
 //! - `bestpath`: RFC 4271 §9.1.2.2 selection (order independent, deterministic).
-//! - `state`: [`Rib`], import policy, peer events, graceful restart, export.
-//! - `query`: admin JSON.
+//! - `state`: [`Rib`] and its decision step (best path, export queue, change
+//!   marks); dispatches each message to:
+//! - `import`: UPDATEs through import policy and max-prefix into the tables;
+//! - `graceful`: peer up/down and graceful restart (stale paths, timers);
+//! - `export`: the export to POP sessions (flush, full dumps, ROUTE-REFRESH);
+//! - `views`: read-only Loc-RIB views (changed prefixes, best routes, path keys);
+//! - `query`: admin queries.
 //!
 //! Policy choices worth knowing:
 //! - max-prefix counts *received* prefixes (accepted + rejected by import
@@ -46,12 +51,16 @@
 mod bench;
 mod bestpath;
 mod codec;
+mod export;
+mod graceful;
+mod import;
 mod intern;
 mod query;
 mod state;
 mod table;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU64;
@@ -64,8 +73,9 @@ use crate::config::Config;
 use crate::types::{Afi, PathAttrs, PeerId, Prefix, RouteChange};
 
 pub use bestpath::{compare as compare_paths, select_best, PathKey};
+pub use export::EXPORT_BATCH;
 pub use query::proc_memory;
-pub use state::{Rib, EXPORT_BATCH};
+pub use state::Rib;
 
 /// What a session tells the RIB about an established session.
 #[derive(Clone, Debug)]
