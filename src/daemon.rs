@@ -62,7 +62,9 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(rib::run_with(cfg, rib_rx, stats, Some(publisher))),
+                    Ok(rt) => {
+                        rt.block_on(rib::run_with(cfg, rib_rx, stats, Some(Box::new(publisher))))
+                    }
                     Err(e) => tracing::error!(error = %e, "RIB runtime"),
                 }
             })

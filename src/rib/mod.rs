@@ -43,7 +43,8 @@
 //! The task runs synchronous work per message; a full-table peer removal walks
 //! the table (~0.3 s per 1.25M paths, best paths recomputed).
 //!
-//! For the Loc-RIB snapshot (LPM) builder: [`Rib::best_routes`] iterates the
+//! Consumers of the Loc-RIB (the daemon's POP ranking) are a [`LocRibListener`]
+//! called by the task after every burst: [`Rib::best_routes`] iterates the
 //! Loc-RIB per family, [`Rib::set_track_changes`] / [`Rib::take_changed`]
 //! report prefixes whose best path changed since the last call.
 
@@ -191,19 +192,35 @@ pub async fn run(cfg: Arc<Config>, rx: mpsc::Receiver<RibMsg>, stats: Arc<RibSta
     run_with(cfg, rx, stats, None).await
 }
 
-/// [`run`], optionally publishing steering snapshots: `steer` gets the RIB's
-/// best-path changes after every burst (see [`crate::steer::Publisher`]).
+/// Told by the RIB task what changed in the Loc-RIB. The daemon wires its
+/// POP ranking (the snapshot publisher) here; the RIB knows nothing about
+/// its listeners.
+///
+/// Pull-based, so nothing is copied per prefix on the way: after each burst
+/// the listener reads the changed prefixes ([`Rib::take_changed`]) and
+/// whatever else it needs ([`Rib::path_keys`], [`Rib::asns`],
+/// [`Rib::end_of_rib_seen`]) from the RIB it is handed, on the RIB's thread.
+pub trait LocRibListener: Send {
+    /// Once, before the first message: turn on the change tracking it needs
+    /// ([`Rib::set_track_changes`] or [`Rib::set_track_all_path_changes`]) and
+    /// read what the RIB already holds.
+    fn attach(&mut self, rib: &mut Rib);
+    /// After every burst of messages (their exports already flushed).
+    fn changed(&mut self, rib: &mut Rib);
+}
+
+/// [`run`], telling `listener` about the Loc-RIB's changes after every burst.
 pub async fn run_with(
     cfg: Arc<Config>,
     mut rx: mpsc::Receiver<RibMsg>,
     stats: Arc<RibStats>,
-    mut steer: Option<crate::steer::Publisher>,
+    mut listener: Option<Box<dyn LocRibListener>>,
 ) {
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut rib = Rib::new(cfg, stats, Some(timer_tx));
     rib.publish_stats();
-    if let Some(s) = steer.as_mut() {
-        s.attach(&mut rib);
+    if let Some(l) = listener.as_mut() {
+        l.attach(&mut rib);
     }
     loop {
         let msg = tokio::select! {
@@ -222,8 +239,8 @@ pub async fn run_with(
             }
         }
         rib.flush();
-        if let Some(s) = steer.as_mut() {
-            s.sync(&mut rib);
+        if let Some(l) = listener.as_mut() {
+            l.changed(&mut rib);
         }
     }
     rib.flush();

@@ -79,7 +79,7 @@ pub(crate) struct Core {
     /// Prefixes whose best path changed (when tracking is on), per family.
     pub(super) changed: Option<[FxHashSet<Prefix>; 2]>,
     /// With `changed`: record any change of a prefix's paths, not only of its
-    /// best path (steering ranks every path).
+    /// best path (for a listener that ranks every path).
     pub(super) track_all: bool,
 }
 

@@ -16,8 +16,8 @@ impl Rib {
 
     /// Like [`Rib::set_track_changes`], but [`Rib::take_changed`] then reports
     /// every prefix whose paths changed in any way (a path added, replaced,
-    /// removed or marked stale), best or not: what steering needs, as it ranks
-    /// every POP's path.
+    /// removed or marked stale), best or not: what a listener needs that ranks
+    /// every path of a prefix, not only the best.
     pub fn set_track_all_path_changes(&mut self, on: bool) {
         self.set_track_changes(on);
         self.core.track_all = on;
@@ -54,7 +54,7 @@ impl Rib {
         self.core.attrs.decode(id)
     }
 
-    /// For steering (`crate::steer`): the paths of exactly `prefix` as
+    /// For Loc-RIB listeners: the paths of exactly `prefix` as
     /// best-path keys, best (the Loc-RIB path) first, each with its attribute
     /// id. `out` is cleared first; left empty when the prefix is not held.
     pub fn path_keys(&self, prefix: &Prefix, out: &mut Vec<(PathKey, u32)>) {
@@ -74,7 +74,13 @@ impl Rib {
     /// Calls `f` with every ASN of the AS_PATH of attribute id `id` (from
     /// [`Rib::best_routes`] or [`Rib::path_keys`]), in order; decodes nothing else.
     pub fn for_each_asn(&self, id: u32, f: impl FnMut(u32)) {
-        self.core.attrs.for_each_asn(id, f)
+        self.asns(id).for_each(f)
+    }
+
+    /// Every ASN of the AS_PATH of attribute id `id` (from [`Rib::best_routes`]
+    /// or [`Rib::path_keys`]), in path order; decodes nothing else.
+    pub fn asns(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
+        self.core.attrs.asns(id)
     }
 
     /// Whether `peer` has sent End-of-RIB for `afi` in its current session.

@@ -14,8 +14,8 @@
 //!   (`u16` ids, only the orders actually seen).
 //! - `lpm`: the immutable longest-prefix match (sorted disjoint ranges plus a
 //!   direct index on the top 16 (IPv4) / 20 (IPv6) bits, compressed).
-//! - `publish`: [`Publisher`], driven by the RIB task after every burst
-//!   (`rib::run_with`): ranks the prefixes whose best path changed and sends
+//! - `publish`: [`Publisher`], the RIB task's [`crate::rib::LocRibListener`]
+//!   (wired by the daemon into `rib::run_with`), called after every burst: ranks the prefixes whose best path changed and sends
 //!   them to a builder thread, which rebuilds and publishes snapshots into the
 //!   [`Handle`], coalesced.
 //!
@@ -51,7 +51,9 @@ use crate::types::{Afi, Prefix};
 
 pub use lpm::safe_scope;
 pub use publish::{Publisher, MIN_REBUILD_INTERVAL};
-pub use rank::{first_then_config_order, PopIdx, RankInterner, Ranker, Ranking, DEFAULT_RANK};
+pub use rank::{
+    first_then_config_order, ClosestPop, PopIdx, RankInterner, Ranker, Ranking, DEFAULT_RANK,
+};
 
 use lpm::{Addr, Lpm};
 
@@ -300,12 +302,7 @@ pub(crate) fn rank_prefix(
 ) -> Option<()> {
     rib.path_keys(p, paths);
     let &(_, best_attr) = paths.first()?;
-    let mut first = ranker.local();
-    rib.for_each_asn(best_attr, |a| {
-        if let Some(i) = ranker.pop_of_asn(a) {
-            first = i;
-        }
-    });
+    let first = ranker.rule_pop(rib.asns(best_attr));
     ranker.rank(paths, first, out);
     Some(())
 }

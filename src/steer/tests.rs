@@ -794,7 +794,7 @@ async fn published_snapshot_follows_the_rib() {
         cfg.clone(),
         rx,
         Arc::new(RibStats::default()),
-        Some(publ),
+        Some(Box::new(publ)),
     ));
     let mut ctls = Vec::new();
     for p in [0, 1] {
