@@ -539,7 +539,6 @@ mod tests {
     use super::*;
     use crate::pops::PopState;
     use crate::session::PeerStatus;
-    use std::sync::atomic::AtomicBool;
 
     /// A daemon's admin side with POPs x (local) and y (one `pop` session, up),
     /// a fake RIB that knows no routes, serving on a fresh socket.
@@ -554,8 +553,9 @@ mod tests {
         let peers = Arc::new(Peers {
             status: vec![std::sync::Mutex::new(PeerStatus::default())],
             ctl: vec![mpsc::unbounded_channel().0],
-            established: vec![AtomicBool::new(true)],
+            established: Arc::new(crate::pops::SessionFlags::new(1)),
         });
+        peers.established.set(0, true);
         let (rib, mut rib_rx) = mpsc::channel(4);
         tokio::spawn(async move {
             while let Some(m) = rib_rx.recv().await {
@@ -565,7 +565,7 @@ mod tests {
             }
         });
         let steering = steer::handle(&cfg);
-        let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
+        let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
         let dns: crate::dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
             crate::dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap(),
         ));
@@ -695,7 +695,7 @@ mod tests {
         );
         // Undrained and the session down: marked down instead.
         ctx.pops.set_drained("y", false).unwrap();
-        ctx.peers.established[0].store(false, Ordering::Release);
+        ctx.peers.established.set(0, false);
         let v = ask(
             &path,
             Request::Explain {

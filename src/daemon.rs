@@ -78,7 +78,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks)
         .await
         .map_err(DaemonError::Listen)?;
-    let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
+    let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
     let authority: dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
         dns::Authority::new(&cfg, steering.clone(), pops.clone()).map_err(DaemonError::Dns)?,
     ));

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,6 +26,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::{Config, PeerConfig};
 use crate::fsm::{self, Action, Event, FsmConfig, State};
+use crate::pops::SessionFlags;
 use crate::rib::{RibMsg, SessionCmd, SessionInfo};
 use crate::sockopt;
 use crate::types::{Afi, PathAttrs, PeerId, Prefix};
@@ -145,7 +145,7 @@ pub struct Peers {
     pub ctl: Vec<mpsc::UnboundedSender<PeerCtl>>,
     /// Per peer: session Established, readable without the status lock (the
     /// DNS answer path asks it per query through `crate::pops::PopState`).
-    pub established: Vec<AtomicBool>,
+    pub established: Arc<SessionFlags>,
 }
 
 impl Peers {
@@ -171,8 +171,9 @@ impl PeerCtx {
         if s.state != state {
             s.state = state;
             s.since = Instant::now();
-            self.peers.established[self.id as usize]
-                .store(state == State::Established, Ordering::Release);
+            self.peers
+                .established
+                .set(self.id as usize, state == State::Established);
         }
     }
     fn with_status(&self, f: impl FnOnce(&mut PeerStatus)) {
@@ -246,7 +247,7 @@ pub async fn start(
     let peers = Arc::new(Peers {
         status: (0..n).map(|_| Mutex::new(PeerStatus::default())).collect(),
         ctl: ctl_tx,
-        established: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        established: Arc::new(SessionFlags::new(n)),
     });
     if cfg.listen.enabled {
         for addr in &cfg.listen.addresses {
