@@ -5,7 +5,8 @@
 //! session.c -> rde.c split); the RIB applies import policy (local-pref, AS
 //! loop, next-hop sanity, max-prefix), interns attribute sets, runs best-path
 //! selection (`bestpath`) and sends [`SessionCmd::Export`] to POP sessions.
-//! Admin queries arrive as [`RibMsg::Query`] and get JSON back.
+//! Admin queries arrive as [`RibMsg::Query`] and get a typed [`QueryReply`]
+//! back (`reply`: the serde types of the admin socket's RIB answers).
 //!
 //! Layout:
 //! - `table`: per-family prefix tables (a `hashbrown::HashTable<u32>` index
@@ -22,7 +23,7 @@
 //! - `graceful`: peer up/down and graceful restart (stale paths, timers);
 //! - `export`: the export to POP sessions (flush, full dumps, ROUTE-REFRESH);
 //! - `views`: read-only Loc-RIB views (changed prefixes, best routes, path keys);
-//! - `query`: admin queries.
+//! - `query`: admin queries, answered with the types of `reply`.
 //!
 //! Policy choices worth knowing:
 //! - max-prefix counts *received* prefixes (accepted + rejected by import
@@ -57,6 +58,7 @@ mod graceful;
 mod import;
 mod intern;
 mod query;
+pub mod reply;
 mod state;
 mod table;
 #[cfg(test)]
@@ -76,6 +78,7 @@ use crate::types::{Afi, PathAttrs, PeerId, Prefix, RouteChange};
 pub use bestpath::{compare as compare_paths, select_best, PathKey};
 pub use export::EXPORT_BATCH;
 pub use query::proc_memory;
+pub use reply::QueryReply;
 pub use state::Rib;
 
 /// What a session tells the RIB about an established session.
@@ -120,12 +123,12 @@ pub enum Query {
     Route { prefix: Prefix, exact: bool },
     /// Per peer: received/accepted per family, End-of-RIB seen.
     PeerCounts,
-    /// Every path held, as a JSON array of objects, one per (prefix, peer):
-    /// the same per-path fields as `Route` plus `"prefix"`.
+    /// Every path held, one [`reply::DumpPath`] per (prefix, peer): the same
+    /// per-path fields as `Route` plus `prefix`.
     Dump,
     /// One page of a dump for the admin socket: prefixes `start..start+limit` of the
-    /// family in table order. Replies `{"paths":[...],"next":N|null}`, `next` being
-    /// the `start` of the following page.
+    /// family in table order. Replies a [`reply::DumpPage`], whose `next` is the
+    /// `start` of the following page.
     DumpPage {
         afi: Afi,
         start: usize,
@@ -163,7 +166,7 @@ pub enum RibMsg {
     },
     Query {
         query: Query,
-        reply: oneshot::Sender<serde_json::Value>,
+        reply: oneshot::Sender<QueryReply>,
     },
     /// Graceful-restart timer fired (sent by the RIB's own timers). Ignored
     /// unless `epoch` is the peer's current one (a later PeerUp/PeerDown voids it).

@@ -43,7 +43,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::rib::Rib;
@@ -63,12 +63,13 @@ pub const V4_INDEX_BITS: u32 = 16;
 pub const V6_INDEX_BITS: u32 = 20;
 
 /// Where a family's answers come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The Loc-RIB (after the first upstream End-of-RIB).
     Rib,
     /// The static `steering` map of the config.
+    #[default]
     Fallback,
 }
 
@@ -193,7 +194,8 @@ fn decide<'a, A: Addr>(
 }
 
 /// Sizes of a snapshot, for logs and benchmarks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SnapshotStats {
     pub ranges_v4: usize,
     pub ranges_v6: usize,
