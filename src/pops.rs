@@ -154,23 +154,6 @@ impl PopState {
     pub fn local(&self) -> usize {
         self.local
     }
-
-    /// JSON for `sparrowctl pops` / explain: name, up, drained per POP.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(
-            (0..self.names.len())
-                .map(|i| {
-                    serde_json::json!({
-                        "name": &*self.names[i],
-                        "local": i == self.local,
-                        "up": self.up(i),
-                        "monitored": self.monitored(i),
-                        "drained": self.drained(i),
-                    })
-                })
-                .collect(),
-        )
-    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,16 @@ pub enum Source {
     Fallback,
 }
 
+impl Source {
+    /// The name it serializes to: `rib` or `fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rib => "rib",
+            Source::Fallback => "fallback",
+        }
+    }
+}
+
 /// The shared, atomically replaced current snapshot.
 pub type Handle = Arc<ArcSwap<Snapshot>>;
 
@@ -145,16 +155,6 @@ impl<'a> Decision<'a> {
     pub fn names(&self) -> impl Iterator<Item = &'a str> + 'a {
         let pops = self.pops;
         self.ranking.iter().map(move |&i| &*pops[i as usize])
-    }
-    /// JSON for `explain` / `lookup` style output.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "prefix": self.prefix.map(|p| p.to_string()),
-            "scope": self.scope,
-            "ranking": self.names().collect::<Vec<_>>(),
-            "generation": self.generation,
-            "source": self.source,
-        })
     }
 }
 

@@ -488,7 +488,7 @@ fn fallback_snapshot() {
     let plain = fallback(&test_config());
     let d = select(ip("10.2.3.4"), &plain);
     assert_eq!((d.prefix, d.first_name()), (None, "x"));
-    assert_eq!(d.to_json()["source"], "fallback");
+    assert_eq!(serde_json::to_value(d.source).unwrap(), "fallback");
 }
 
 #[test]
