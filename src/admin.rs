@@ -566,10 +566,16 @@ mod tests {
     use super::*;
     use crate::pops::PopState;
     use crate::session::PeerStatus;
+    use reply::{PathInfo, RouteReply, Segment};
 
     /// A daemon's admin side with POPs x (local) and y (one `pop` session, up),
     /// a fake RIB that knows no routes, serving on a fresh socket.
     async fn serve_test(tag: &str) -> (PathBuf, Arc<AdminCtx>) {
+        serve_with_route(tag, RouteReply::default()).await
+    }
+
+    /// [`serve_test`] with a RIB answering every route query with `route`.
+    async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCtx>) {
         let cfg = Arc::new(
             crate::config::parse(
                 "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n",
@@ -586,8 +592,12 @@ mod tests {
         let (rib, mut rib_rx) = mpsc::channel(4);
         tokio::spawn(async move {
             while let Some(m) = rib_rx.recv().await {
-                if let RibMsg::Query { reply, .. } = m {
-                    let _ = reply.send(QueryReply::Route(Default::default()));
+                if let RibMsg::Query { query, reply } = m {
+                    let _ = reply.send(match query {
+                        Query::Summary => QueryReply::Summary(Default::default()),
+                        Query::PeerCounts => QueryReply::PeerCounts(Default::default()),
+                        _ => QueryReply::Route(route.clone()),
+                    });
                 }
             }
         });
@@ -735,6 +745,103 @@ mod tests {
             json!({"pop": "y", "local": false, "up": false, "drained": false})
         );
         assert_eq!(v["data"]["address"], json!("198.51.100.9"));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn explain_applies_the_closest_pop_rule_to_the_best_path() {
+        let route = RouteReply {
+            query: "192.0.2.1/32".into(),
+            prefix: Some("192.0.2.0/24".into()),
+            paths: vec![PathInfo {
+                peer: "py".into(),
+                as_path: "65002 64500".into(),
+                as_path_segments: vec![Segment {
+                    kind: "sequence".into(),
+                    asns: vec![65002, 64500],
+                }],
+                next_hop: Some("10.0.0.2".into()),
+                origin: "igp".into(),
+                best: true,
+                ..PathInfo::default()
+            }],
+        };
+        let (path, _ctx) = serve_with_route("explain-rule", route).await;
+        let v = ask(
+            &path,
+            Request::Explain {
+                target: "192.0.2.1".into(),
+            },
+        )
+        .await;
+        let d = &v["data"];
+        assert_eq!(
+            d["pop_asn"],
+            json!({"asn": 65002, "pop": "y", "position": 0, "path_length": 2})
+        );
+        assert_eq!(d["rib_prefix"], json!("192.0.2.0/24"));
+        assert_eq!(
+            d["best_path"],
+            json!({"peer": "py", "as_path": "65002 64500", "next_hop": "10.0.0.2", "origin": "igp"})
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// The typed replies keep the socket's JSON keys.
+    #[tokio::test]
+    async fn peers_and_summary_keep_their_keys() {
+        let keys = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let (path, _ctx) = serve_test("keys").await;
+        let v = ask(&path, Request::Peers).await;
+        let mut want: Vec<String> = [
+            "name",
+            "address",
+            "remote_asn",
+            "role",
+            "state",
+            "since_secs",
+            "uptime_secs",
+            "received",
+            "accepted",
+            "eor",
+            "max_prefix_exceeded",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(keys(&serde_json::to_value(PeerStatus::default()).unwrap()))
+        .collect();
+        want.sort();
+        want.dedup();
+        assert_eq!(keys(&v["data"]["peers"][0]), want);
+        assert_eq!(
+            v["data"]["peers"][0]["received"],
+            json!({"ipv4": 0, "ipv6": 0})
+        );
+        let v = ask(&path, Request::Summary).await;
+        let mut want = [
+            "prefixes",
+            "paths",
+            "best_from",
+            "attr_sets",
+            "memory",
+            "uptime_secs",
+            "local_asn",
+            "router_id",
+            "pop",
+            "steering",
+            "peers",
+        ]
+        .map(String::from);
+        want.sort();
+        assert_eq!(keys(&v["data"]), want);
+        assert_eq!(
+            v["data"]["peers"],
+            json!({"configured": 1, "established": 0})
+        );
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -2,6 +2,10 @@
 //! socket; turns SIGTERM/SIGINT into Cease/Administrative Shutdown on every
 //! session and removes the admin socket on the way out.
 //!
+//! Wires the one-way dependencies: the steering publisher becomes the RIB
+//! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
+//! `pops::PopState`.
+//!
 //! Owns the tokio tasks. Called by the `sparrowd` binary.
 
 use std::path::PathBuf;
