@@ -239,7 +239,12 @@ pub fn explain(data: &ExplainReply) -> String {
             let _ = writeln!(out, "Best path:  none");
         }
     }
-    let _ = writeln!(out, "Rule:       {}", data.rule);
+    let rule = if data.rule.is_empty() {
+        "-"
+    } else {
+        &data.rule
+    };
+    let _ = writeln!(out, "Rule:       {rule}");
     answers(&mut out, &data.answers);
     out
 }
