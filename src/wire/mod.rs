@@ -44,6 +44,7 @@ pub const MAX_MSG_LEN: usize = 4096;
 /// Largest message with the extended-message capability (RFC 8654).
 pub const MAX_EXT_MSG_LEN: usize = 65535;
 
+
 /// A NOTIFICATION message's content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
@@ -142,6 +143,7 @@ pub struct EncodeCtx {
     /// Largest message to build (MAX_MSG_LEN, or MAX_EXT_MSG_LEN when negotiated).
     pub max_len: usize,
 }
+
 
 impl WireError {
     pub fn new(code: u8, subcode: u8, data: Vec<u8>, msg: impl Into<String>) -> WireError {
