@@ -1,6 +1,9 @@
 //! Admin socket: a Unix stream socket (mode 0600 by default) speaking one JSON
 //! request line in, JSON lines out, then close. `sparrowctl` is its client.
 //!
+//! Replies are the serde types of `reply` (the RIB's own from
+//! `crate::rib::reply`), sent as JSON.
+//!
 //! Owns the socket file. Talks to: `session` (peer status, reset), `rib`
 //! (queries over the RIB channel, counters read lock-free from `RibStats`),
 //! `pops` (drain/undrain, up/drained state) and `dns` (what each steered name
@@ -22,10 +25,17 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Role};
-use crate::rib::{Query, RibMsg, RibStats};
+use crate::rib::{Query, QueryReply, RibMsg, RibStats};
 use crate::session::{PeerCtl, Peers};
 use crate::steer;
 use crate::types::{Afi, Prefix};
+
+pub mod reply;
+
+use reply::{
+    BestPath, DrainReply, ExplainReply, PeerReply, PeerTotals, PeersReply, PopAsn, PopInfo,
+    PopRankState, PopsReply, ResetReply, SessionStatus, SteeringSummary, SummaryReply,
+};
 
 /// A request on the admin socket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -197,7 +207,7 @@ fn set_drained(
     drained: bool,
     by: Option<&str>,
     who: &Caller,
-) -> Result<Value, String> {
+) -> Result<DrainReply, String> {
     let was = ctx
         .pops
         .set_drained(pop, drained)
@@ -220,36 +230,39 @@ fn set_drained(
         state(was)
     );
     let idx = ctx.pops.index(pop).map_err(|e| e.to_string())?;
-    Ok(json!({
-        "pop": pop,
-        "was_drained": was,
-        "drained": drained,
-        "changed": was != drained,
-        "up": ctx.pops.up(idx),
-        "usable": ctx.pops.usable(idx),
-    }))
+    Ok(DrainReply {
+        pop: pop.into(),
+        was_drained: was,
+        drained,
+        changed: was != drained,
+        up: ctx.pops.up(idx),
+        usable: ctx.pops.usable(idx),
+    })
 }
 
 /// `pops`: the POP state plus each POP's ASN and whether answers may use it.
-fn pops_json(ctx: &AdminCtx) -> Value {
-    let mut list = ctx.pops.to_json();
-    if let Value::Array(items) = &mut list {
-        for (i, item) in items.iter_mut().enumerate() {
-            if let Value::Object(m) = item {
-                m.insert(
-                    "asn".into(),
-                    json!(ctx.pops.names().get(i).and_then(|n| ctx
-                        .cfg
-                        .pops
-                        .iter()
-                        .find(|p| p.name == **n)
-                        .map(|p| p.asn))),
-                );
-                m.insert("usable".into(), json!(ctx.pops.usable(i)));
-            }
-        }
-    }
-    json!({"pops": list})
+fn pops_reply(ctx: &AdminCtx) -> PopsReply {
+    let p = &ctx.pops;
+    let pops = p
+        .names()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| PopInfo {
+            name: name.to_string(),
+            asn: ctx
+                .cfg
+                .pops
+                .iter()
+                .find(|c| *c.name == **name)
+                .map(|c| c.asn),
+            local: i == p.local(),
+            up: p.up(i),
+            monitored: p.monitored(i),
+            drained: p.drained(i),
+            usable: p.usable(i),
+        })
+        .collect();
+    PopsReply { pops }
 }
 
 async fn write_json<W: AsyncWriteExt + Unpin>(w: &mut W, v: &Value) -> io::Result<()> {
@@ -259,7 +272,14 @@ async fn write_json<W: AsyncWriteExt + Unpin>(w: &mut W, v: &Value) -> io::Resul
     w.shutdown().await
 }
 
-async fn ask_rib(ctx: &AdminCtx, query: Query) -> Result<Value, String> {
+/// A reply as JSON (the `data` of an `ok` answer).
+fn data<T: Serialize>(reply: T) -> Result<Value, String> {
+    serde_json::to_value(reply).map_err(|e| e.to_string())
+}
+
+const WRONG_REPLY: &str = "RIB task answered another query";
+
+async fn ask_rib(ctx: &AdminCtx, query: Query) -> Result<QueryReply, String> {
     let (tx, rx) = oneshot::channel();
     ctx.rib
         .send(RibMsg::Query { query, reply: tx })
@@ -302,58 +322,67 @@ where
 }
 
 /// `explain`: the steering decision for an address and the routing facts behind it.
-async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
+async fn explain(ctx: &AdminCtx, target: &str) -> Result<ExplainReply, String> {
     let addr = parse_addr(target).ok_or_else(|| format!("{target:?} is not an IP address"))?;
-    let (mut v, ranking_state, answers) = {
+    let mut v = {
         let snap = ctx.steering.load();
         let d = steer::select(addr, &snap);
-        // What each steered name answers, from this same decision.
-        let answers = serde_json::to_value(ctx.dns.load().zones.explain(&d, &ctx.pops))
-            .unwrap_or(Value::Null);
-        // Drains and downs do not change the ranking; they decide which POP answers.
-        let state: Vec<Value> = d
-            .ranking
-            .iter()
-            .map(|&i| {
-                let i = usize::from(i);
-                json!({
-                    "pop": d.pops.get(i).map(|n| &**n),
-                    "local": i == ctx.pops.local(),
-                    "up": ctx.pops.up(i),
-                    "drained": ctx.pops.drained(i),
+        ExplainReply {
+            address: addr.to_string(),
+            prefix: d.prefix.map(|p| p.to_string()),
+            scope: d.scope,
+            ranking: d.names().map(str::to_string).collect(),
+            generation: d.generation,
+            source: d.source,
+            // Drains and downs do not change the ranking; they decide which POP answers.
+            ranking_state: d
+                .ranking
+                .iter()
+                .map(|&i| {
+                    let i = usize::from(i);
+                    PopRankState {
+                        pop: d.pops.get(i).map(|n| n.to_string()),
+                        local: i == ctx.pops.local(),
+                        up: ctx.pops.up(i),
+                        drained: ctx.pops.drained(i),
+                    }
                 })
-            })
-            .collect();
-        (d.to_json(), state, answers)
+                .collect(),
+            // What each steered name answers, from this same decision.
+            answers: ctx
+                .dns
+                .load()
+                .zones
+                .explain(&d, &ctx.pops)
+                .iter()
+                .map(Into::into)
+                .collect(),
+            ..ExplainReply::default()
+        }
     };
-    let route = ask_rib(
-        ctx,
-        Query::Route {
-            prefix: Prefix::host(addr),
-            exact: false,
-        },
-    )
-    .await?;
-    let best = route["paths"].get(0).cloned().unwrap_or(Value::Null);
-    // The rule: the POP ASN nearest the origin (last in the path), else the local POP.
-    let asns: Vec<u64> = best["as_path_segments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|seg| seg["asns"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a.as_u64())
-        .collect();
-    let found = asns.iter().enumerate().rev().find_map(|(i, &a)| {
-        ctx.cfg
-            .pops
-            .iter()
-            .find(|p| u64::from(p.asn) == a)
-            .map(|p| json!({"asn": a, "pop": p.name, "position": i, "path_length": asns.len()}))
+    let query = Query::Route {
+        prefix: Prefix::host(addr),
+        exact: false,
+    };
+    let QueryReply::Route(route) = ask_rib(ctx, query).await? else {
+        return Err(WRONG_REPLY.into());
+    };
+    let best = route.paths.first();
+    // The closest-POP rule, as steering applies it to the Loc-RIB best path.
+    let rule = best.map(|b| steer::Ranker::new(&ctx.cfg).closest_pop(b.asns()));
+    let found = rule.and_then(|r| {
+        let (asn, position) = r.by?;
+        Some(PopAsn {
+            asn,
+            pop: ctx.cfg.pops[usize::from(r.pop)].name.clone(),
+            position,
+            path_length: r.path_len,
+        })
     });
-    let first = v["ranking"][0].as_str().unwrap_or("?").to_string();
-    let rule = match (&best, &found) {
+    let first = v.ranking.first().map_or("?", |s| s.as_str());
+    v.rule = match (best, &found) {
         // Until the family's first upstream End-of-RIB the static map decides.
-        _ if v["source"] == json!("fallback") => match v["prefix"].as_str() {
+        _ if v.source == steer::Source::Fallback => match &v.prefix {
             Some(p) => {
                 format!("steering.fallback (the RIB is not used yet): {p} ranks {first} first")
             }
@@ -362,35 +391,24 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<Value, String> {
                  the default POP ({first}) first"
             ),
         },
-        (Value::Null, _) => format!("no route covers {addr}: the local POP ({})", ctx.cfg.pop),
+        (None, _) => format!("no route covers {addr}: the local POP ({})", ctx.cfg.pop),
         (_, Some(f)) => format!(
             "POP ASN {} ({}) is the last POP ASN in the best path, at position {} of {}",
-            f["asn"],
-            f["pop"].as_str().unwrap_or("?"),
-            f["position"],
-            f["path_length"]
+            f.asn, f.pop, f.position, f.path_length
         ),
         (_, None) => format!(
             "no POP ASN in the best path: the local POP ({})",
             ctx.cfg.pop
         ),
     };
-    if let Value::Object(m) = &mut v {
-        m.insert("address".into(), json!(addr));
-        m.insert("rib_prefix".into(), route["prefix"].clone());
-        m.insert(
-            "best_path".into(),
-            if best.is_null() {
-                Value::Null
-            } else {
-                json!({"peer": best["peer"], "as_path": best["as_path"], "next_hop": best["next_hop"], "origin": best["origin"]})
-            },
-        );
-        m.insert("pop_asn".into(), found.unwrap_or(Value::Null));
-        m.insert("rule".into(), json!(rule));
-        m.insert("ranking_state".into(), Value::Array(ranking_state));
-        m.insert("answers".into(), answers);
-    }
+    v.best_path = best.map(|b| BestPath {
+        peer: b.peer.clone(),
+        as_path: b.as_path.clone(),
+        next_hop: b.next_hop.clone(),
+        origin: b.origin.clone(),
+    });
+    v.rib_prefix = route.prefix;
+    v.pop_asn = found;
     Ok(v)
 }
 
@@ -401,26 +419,24 @@ async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result
     for afi in Afi::ALL {
         let mut start = Some(0);
         while let Some(s) = start {
-            let page = match ask_rib(
-                ctx,
-                Query::DumpPage {
-                    afi,
-                    start: s,
-                    limit: PAGE,
-                },
-            )
-            .await
-            {
-                Ok(v) => v,
+            let query = Query::DumpPage {
+                afi,
+                start: s,
+                limit: PAGE,
+            };
+            let page = match ask_rib(ctx, query).await {
+                Ok(QueryReply::DumpPage(p)) => p,
+                Ok(_) => return write_json(w, &json!({"ok": false, "error": WRONG_REPLY})).await,
                 Err(e) => return write_json(w, &json!({"ok": false, "error": e})).await,
             };
             let mut out = Vec::with_capacity(PAGE * 256);
-            for p in page["paths"].as_array().into_iter().flatten() {
-                serde_json::to_writer(&mut out, p)?;
+            for p in &page.paths {
+                // Through a `Value`: its keys in name order, as every reply.
+                serde_json::to_writer(&mut out, &serde_json::to_value(p)?)?;
                 out.push(b'\n');
             }
             w.write_all(&out).await?;
-            start = page["next"].as_u64().map(|n| n as usize);
+            start = page.next;
         }
     }
     w.shutdown().await
@@ -428,45 +444,26 @@ async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result
 
 async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, String> {
     match req {
-        Request::Pops => Ok(pops_json(ctx)),
+        Request::Pops => data(pops_reply(ctx)),
         Request::Reload => {
             let r = ctx.reload.clone();
             // Compiling zones is CPU work: off the runtime's worker.
             let res = tokio::task::spawn_blocking(move || r.reload())
                 .await
                 .map_err(|e| e.to_string())?;
-            res.map(|rep| json!(rep))
+            data(res.map_err(|e| e.to_string())?)
         }
-        Request::Drain { pop, by } => set_drained(ctx, &pop, true, by.as_deref(), who),
-        Request::Undrain { pop, by } => set_drained(ctx, &pop, false, by.as_deref(), who),
-        Request::Paths => Ok(json!(ctx.stats.paths.load(Ordering::Relaxed))),
-        Request::Summary => {
-            let mut v = ask_rib(ctx, Query::Summary).await?;
-            if let Value::Object(m) = &mut v {
-                m.insert("uptime_secs".into(), json!(ctx.started.elapsed().as_secs()));
-                m.insert("local_asn".into(), json!(ctx.cfg.local_asn));
-                m.insert("router_id".into(), json!(ctx.cfg.router_id));
-                m.insert("pop".into(), json!(ctx.cfg.pop));
-                let snap = ctx.steering.load();
-                m.insert(
-                    "steering".into(),
-                    json!({"generation": snap.generation(), "stats": snap.stats(),
-                           "source_v4": snap.source(Afi::Ipv4), "source_v6": snap.source(Afi::Ipv6)}),
-                );
-                let up = (0..ctx.cfg.peers.len())
-                    .filter(|&i| ctx.peers.snapshot(i).state == crate::fsm::State::Established)
-                    .count();
-                m.insert(
-                    "peers".into(),
-                    json!({"configured": ctx.cfg.peers.len(), "established": up}),
-                );
-            }
-            Ok(v)
-        }
+        Request::Drain { pop, by } => data(set_drained(ctx, &pop, true, by.as_deref(), who)?),
+        Request::Undrain { pop, by } => data(set_drained(ctx, &pop, false, by.as_deref(), who)?),
+        Request::Paths => data(ctx.stats.paths.load(Ordering::Relaxed)),
+        Request::Summary => data(summary(ctx).await?),
         Request::Route { target, exact } => {
             let prefix: Prefix = target.parse().map_err(|e| format!("{e}"))?;
             let exact = exact || target.contains('/');
-            ask_rib(ctx, Query::Route { prefix, exact }).await
+            match ask_rib(ctx, Query::Route { prefix, exact }).await? {
+                QueryReply::Route(r) => data(r),
+                _ => Err(WRONG_REPLY.into()),
+            }
         }
         Request::Reset { peer } => {
             let i = ctx
@@ -478,46 +475,76 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
             ctx.peers.ctl[i]
                 .send(PeerCtl::Reset)
                 .map_err(|_| "peer task is not running".to_string())?;
-            Ok(json!({"reset": peer}))
+            data(ResetReply { reset: peer })
         }
-        Request::Peers => {
-            let counts = ask_rib(ctx, Query::PeerCounts).await?;
-            let counts = counts
-                .get("peers")
-                .and_then(|p| p.as_array())
-                .cloned()
-                .unwrap_or_default();
-            let mut out = Vec::new();
-            for (i, pc) in ctx.cfg.peers.iter().enumerate() {
-                let st = ctx.peers.snapshot(i);
-                let c = counts.get(i).cloned().unwrap_or(Value::Null);
-                let mut v = json!({
-                    "name": pc.name,
-                    "address": pc.address,
-                    "remote_asn": pc.remote_asn,
-                    "role": match pc.role { Role::Upstream => "upstream", Role::Pop => "pop" },
-                    "state": st.state,
-                    "since_secs": st.since.elapsed().as_secs(),
-                    "uptime_secs": st.established_at.map(|t| t.elapsed().as_secs()),
-                    "received": c.get("received").cloned().unwrap_or(json!({"ipv4": 0, "ipv6": 0})),
-                    "accepted": c.get("accepted").cloned().unwrap_or(json!({"ipv4": 0, "ipv6": 0})),
-                    "eor": c.get("eor").cloned().unwrap_or(json!({"ipv4": false, "ipv6": false})),
-                    "max_prefix_exceeded": c.get("max_prefix_exceeded").cloned().unwrap_or(json!({"ipv4": false, "ipv6": false})),
-                });
-                if let (Value::Object(m), Value::Object(s)) =
-                    (&mut v, serde_json::to_value(&st).unwrap_or(Value::Null))
-                {
-                    for (k, val) in s {
-                        m.entry(k).or_insert(val);
-                    }
-                }
-                out.push(v);
-            }
-            Ok(json!({"peers": out}))
-        }
-        Request::Explain { target } => explain(ctx, &target).await,
+        Request::Peers => data(peers(ctx).await?),
+        Request::Explain { target } => data(explain(ctx, &target).await?),
         Request::Dump | Request::Lookup => Err("streamed requests are handled above".into()),
     }
+}
+
+/// `summary`: the RIB's counts plus uptime, identity, steering and sessions.
+async fn summary(ctx: &AdminCtx) -> Result<SummaryReply, String> {
+    let QueryReply::Summary(rib) = ask_rib(ctx, Query::Summary).await? else {
+        return Err(WRONG_REPLY.into());
+    };
+    let snap = ctx.steering.load();
+    let established = (0..ctx.cfg.peers.len())
+        .filter(|&i| ctx.peers.snapshot(i).state == crate::fsm::State::Established)
+        .count();
+    Ok(SummaryReply {
+        rib,
+        uptime_secs: ctx.started.elapsed().as_secs(),
+        local_asn: ctx.cfg.local_asn,
+        router_id: ctx.cfg.router_id.to_string(),
+        pop: ctx.cfg.pop.clone(),
+        steering: SteeringSummary {
+            generation: snap.generation(),
+            stats: snap.stats(),
+            source_v4: snap.source(Afi::Ipv4),
+            source_v6: snap.source(Afi::Ipv6),
+        },
+        peers: PeerTotals {
+            configured: ctx.cfg.peers.len(),
+            established,
+        },
+    })
+}
+
+/// `peers`: config, session state and the RIB's counts of every peer.
+async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
+    let QueryReply::PeerCounts(counts) = ask_rib(ctx, Query::PeerCounts).await? else {
+        return Err(WRONG_REPLY.into());
+    };
+    let peers = ctx
+        .cfg
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(i, pc)| {
+            let st = ctx.peers.snapshot(i);
+            let c = counts.peers.get(i).cloned().unwrap_or_default();
+            PeerReply {
+                name: pc.name.clone(),
+                address: pc.address.to_string(),
+                remote_asn: pc.remote_asn,
+                role: match pc.role {
+                    Role::Upstream => "upstream",
+                    Role::Pop => "pop",
+                }
+                .into(),
+                state: SessionStatus::state_name(&st),
+                since_secs: st.since.elapsed().as_secs(),
+                uptime_secs: st.established_at.map(|t| t.elapsed().as_secs()),
+                received: c.received,
+                accepted: c.accepted,
+                eor: c.eor,
+                max_prefix_exceeded: c.max_prefix_exceeded,
+                session: SessionStatus::from(&st),
+            }
+        })
+        .collect();
+    Ok(PeersReply { peers })
 }
 
 /// Client side: send one request, return the raw reply text.
@@ -536,11 +563,16 @@ mod tests {
     use super::*;
     use crate::pops::PopState;
     use crate::session::PeerStatus;
-    use std::sync::atomic::AtomicBool;
+    use reply::{PathInfo, RouteReply, Segment};
 
     /// A daemon's admin side with POPs x (local) and y (one `pop` session, up),
     /// a fake RIB that knows no routes, serving on a fresh socket.
     async fn serve_test(tag: &str) -> (PathBuf, Arc<AdminCtx>) {
+        serve_with_route(tag, RouteReply::default()).await
+    }
+
+    /// [`serve_test`] with a RIB answering every route query with `route`.
+    async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCtx>) {
         let cfg = Arc::new(
             crate::config::parse(
                 "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n",
@@ -551,18 +583,23 @@ mod tests {
         let peers = Arc::new(Peers {
             status: vec![std::sync::Mutex::new(PeerStatus::default())],
             ctl: vec![mpsc::unbounded_channel().0],
-            established: vec![AtomicBool::new(true)],
+            established: Arc::new(crate::pops::SessionFlags::new(1)),
         });
+        peers.established.set(0, true);
         let (rib, mut rib_rx) = mpsc::channel(4);
         tokio::spawn(async move {
             while let Some(m) = rib_rx.recv().await {
-                if let RibMsg::Query { reply, .. } = m {
-                    let _ = reply.send(json!({"prefix": null, "paths": []}));
+                if let RibMsg::Query { query, reply } = m {
+                    let _ = reply.send(match query {
+                        Query::Summary => QueryReply::Summary(Default::default()),
+                        Query::PeerCounts => QueryReply::PeerCounts(Default::default()),
+                        _ => QueryReply::Route(route.clone()),
+                    });
                 }
             }
         });
         let steering = steer::handle(&cfg);
-        let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
+        let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
         let dns: crate::dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
             crate::dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap(),
         ));
@@ -692,7 +729,7 @@ mod tests {
         );
         // Undrained and the session down: marked down instead.
         ctx.pops.set_drained("y", false).unwrap();
-        ctx.peers.established[0].store(false, Ordering::Release);
+        ctx.peers.established.set(0, false);
         let v = ask(
             &path,
             Request::Explain {
@@ -705,6 +742,103 @@ mod tests {
             json!({"pop": "y", "local": false, "up": false, "drained": false})
         );
         assert_eq!(v["data"]["address"], json!("198.51.100.9"));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn explain_applies_the_closest_pop_rule_to_the_best_path() {
+        let route = RouteReply {
+            query: "192.0.2.1/32".into(),
+            prefix: Some("192.0.2.0/24".into()),
+            paths: vec![PathInfo {
+                peer: "py".into(),
+                as_path: "65002 64500".into(),
+                as_path_segments: vec![Segment {
+                    kind: "sequence".into(),
+                    asns: vec![65002, 64500],
+                }],
+                next_hop: Some("10.0.0.2".into()),
+                origin: "igp".into(),
+                best: true,
+                ..PathInfo::default()
+            }],
+        };
+        let (path, _ctx) = serve_with_route("explain-rule", route).await;
+        let v = ask(
+            &path,
+            Request::Explain {
+                target: "192.0.2.1".into(),
+            },
+        )
+        .await;
+        let d = &v["data"];
+        assert_eq!(
+            d["pop_asn"],
+            json!({"asn": 65002, "pop": "y", "position": 0, "path_length": 2})
+        );
+        assert_eq!(d["rib_prefix"], json!("192.0.2.0/24"));
+        assert_eq!(
+            d["best_path"],
+            json!({"peer": "py", "as_path": "65002 64500", "next_hop": "10.0.0.2", "origin": "igp"})
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// The typed replies keep the socket's JSON keys.
+    #[tokio::test]
+    async fn peers_and_summary_keep_their_keys() {
+        let keys = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let (path, _ctx) = serve_test("keys").await;
+        let v = ask(&path, Request::Peers).await;
+        let mut want: Vec<String> = [
+            "name",
+            "address",
+            "remote_asn",
+            "role",
+            "state",
+            "since_secs",
+            "uptime_secs",
+            "received",
+            "accepted",
+            "eor",
+            "max_prefix_exceeded",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(keys(&serde_json::to_value(PeerStatus::default()).unwrap()))
+        .collect();
+        want.sort();
+        want.dedup();
+        assert_eq!(keys(&v["data"]["peers"][0]), want);
+        assert_eq!(
+            v["data"]["peers"][0]["received"],
+            json!({"ipv4": 0, "ipv6": 0})
+        );
+        let v = ask(&path, Request::Summary).await;
+        let mut want = [
+            "prefixes",
+            "paths",
+            "best_from",
+            "attr_sets",
+            "memory",
+            "uptime_secs",
+            "local_asn",
+            "router_id",
+            "pop",
+            "steering",
+            "peers",
+        ]
+        .map(String::from);
+        want.sort();
+        assert_eq!(keys(&v["data"]), want);
+        assert_eq!(
+            v["data"]["peers"],
+            json!({"configured": 1, "established": 0})
+        );
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -2,6 +2,10 @@
 //! socket; turns SIGTERM/SIGINT into Cease/Administrative Shutdown on every
 //! session and removes the admin socket on the way out.
 //!
+//! Wires the one-way dependencies: the steering publisher becomes the RIB
+//! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
+//! `pops::PopState`.
+//!
 //! Owns the tokio tasks. Called by the `sparrowd` binary.
 
 use std::path::PathBuf;
@@ -62,7 +66,9 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(rib::run_with(cfg, rib_rx, stats, Some(publisher))),
+                    Ok(rt) => {
+                        rt.block_on(rib::run_with(cfg, rib_rx, stats, Some(Box::new(publisher))))
+                    }
                     Err(e) => tracing::error!(error = %e, "RIB runtime"),
                 }
             })
@@ -76,7 +82,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks)
         .await
         .map_err(DaemonError::Listen)?;
-    let pops = Arc::new(PopState::new(&cfg, Some(peers.clone())));
+    let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
     let authority: dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
         dns::Authority::new(&cfg, steering.clone(), pops.clone()).map_err(DaemonError::Dns)?,
     ));

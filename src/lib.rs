@@ -8,13 +8,18 @@
 //!   validates and decodes with `wire`, and sends route changes to the RIB over a
 //!   bounded channel; a listener hands accepted connections to peer tasks.
 //! - `rib`: the one task that writes Adj-RIB-In, Loc-RIB (`rib::bestpath`) and
-//!   export queues to POP sessions; answers admin queries.
-//! - `admin`: Unix-socket server (JSON lines) used by `sparrowctl`.
+//!   export queues to POP sessions; answers admin queries (typed replies,
+//!   `rib::reply`); tells a `rib::LocRibListener` what changed after every
+//!   burst (it knows nothing of steering).
+//! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
+//!   structs) used by `sparrowctl`; `render` turns those replies into text.
 //! - `sockopt`: the only `unsafe`: TCP-MD5 `setsockopt`.
 //! - `steer`: per-address POP rankings from the Loc-RIB (or the static
-//!   fallback), published by the RIB task as immutable LPM snapshots;
-//!   `steer::select` is the one selection function.
-//! - `pops`: which POPs are up (sessions) and drained (operator), lock-free.
+//!   fallback), published as immutable LPM snapshots by `steer::Publisher`,
+//!   the RIB task's listener; `steer::select` is the one selection function
+//!   and `steer::Ranker::closest_pop` the one closest-POP rule.
+//! - `pops`: which POPs are up (the sessions' `pops::SessionFlags`) and
+//!   drained (operator), lock-free.
 //! - `dns`: the authority (hickory-server for TCP, our UDP fast path), answers
 //!   steered names from `steer::select` + `pops`.
 //! - `http`: optional 302 redirector on the same decision.

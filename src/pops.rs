@@ -3,15 +3,47 @@
 //! it has none configured) and which an
 //! operator has drained (`sparrowctl drain|undrain <pop>`).
 //!
-//! Owns the drain flags (runtime state: a restart forgets them). Reads the
-//! sessions' `Peers::established` flags. Read per query by DNS and HTTP, so
-//! every read is a few relaxed atomic loads, no lock.
+//! Owns the drain flags (runtime state: a restart forgets them) and defines
+//! [`SessionFlags`], the per-peer Established flags the session tasks write
+//! and this module reads (it knows nothing else of the sessions). Read per
+//! query by DNS and HTTP, so every read is a few atomic loads, no lock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Config, Role};
-use crate::session::Peers;
+
+/// Per peer (by `PeerId`): whether its session is Established. Written by the
+/// session tasks on every state change, read lock-free by [`PopState`].
+#[derive(Debug, Default)]
+pub struct SessionFlags {
+    established: Vec<AtomicBool>,
+}
+
+impl SessionFlags {
+    /// `peers` flags, all down.
+    pub fn new(peers: usize) -> SessionFlags {
+        SessionFlags {
+            established: (0..peers).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// Record whether `peer`'s session is Established (unknown ids are ignored).
+    #[inline]
+    pub fn set(&self, peer: usize, established: bool) {
+        if let Some(f) = self.established.get(peer) {
+            f.store(established, Ordering::Release);
+        }
+    }
+
+    /// Whether `peer`'s session is Established (false for an unknown id).
+    #[inline]
+    pub fn is_established(&self, peer: usize) -> bool {
+        self.established
+            .get(peer)
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    }
+}
 
 /// Why a drain request failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -27,14 +59,14 @@ pub struct PopState {
     /// Peer ids of each POP's `pop` sessions.
     sessions: Vec<Vec<usize>>,
     drained: Vec<AtomicBool>,
-    peers: Option<Arc<Peers>>,
+    sessions_up: Option<Arc<SessionFlags>>,
 }
 
 impl PopState {
-    /// State for `cfg`'s POPs; `peers` gives session state (`None`: no
+    /// State for `cfg`'s POPs; `sessions_up` gives session state (`None`: no
     /// sessions, so only the local POP is up; for tests and tools).
-    pub fn new(cfg: &Config, peers: Option<Arc<Peers>>) -> PopState {
-        // (With `peers` None and sessions configured, those POPs read as down.)
+    pub fn new(cfg: &Config, sessions_up: Option<Arc<SessionFlags>>) -> PopState {
+        // (With `sessions_up` None and sessions configured, those POPs read as down.)
         let sessions = cfg
             .pops
             .iter()
@@ -52,7 +84,7 @@ impl PopState {
             local: cfg.local_pop_index(),
             sessions,
             drained: cfg.pops.iter().map(|_| AtomicBool::new(false)).collect(),
-            peers,
+            sessions_up,
         }
     }
 
@@ -71,11 +103,10 @@ impl PopState {
         if ids.is_empty() {
             return true;
         }
-        let Some(peers) = &self.peers else {
+        let Some(flags) = &self.sessions_up else {
             return false;
         };
-        ids.iter()
-            .any(|&i| peers.established[i].load(Ordering::Acquire))
+        ids.iter().any(|&i| flags.is_established(i))
     }
 
     /// Whether any session watches `pop` (else `up` is always true).
@@ -123,23 +154,6 @@ impl PopState {
     pub fn local(&self) -> usize {
         self.local
     }
-
-    /// JSON for `sparrowctl pops` / explain: name, up, drained per POP.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(
-            (0..self.names.len())
-                .map(|i| {
-                    serde_json::json!({
-                        "name": &*self.names[i],
-                        "local": i == self.local,
-                        "up": self.up(i),
-                        "monitored": self.monitored(i),
-                        "drained": self.drained(i),
-                    })
-                })
-                .collect(),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -158,15 +172,11 @@ mod tests {
     #[test]
     fn local_is_up_others_follow_sessions_and_drain() {
         let c = cfg();
-        let peers = Arc::new(Peers {
-            status: vec![std::sync::Mutex::new(Default::default())],
-            ctl: vec![tokio::sync::mpsc::unbounded_channel().0],
-            established: vec![AtomicBool::new(false)],
-        });
-        let st = PopState::new(&c, Some(peers.clone()));
+        let flags = Arc::new(SessionFlags::new(1));
+        let st = PopState::new(&c, Some(flags.clone()));
         assert!(st.usable(0));
         assert!(!st.up(1));
-        peers.established[0].store(true, Ordering::Release);
+        flags.set(0, true);
         assert!(st.usable(1));
         assert_eq!(st.set_drained("y", true), Ok(false));
         assert!(st.up(1) && !st.usable(1));

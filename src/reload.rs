@@ -10,10 +10,11 @@
 //! Owns nothing but the path and the startup config. Talks to: `config`,
 //! `dns` (the shared authority handle).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
@@ -22,15 +23,31 @@ use crate::dns;
 use crate::pops::PopState;
 use crate::steer;
 
-/// What a reload did.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+/// What a reload did (the `reload` reply on the admin socket).
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Report {
     pub file: String,
     /// Applied live.
-    pub applied: Vec<&'static str>,
+    pub applied: Vec<Cow<'static, str>>,
     /// Changed in the file but only taken at the next start.
-    pub needs_restart: Vec<&'static str>,
+    pub needs_restart: Vec<Cow<'static, str>>,
     pub zones: usize,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("running on the embedded default config: nothing to reload")]
+    NoFile,
+    #[error("reload lock poisoned")]
+    Poisoned,
+    /// The file has errors (each as `file:line: key: message`, one per line).
+    #[error("{0}\nkeeping the running configuration")]
+    Invalid(String),
+    /// The new zones do not compile against the running config.
+    #[error("{path}: {source}")]
+    Dns { path: String, source: dns::DnsError },
 }
 
 /// Reloads the config file the daemon started from.
@@ -63,14 +80,14 @@ impl Reloader {
         }
     }
 
-    /// Reload now. `Err`: nothing changed; the message lists every error.
-    pub fn reload(&self) -> Result<Report, String> {
+    /// Reload now. `Err`: nothing changed; the error lists every problem.
+    pub fn reload(&self) -> Result<Report, ReloadError> {
         let Some(path) = &self.path else {
-            let msg = "running on the embedded default config: nothing to reload".to_string();
-            warn!("{msg}");
-            return Err(msg);
+            let e = ReloadError::NoFile;
+            warn!("{e}");
+            return Err(e);
         };
-        let mut last = self.last.lock().map_err(|_| "reload lock poisoned")?;
+        let mut last = self.last.lock().map_err(|_| ReloadError::Poisoned)?;
         let new = match config::load(path) {
             Ok(c) => c,
             Err(errs) => {
@@ -82,9 +99,8 @@ impl Reloader {
                     file = %path.display(),
                     "reload failed: keeping the running configuration"
                 );
-                return Err(format!(
-                    "{}\nkeeping the running configuration",
-                    config::format_errors(&errs).trim_end()
+                return Err(ReloadError::Invalid(
+                    config::format_errors(&errs).trim_end().to_string(),
                 ));
             }
         };
@@ -112,7 +128,7 @@ impl Reloader {
             ),
         ] {
             if changed {
-                needs_restart.push(name);
+                needs_restart.push(name.into());
             }
         }
         let mut applied = Vec::new();
@@ -130,13 +146,16 @@ impl Reloader {
                 cfg.dns.identity = new.dns.identity.clone();
                 cfg.dns.max_udp_payload = new.dns.max_udp_payload;
                 let auth = dns::Authority::new(&cfg, self.steering.clone(), self.pops.clone())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|source| ReloadError::Dns {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 self.dns.store(Arc::new(auth));
                 if zones_changed {
-                    applied.push("zones");
+                    applied.push("zones".into());
                 }
                 if dns_changed {
-                    applied.push("dns.identity/max_udp_payload");
+                    applied.push("dns.identity/max_udp_payload".into());
                 }
             }
         }

@@ -158,19 +158,24 @@ fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     let text = match args.cmd {
-        Cmd::Peers => render::peers(data),
-        Cmd::Route { .. } => render::route(data),
-        Cmd::Summary => render::summary(data),
+        Cmd::Peers => render::peers(&typed(data)?),
+        Cmd::Route { .. } => render::route(&typed(data)?),
+        Cmd::Summary => render::summary(&typed(data)?),
         Cmd::Paths => format!("{data}\n"),
         Cmd::Reset { peer } => format!("reset {peer}\n"),
-        Cmd::Reload => render::reload(data),
-        Cmd::Explain { .. } => render::explain(data),
-        Cmd::Pops => render::pops(data),
-        Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(data),
+        Cmd::Reload => render::reload(&typed(data)?),
+        Cmd::Explain { .. } => render::explain(&typed(data)?),
+        Cmd::Pops => render::pops(&typed(data)?),
+        Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(&typed(data)?),
         Cmd::Dump | Cmd::Lookup => unreachable!("handled above"),
     };
     print!("{text}");
     Ok(())
+}
+
+/// The reply's `data` as its type (`sparrow::admin::reply`).
+fn typed<T: serde::de::DeserializeOwned>(data: &Value) -> anyhow::Result<T> {
+    T::deserialize(data).context("unexpected reply from the daemon")
 }
 
 /// Copy stdin lines to the daemon and its answers to stdout, one line each, flushed.

@@ -153,7 +153,7 @@ fn bench_insert_5m_paths() {
     let paths = stats.paths.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(paths, (PEERS as u64) * (V4 + V6) as u64);
     let (rss, hwm) = proc_memory();
-    let s = rib.query(&Query::Summary);
+    let s = serde_json::to_value(rib.query(&Query::Summary)).unwrap();
     let table = s["memory"]["table_bytes_estimate"].as_u64().unwrap();
     let attrs = s["memory"]["attr_bytes_estimate"].as_u64().unwrap();
     println!(

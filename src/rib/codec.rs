@@ -251,14 +251,18 @@ pub fn decode(bytes: &[u8]) -> PathAttrs {
     a
 }
 
-/// Calls `f` with every ASN of the AS_PATH in bytes produced by [`encode`], in
-/// order, without decoding anything else (for `crate::steer`).
-pub fn for_each_asn(bytes: &[u8], mut f: impl FnMut(u32)) {
+/// Every ASN of the AS_PATH in bytes produced by [`encode`], in path order
+/// (all segment kinds), without decoding anything else (for Loc-RIB listeners).
+pub fn asns(bytes: &[u8]) -> Asns<'_> {
     let mut r = Reader { b: bytes };
     let bits = u16::from_le_bytes(r.bytes::<2>());
     let has = |b: u16| bits & b != 0;
     if !has(AS_PATH) {
-        return;
+        return Asns {
+            r: Reader { b: &[] },
+            segments: 0,
+            left: 0,
+        };
     }
     r.u8(); // origin
     if has(NH_V6) {
@@ -282,11 +286,38 @@ pub fn for_each_asn(bytes: &[u8], mut f: impl FnMut(u32)) {
     if has(ORIGINATOR) {
         r.bytes::<4>();
     }
-    for _ in 0..r.count() {
-        r.u8(); // segment kind
-        for _ in 0..r.count() {
-            f(r.var32());
+    let segments = r.count();
+    Asns {
+        r,
+        segments,
+        left: 0,
+    }
+}
+
+/// Iterator from [`asns`].
+pub struct Asns<'a> {
+    r: Reader<'a>,
+    /// Segments not started yet.
+    segments: usize,
+    /// ASNs left in the current segment.
+    left: usize,
+}
+
+impl Iterator for Asns<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        while self.left == 0 {
+            if self.segments == 0 {
+                return None;
+            }
+            self.segments -= 1;
+            self.r.u8(); // segment kind
+            self.left = self.r.count();
         }
+        self.left -= 1;
+        Some(self.r.var32())
     }
 }
 

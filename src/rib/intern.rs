@@ -182,10 +182,10 @@ impl Interner {
         codec::decode(&self.slots[id].bytes)
     }
 
-    /// Calls `f` with every ASN of the AS_PATH of `id`, in order (no decoding
-    /// of the other attributes).
-    pub fn for_each_asn(&self, id: AttrId, f: impl FnMut(u32)) {
-        codec::for_each_asn(&self.slots[id].bytes, f)
+    /// Every ASN of the AS_PATH of `id`, in order (no decoding of the other
+    /// attributes).
+    pub fn asns(&self, id: AttrId) -> codec::Asns<'_> {
+        codec::asns(&self.slots[id].bytes)
     }
 
     pub fn key(&self, id: AttrId) -> &AttrKey {

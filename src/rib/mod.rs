@@ -5,7 +5,8 @@
 //! session.c -> rde.c split); the RIB applies import policy (local-pref, AS
 //! loop, next-hop sanity, max-prefix), interns attribute sets, runs best-path
 //! selection (`bestpath`) and sends [`SessionCmd::Export`] to POP sessions.
-//! Admin queries arrive as [`RibMsg::Query`] and get JSON back.
+//! Admin queries arrive as [`RibMsg::Query`] and get a typed [`QueryReply`]
+//! back (`reply`: the serde types of the admin socket's RIB answers).
 //!
 //! Layout:
 //! - `table`: per-family prefix tables (a `hashbrown::HashTable<u32>` index
@@ -16,8 +17,13 @@
 //!   in a compact byte encoding (`codec`, ~40 bytes instead of ~350 for an
 //!   `Arc<PathAttrs>`); `Arc`s are materialized for export and queries.
 //! - `bestpath`: RFC 4271 §9.1.2.2 selection (order independent, deterministic).
-//! - `state`: [`Rib`], import policy, peer events, graceful restart, export.
-//! - `query`: admin JSON.
+//! - `state`: [`Rib`] and its decision step (best path, export queue, change
+//!   marks); dispatches each message to:
+//! - `import`: UPDATEs through import policy and max-prefix into the tables;
+//! - `graceful`: peer up/down and graceful restart (stale paths, timers);
+//! - `export`: the export to POP sessions (flush, full dumps, ROUTE-REFRESH);
+//! - `views`: read-only Loc-RIB views (changed prefixes, best routes, path keys);
+//! - `query`: admin queries, answered with the types of `reply`.
 //!
 //! Policy choices worth knowing:
 //! - max-prefix counts *received* prefixes (accepted + rejected by import
@@ -38,7 +44,8 @@
 //! The task runs synchronous work per message; a full-table peer removal walks
 //! the table (~0.3 s per 1.25M paths, best paths recomputed).
 //!
-//! For the Loc-RIB snapshot (LPM) builder: [`Rib::best_routes`] iterates the
+//! Consumers of the Loc-RIB (the daemon's POP ranking) are a [`LocRibListener`]
+//! called by the task after every burst: [`Rib::best_routes`] iterates the
 //! Loc-RIB per family, [`Rib::set_track_changes`] / [`Rib::take_changed`]
 //! report prefixes whose best path changed since the last call.
 
@@ -47,12 +54,17 @@ mod bench;
 mod bestpath;
 mod codec;
 pub mod encode;
+mod export;
+mod graceful;
+mod import;
 mod intern;
 mod query;
+pub mod reply;
 mod state;
 mod table;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU64;
@@ -65,8 +77,10 @@ use crate::config::Config;
 use crate::types::{Afi, PathAttrs, PeerId, Prefix, RouteChange};
 
 pub use bestpath::{compare as compare_paths, select_best, PathKey};
+pub use export::EXPORT_BATCH;
 pub use query::proc_memory;
-pub use state::{Rib, EXPORT_BATCH};
+pub use reply::QueryReply;
+pub use state::Rib;
 
 /// What a session tells the RIB about an established session.
 #[derive(Clone, Debug)]
@@ -110,12 +124,12 @@ pub enum Query {
     Route { prefix: Prefix, exact: bool },
     /// Per peer: received/accepted per family, End-of-RIB seen.
     PeerCounts,
-    /// Every path held, as a JSON array of objects, one per (prefix, peer):
-    /// the same per-path fields as `Route` plus `"prefix"`.
+    /// Every path held, one [`reply::DumpPath`] per (prefix, peer): the same
+    /// per-path fields as `Route` plus `prefix`.
     Dump,
     /// One page of a dump for the admin socket: prefixes `start..start+limit` of the
-    /// family in table order. Replies `{"paths":[...],"next":N|null}`, `next` being
-    /// the `start` of the following page.
+    /// family in table order. Replies a [`reply::DumpPage`], whose `next` is the
+    /// `start` of the following page.
     DumpPage {
         afi: Afi,
         start: usize,
@@ -153,7 +167,7 @@ pub enum RibMsg {
     },
     Query {
         query: Query,
-        reply: oneshot::Sender<serde_json::Value>,
+        reply: oneshot::Sender<QueryReply>,
     },
     /// Graceful-restart timer fired (sent by the RIB's own timers). Ignored
     /// unless `epoch` is the peer's current one (a later PeerUp/PeerDown voids it).
@@ -182,19 +196,35 @@ pub async fn run(cfg: Arc<Config>, rx: mpsc::Receiver<RibMsg>, stats: Arc<RibSta
     run_with(cfg, rx, stats, None).await
 }
 
-/// [`run`], optionally publishing steering snapshots: `steer` gets the RIB's
-/// best-path changes after every burst (see [`crate::steer::Publisher`]).
+/// Told by the RIB task what changed in the Loc-RIB. The daemon wires its
+/// POP ranking (the snapshot publisher) here; the RIB knows nothing about
+/// its listeners.
+///
+/// Pull-based, so nothing is copied per prefix on the way: after each burst
+/// the listener reads the changed prefixes ([`Rib::take_changed`]) and
+/// whatever else it needs ([`Rib::path_keys`], [`Rib::asns`],
+/// [`Rib::end_of_rib_seen`]) from the RIB it is handed, on the RIB's thread.
+pub trait LocRibListener: Send {
+    /// Once, before the first message: turn on the change tracking it needs
+    /// ([`Rib::set_track_changes`] or [`Rib::set_track_all_path_changes`]) and
+    /// read what the RIB already holds.
+    fn attach(&mut self, rib: &mut Rib);
+    /// After every burst of messages (their exports already flushed).
+    fn changed(&mut self, rib: &mut Rib);
+}
+
+/// [`run`], telling `listener` about the Loc-RIB's changes after every burst.
 pub async fn run_with(
     cfg: Arc<Config>,
     mut rx: mpsc::Receiver<RibMsg>,
     stats: Arc<RibStats>,
-    mut steer: Option<crate::steer::Publisher>,
+    mut listener: Option<Box<dyn LocRibListener>>,
 ) {
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut rib = Rib::new(cfg, stats, Some(timer_tx));
     rib.publish_stats();
-    if let Some(s) = steer.as_mut() {
-        s.attach(&mut rib);
+    if let Some(l) = listener.as_mut() {
+        l.attach(&mut rib);
     }
     loop {
         let msg = tokio::select! {
@@ -213,8 +243,8 @@ pub async fn run_with(
             }
         }
         rib.flush();
-        if let Some(s) = steer.as_mut() {
-            s.sync(&mut rib);
+        if let Some(l) = listener.as_mut() {
+            l.changed(&mut rib);
         }
     }
     rib.flush();

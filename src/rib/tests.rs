@@ -117,7 +117,8 @@ impl Harness {
     async fn query(&self, query: Query) -> Value {
         let (reply, rx) = oneshot::channel();
         self.send(RibMsg::Query { query, reply }).await;
-        rx.await.unwrap()
+        // The typed reply as the admin socket sends it.
+        serde_json::to_value(rx.await.unwrap()).unwrap()
     }
 
     async fn route(&self, p: &str) -> Value {

@@ -30,7 +30,6 @@ mod tests;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -42,6 +41,7 @@ use tracing::{info, info_span, Instrument};
 
 use crate::config::Config;
 use crate::fsm::State;
+use crate::pops::SessionFlags;
 use crate::rib::RibMsg;
 use crate::sockopt;
 use crate::types::{Afi, PeerId};
@@ -154,7 +154,7 @@ pub struct Peers {
     pub ctl: Vec<mpsc::UnboundedSender<PeerCtl>>,
     /// Per peer: session Established, readable without the status lock (the
     /// DNS answer path asks it per query through `crate::pops::PopState`).
-    pub established: Vec<AtomicBool>,
+    pub established: Arc<SessionFlags>,
 }
 
 impl Peers {
@@ -164,7 +164,7 @@ impl Peers {
         let peers = Peers {
             status: (0..n).map(|_| Mutex::new(PeerStatus::default())).collect(),
             ctl,
-            established: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            established: Arc::new(SessionFlags::new(n)),
         };
         (peers, rx)
     }

@@ -19,7 +19,6 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -428,7 +427,10 @@ impl Peer {
                 s.since = Instant::now();
             }
         });
-        self.ctx.peers.established[id].store(state == State::Established, Ordering::Release);
+        self.ctx
+            .peers
+            .established
+            .set(id, state == State::Established);
     }
 
     fn index(&self, id: u64) -> Option<usize> {

@@ -229,7 +229,7 @@ async fn active_open_reaches_established() {
     let st = d.peers.snapshot(0);
     assert_eq!((st.hold_time, st.keepalive), (Some(30), Some(10)));
     assert_eq!(st.established_count, 1);
-    assert!(d.peers.established[0].load(std::sync::atomic::Ordering::Acquire));
+    assert!(d.peers.established.is_established(0));
 }
 
 /// A passive peer never connects: it waits in Active, and an accepted

@@ -14,8 +14,8 @@
 //!   (`u16` ids, only the orders actually seen).
 //! - `lpm`: the immutable longest-prefix match (sorted disjoint ranges plus a
 //!   direct index on the top 16 (IPv4) / 20 (IPv6) bits, compressed).
-//! - `publish`: [`Publisher`], driven by the RIB task after every burst
-//!   (`rib::run_with`): ranks the prefixes whose best path changed and sends
+//! - `publish`: [`Publisher`], the RIB task's [`crate::rib::LocRibListener`]
+//!   (wired by the daemon into `rib::run_with`), called after every burst: ranks the prefixes whose best path changed and sends
 //!   them to a builder thread, which rebuilds and publishes snapshots into the
 //!   [`Handle`], coalesced.
 //!
@@ -43,7 +43,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::rib::Rib;
@@ -51,7 +51,9 @@ use crate::types::{Afi, Prefix};
 
 pub use lpm::safe_scope;
 pub use publish::{Publisher, MIN_REBUILD_INTERVAL};
-pub use rank::{first_then_config_order, PopIdx, RankInterner, Ranker, Ranking, DEFAULT_RANK};
+pub use rank::{
+    first_then_config_order, ClosestPop, PopIdx, RankInterner, Ranker, Ranking, DEFAULT_RANK,
+};
 
 use lpm::{Addr, Lpm};
 
@@ -61,13 +63,24 @@ pub const V4_INDEX_BITS: u32 = 16;
 pub const V6_INDEX_BITS: u32 = 20;
 
 /// Where a family's answers come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The Loc-RIB (after the first upstream End-of-RIB).
     Rib,
     /// The static `steering` map of the config.
+    #[default]
     Fallback,
+}
+
+impl Source {
+    /// The name it serializes to: `rib` or `fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rib => "rib",
+            Source::Fallback => "fallback",
+        }
+    }
 }
 
 /// The shared, atomically replaced current snapshot.
@@ -143,16 +156,6 @@ impl<'a> Decision<'a> {
         let pops = self.pops;
         self.ranking.iter().map(move |&i| &*pops[i as usize])
     }
-    /// JSON for `explain` / `lookup` style output.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "prefix": self.prefix.map(|p| p.to_string()),
-            "scope": self.scope,
-            "ranking": self.names().collect::<Vec<_>>(),
-            "generation": self.generation,
-            "source": self.source,
-        })
-    }
 }
 
 /// THE selection function: the ranking for `addr` in `snap`. Addresses no
@@ -191,7 +194,8 @@ fn decide<'a, A: Addr>(
 }
 
 /// Sizes of a snapshot, for logs and benchmarks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SnapshotStats {
     pub ranges_v4: usize,
     pub ranges_v6: usize,
@@ -300,12 +304,7 @@ pub(crate) fn rank_prefix(
 ) -> Option<()> {
     rib.path_keys(p, paths);
     let &(_, best_attr) = paths.first()?;
-    let mut first = ranker.local();
-    rib.for_each_asn(best_attr, |a| {
-        if let Some(i) = ranker.pop_of_asn(a) {
-            first = i;
-        }
-    });
+    let first = ranker.rule_pop(rib.asns(best_attr));
     ranker.rank(paths, first, out);
     Some(())
 }

@@ -1,7 +1,8 @@
 //! Publishing snapshots from the RIB task.
 //!
 //! Two halves:
-//! - [`Publisher`] lives in the RIB task (`rib::run_with`). After every burst
+//! - [`Publisher`] lives in the RIB task, as its [`LocRibListener`] (the
+//!   daemon passes it to `rib::run_with`). After every burst
 //!   of messages it takes the prefixes whose paths changed in any way
 //!   ([`Rib::set_track_all_path_changes`], [`Rib::take_changed`]: a ranking
 //!   depends on every POP's path, not only the best), ranks them (a hash lookup, a best-path selection
@@ -39,7 +40,7 @@ use super::{
     Source, DEFAULT_RANK, V4_INDEX_BITS, V6_INDEX_BITS,
 };
 use crate::config::{Config, Role};
-use crate::rib::{PathKey, Rib};
+use crate::rib::{LocRibListener, PathKey, Rib};
 use crate::types::{Afi, PeerId, Prefix};
 
 /// Shortest time between two rebuild starts while changes keep arriving.
@@ -174,6 +175,16 @@ impl Publisher {
                 self.tx = None;
             }
         }
+    }
+}
+
+/// How the daemon hands the publisher to the RIB task (`rib::run_with`).
+impl LocRibListener for Publisher {
+    fn attach(&mut self, rib: &mut Rib) {
+        Publisher::attach(self, rib)
+    }
+    fn changed(&mut self, rib: &mut Rib) {
+        self.sync(rib)
     }
 }
 

@@ -34,6 +34,18 @@ pub type PopIdx = u8;
 /// One ranking: every POP once, closest first.
 pub type Ranking = SmallVec<[PopIdx; 16]>;
 
+/// What the closest-POP rule found in an AS_PATH ([`Ranker::closest_pop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClosestPop {
+    /// The POP the rule picks.
+    pub pop: PopIdx,
+    /// The POP ASN that decided and its position (0-based, path order);
+    /// `None`: the path has no POP ASN, so the local POP.
+    pub by: Option<(u32, usize)>,
+    /// ASNs in the path.
+    pub path_len: usize,
+}
+
 /// Per-config data to rank paths.
 #[derive(Clone, Debug)]
 pub struct Ranker {
@@ -87,16 +99,29 @@ impl Ranker {
             .map(|i| i as PopIdx)
     }
 
-    /// The closest-POP rule over an AS_PATH's ASNs (in path order): the POP
-    /// whose ASN stands last, else the local POP.
-    pub fn rule_pop(&self, asns: impl IntoIterator<Item = u32>) -> PopIdx {
-        let mut pop = self.local;
-        for a in asns {
-            if let Some(i) = self.pop_of_asn(a) {
-                pop = i;
+    /// THE closest-POP rule, over an AS_PATH's ASNs in path order: the POP
+    /// whose ASN stands last (nearest the origin), else the local POP. The one
+    /// implementation, used by steering ([`super::rank_prefix`]), `explain`
+    /// (admin) and the tests.
+    pub fn closest_pop(&self, asns: impl IntoIterator<Item = u32>) -> ClosestPop {
+        let mut c = ClosestPop {
+            pop: self.local,
+            by: None,
+            path_len: 0,
+        };
+        for (i, a) in asns.into_iter().enumerate() {
+            if let Some(p) = self.pop_of_asn(a) {
+                c.pop = p;
+                c.by = Some((a, i));
             }
+            c.path_len = i + 1;
         }
-        pop
+        c
+    }
+
+    /// The POP of [`Ranker::closest_pop`].
+    pub fn rule_pop(&self, asns: impl IntoIterator<Item = u32>) -> PopIdx {
+        self.closest_pop(asns).pop
     }
 
     /// The ranking for a prefix's paths (any order), `first` (the rule's POP

@@ -488,7 +488,7 @@ fn fallback_snapshot() {
     let plain = fallback(&test_config());
     let d = select(ip("10.2.3.4"), &plain);
     assert_eq!((d.prefix, d.first_name()), (None, "x"));
-    assert_eq!(d.to_json()["source"], "fallback");
+    assert_eq!(serde_json::to_value(d.source).unwrap(), "fallback");
 }
 
 #[test]
@@ -794,7 +794,7 @@ async fn published_snapshot_follows_the_rib() {
         cfg.clone(),
         rx,
         Arc::new(RibStats::default()),
-        Some(publ),
+        Some(Box::new(publ)),
     ));
     let mut ctls = Vec::new();
     for p in [0, 1] {

@@ -1,0 +1,218 @@
+//! Peer sessions coming and going: PeerUp (initial export to a POP, our
+//! End-of-RIB to an upstream), PeerDown, and graceful restart (RFC 4724):
+//! stale marking, the restart timer, and sweeping stale paths on End-of-RIB
+//! or timeout.
+//!
+//! Called by [`Rib::handle`]; timers feed `RibMsg::StaleTimeout` back into the
+//! RIB task's own channel.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::state::{before, with_table, Core, Rib};
+use super::table::{PrefixKey, Table, STALE};
+use super::{RibMsg, SessionCmd, SessionInfo};
+use crate::config::Role;
+use crate::types::{Afi, PeerId};
+
+impl Core {
+    /// Remove `peer`'s paths from a table (only the stale ones with `only_stale`).
+    pub(super) fn sweep<K: PrefixKey>(
+        &mut self,
+        t: &mut Table<K>,
+        peer: PeerId,
+        fam: usize,
+        only_stale: bool,
+    ) {
+        let ps = &self.peers[peer as usize];
+        if ps.accepted[fam] == 0 || (only_stale && ps.stale[fam] == 0) {
+            return;
+        }
+        for idx in 0..t.slot_count() {
+            let e = t.entry(idx);
+            if e.paths.is_empty() {
+                continue;
+            }
+            if let Some(pos) = e.position(peer) {
+                if !only_stale || e.paths[pos].is_stale() {
+                    self.remove_path(t, idx, pos, fam);
+                }
+            }
+        }
+    }
+
+    /// Mark all of `peer`'s paths in a table stale, reselecting where it was best.
+    pub(super) fn mark_stale<K: PrefixKey>(&mut self, t: &mut Table<K>, peer: PeerId, fam: usize) {
+        if self.peers[peer as usize].accepted[fam] == 0 {
+            return;
+        }
+        let mut n = 0;
+        for idx in 0..t.slot_count() {
+            let e = t.entry_mut(idx);
+            let Some(pos) = e.position(peer) else {
+                continue;
+            };
+            if e.paths[pos].is_stale() {
+                continue;
+            }
+            let b = before(e);
+            e.paths[pos].flags |= STALE;
+            n += 1;
+            if pos == 0 && e.paths.len() > 1 {
+                self.settle(t, idx, b);
+            } else if self.track_all {
+                let p = e.prefix();
+                self.mark_changed(p);
+            }
+        }
+        self.peers[peer as usize].stale[fam] += n;
+    }
+}
+
+impl Rib {
+    pub(super) fn peer_up(
+        &mut self,
+        peer: PeerId,
+        info: SessionInfo,
+        ctl: mpsc::UnboundedSender<SessionCmd>,
+    ) {
+        if !self.known(peer) {
+            return;
+        }
+        let local_asn = self.core.cfg.local_asn;
+        let restart = Duration::from_secs(self.core.cfg.peers[peer as usize].restart_time.into());
+        let ps = &mut self.core.peers[peer as usize];
+        ps.ebgp = info.remote_as != local_asn;
+        ps.router_id = info.router_id.into();
+        ps.addr = info.remote_addr;
+        ps.torn_down = false;
+        ps.max_exceeded = [false; 2];
+        ps.eor = [false; 2];
+        let afis = info.afis;
+        ps.info = Some(info);
+        info!(peer = %self.name(peer), "RIB: peer up");
+        if self.core.peers[peer as usize].stale.iter().any(|&n| n > 0) {
+            // Graceful restart: the restart timer is void; stale routes of a
+            // family the new session did not negotiate go now (RFC 4724 §4.2),
+            // the others stay until replaced, End-of-RIB, or (our bound on the
+            // wait) restart_time from now.
+            self.core.peers[peer as usize].epoch += 1;
+            let preserved = self.core.peers[peer as usize]
+                .info
+                .as_ref()
+                .map_or([false; 2], |i| i.gr_preserved);
+            for afi in Afi::ALL {
+                if !afis[afi.index()] || !preserved[afi.index()] {
+                    self.sweep_stale(peer, afi);
+                }
+            }
+            if self.core.peers[peer as usize].stale.iter().any(|&n| n > 0) {
+                let epoch = self.core.peers[peer as usize].epoch;
+                self.spawn_stale_timer(peer, epoch, restart);
+            }
+        }
+        if self.core.peers[peer as usize].role == Role::Pop {
+            // Pending changes go to the POPs already up; the new one gets a dump.
+            self.flush();
+            self.core.peers[peer as usize].ctl = Some(ctl.clone());
+            self.recount_pops();
+            for afi in Afi::ALL {
+                if afis[afi.index()] {
+                    self.dump(peer, afi);
+                    let _ = ctl.send(SessionCmd::EndOfRib(afi));
+                }
+            }
+        } else {
+            // Upstreams get nothing from us, so our initial update is complete now:
+            // End-of-RIB per family (RFC 4724 §2), which a restarting router waits for.
+            for afi in Afi::ALL {
+                if afis[afi.index()] {
+                    let _ = ctl.send(SessionCmd::EndOfRib(afi));
+                }
+            }
+            self.core.peers[peer as usize].ctl = Some(ctl);
+        }
+    }
+
+    pub(super) fn peer_down(&mut self, peer: PeerId, keep_stale: Option<Duration>) {
+        if !self.known(peer) {
+            return;
+        }
+        let ps = &mut self.core.peers[peer as usize];
+        ps.ctl = None;
+        ps.torn_down = false;
+        ps.eor = [false; 2];
+        ps.epoch += 1;
+        ps.rejected = Default::default();
+        let held = ps.accepted;
+        self.recount_pops();
+        match keep_stale {
+            Some(d) if held.iter().any(|&n| n > 0) => {
+                info!(peer = %self.name(peer), paths = held[0] + held[1], keep = ?d, "RIB: peer down, keeping routes as stale");
+                self.core.mark_stale(&mut self.v4, peer, 0);
+                self.core.mark_stale(&mut self.v6, peer, 1);
+                let epoch = self.core.peers[peer as usize].epoch;
+                self.spawn_stale_timer(peer, epoch, d);
+            }
+            _ => {
+                info!(peer = %self.name(peer), paths = held[0] + held[1], "RIB: peer down, removing its routes");
+                self.core.sweep(&mut self.v4, peer, 0, false);
+                self.core.sweep(&mut self.v6, peer, 1, false);
+                self.core.peers[peer as usize].info = None;
+            }
+        }
+    }
+
+    fn spawn_stale_timer(&self, peer: PeerId, epoch: u64, d: Duration) {
+        let Some(tx) = self.timers.clone() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(async move {
+                    tokio::time::sleep(d).await;
+                    let _ = tx.send(RibMsg::StaleTimeout { peer, epoch });
+                });
+            }
+            Err(_) => debug!(peer, "no tokio runtime: stale timer not started"),
+        }
+    }
+
+    fn sweep_stale(&mut self, peer: PeerId, afi: Afi) {
+        let fam = afi.index();
+        let n = self.core.peers[peer as usize].stale[fam];
+        if n == 0 {
+            return;
+        }
+        info!(peer = %self.name(peer), %afi, stale = n, "RIB: removing stale routes");
+        with_table!(self, afi, |t, core| core.sweep(t, peer, fam, true));
+    }
+
+    pub(super) fn stale_timeout(&mut self, peer: PeerId, epoch: u64) {
+        if !self.known(peer) || self.core.peers[peer as usize].epoch != epoch {
+            return;
+        }
+        for afi in Afi::ALL {
+            self.sweep_stale(peer, afi);
+        }
+        let ps = &mut self.core.peers[peer as usize];
+        if ps.ctl.is_none() && ps.accepted.iter().all(|&n| n == 0) {
+            ps.info = None;
+        }
+    }
+
+    pub(super) fn end_of_rib(&mut self, peer: PeerId, afi: Afi) {
+        if !self.known(peer) {
+            return;
+        }
+        debug!(peer = %self.name(peer), %afi, "RIB: End-of-RIB");
+        self.core.peers[peer as usize].eor[afi.index()] = true;
+        self.sweep_stale(peer, afi);
+        let ps = &mut self.core.peers[peer as usize];
+        if ps.stale.iter().all(|&n| n == 0) {
+            ps.epoch += 1; // nothing left for a pending stale timer to do
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The RIB's replies to admin queries, as serde types: built by `query`,
+//! extended and sent on the admin socket by `crate::admin`, read back by
+//! `sparrowctl` and rendered by `crate::render`. Their JSON is the admin
+//! socket's API; field names and nesting are that contract.
+//!
+//! Every struct deserializes with missing fields defaulted, so a client can
+//! render a partial reply.
+
+use serde::{Deserialize, Serialize};
+
+/// A value per address family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PerFamily<T> {
+    pub ipv4: T,
+    pub ipv6: T,
+}
+
+impl<T: Copy> PerFamily<T> {
+    /// From an array indexed by `Afi::index()`.
+    pub fn of(v: [T; 2]) -> PerFamily<T> {
+        PerFamily {
+            ipv4: v[0],
+            ipv6: v[1],
+        }
+    }
+}
+
+/// [`Query::Summary`](super::Query::Summary).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RibSummary {
+    pub prefixes: PerFamily<usize>,
+    pub paths: PerFamily<usize>,
+    /// Loc-RIB best paths by the role of the peer they came from.
+    pub best_from: BestFrom,
+    pub attr_sets: usize,
+    pub memory: Memory,
+}
+
+/// Best paths by peer role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BestFrom {
+    pub upstream: u64,
+    pub pop: u64,
+}
+
+/// Memory figures in bytes (the process's, and the RIB's estimates).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Memory {
+    pub rss_bytes: u64,
+    pub hwm_bytes: u64,
+    pub table_bytes_estimate: usize,
+    pub attr_bytes_estimate: usize,
+}
+
+impl Memory {
+    /// `(name, bytes)` in name order (as the JSON object lists them).
+    pub fn entries(&self) -> [(&'static str, u64); 4] {
+        [
+            ("attr_bytes_estimate", self.attr_bytes_estimate as u64),
+            ("hwm_bytes", self.hwm_bytes),
+            ("rss_bytes", self.rss_bytes),
+            ("table_bytes_estimate", self.table_bytes_estimate as u64),
+        ]
+    }
+}
+
+/// [`Query::Route`](super::Query::Route): the matched prefix and its paths, best first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteReply {
+    /// The query as given (an address or prefix).
+    pub query: String,
+    /// The matched prefix; `None`: not in the table.
+    pub prefix: Option<String>,
+    pub paths: Vec<PathInfo>,
+}
+
+/// One path of a prefix, from one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PathInfo {
+    pub peer: String,
+    pub peer_address: String,
+    pub peer_asn: u32,
+    /// `upstream` or `pop`.
+    pub role: String,
+    pub best: bool,
+    pub stale: bool,
+    pub ebgp: bool,
+    pub router_id: String,
+    /// `igp`, `egp` or `incomplete`.
+    pub origin: String,
+    /// Text, e.g. `1 2 {3,4}`.
+    pub as_path: String,
+    pub as_path_segments: Vec<Segment>,
+    pub next_hop: Option<String>,
+    pub next_hop_ll: Option<String>,
+    pub med: Option<u32>,
+    pub local_pref: u32,
+    /// `asn:value`.
+    pub communities: Vec<String>,
+    /// `global:local1:local2`.
+    pub large_communities: Vec<String>,
+    /// `asn address`.
+    pub aggregator: Option<String>,
+    pub atomic_aggregate: bool,
+    pub originator_id: Option<String>,
+    pub cluster_list: Vec<String>,
+}
+
+impl PathInfo {
+    /// Every ASN of the AS_PATH, in path order (all segment kinds).
+    pub fn asns(&self) -> impl Iterator<Item = u32> + '_ {
+        self.as_path_segments
+            .iter()
+            .flat_map(|s| s.asns.iter().copied())
+    }
+}
+
+/// One AS_PATH segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Segment {
+    /// `sequence`, `set`, `confed_sequence` or `confed_set`.
+    pub kind: String,
+    pub asns: Vec<u32>,
+}
+
+/// A path with its prefix ([`Query::Dump`](super::Query::Dump), dump pages).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DumpPath {
+    pub prefix: String,
+    #[serde(flatten)]
+    pub path: PathInfo,
+}
+
+/// [`Query::DumpPage`](super::Query::DumpPage).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DumpPage {
+    pub paths: Vec<DumpPath>,
+    /// `start` of the following page; `None`: this was the last.
+    pub next: Option<usize>,
+}
+
+/// [`Query::PeerCounts`](super::Query::PeerCounts): one per configured peer, in config order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerCountsReply {
+    pub peers: Vec<PeerCounts>,
+}
+
+/// Route counts of one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerCounts {
+    pub peer: String,
+    pub received: PerFamily<u64>,
+    pub accepted: PerFamily<u64>,
+    pub eor: PerFamily<bool>,
+    pub max_prefix_exceeded: PerFamily<bool>,
+}
+
+/// The reply to a [`Query`](super::Query): the variant of its kind. Serializes
+/// as the inner reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum QueryReply {
+    Summary(RibSummary),
+    Route(RouteReply),
+    PeerCounts(PeerCountsReply),
+    Dump(Vec<DumpPath>),
+    DumpPage(DumpPage),
+}
