@@ -1,12 +1,33 @@
-//! Daemon wiring: starts the RIB task, the sessions and listener, the admin
-//! socket; turns SIGTERM/SIGINT into Cease/Administrative Shutdown on every
-//! session and removes the admin socket on the way out.
+//! Daemon wiring: starts the RIB thread, the sessions and listeners, DNS,
+//! HTTP and the admin socket; turns SIGTERM/SIGINT into Cease/Administrative
+//! Shutdown on every session and removes the admin socket on the way out;
+//! SIGHUP reloads.
 //!
 //! Wires the one-way dependencies: the steering publisher becomes the RIB
 //! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
-//! `pops::PopState`.
+//! `pops::PopState`. Owns the tokio tasks. Called by the `sparrowd` binary.
 //!
-//! Owns the tokio tasks. Called by the `sparrowd` binary.
+//! Tasks (T), threads (th) and channels:
+//!
+//! ```text
+//!  BGP listener (T, session::socket) ──PeerCtl::Incoming──┐
+//!  admin socket (T, admin) ──PeerCtl::Reset/Shutdown──────┤ unbounded mpsc, per peer
+//!                                                         ▼
+//!  per connection: reader (T) ──ConnEvent (mpsc 16)──▶ peer task (T, session::task)
+//!                  writer (T) ◀──bytes (unbounded)──────  │  fsm::step decides
+//!                                                          │ RibMsg (mpsc RIB_CHANNEL,
+//!                                                          ▼ back-pressure)
+//!  admin ──RibMsg::Query (oneshot reply)──▶ RIB (th "rib": Adj-RIB-In, Loc-RIB, export)
+//!  peer task ◀──SessionCmd (unbounded, per session: exports, teardown)──┘ │
+//!                                  LocRibListener::changed after each burst
+//!                                                          ▼
+//!                          steer::Publisher ──Batch (std mpsc)──▶ th "steer-build"
+//!                                                          │ ArcSwap<Snapshot>::store
+//!                                                          ▼
+//!  th "dns-udp-N" (dns::fast), hickory TCP (T), HTTP (T), admin explain/lookup:
+//!      ArcSwap::load per query ─▶ steer::select ─▶ pops (SessionFlags, drains)
+//!  SIGHUP / `sparrowctl reload` ─▶ reload ─▶ ArcSwap<dns::Authority>::store
+//! ```
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,31 +1,40 @@
 //! sparrow: a BGP-steered authoritative DNS server.
 //!
-//! Architecture (one process, `sparrowd`):
-//! - `config`: one YAML file -> `Arc<Config>`, shared read-only by every task.
-//! - `wire`: pure BGP encode/decode with our own RFC 4271/7606 validation.
-//! - `fsm`: pure RFC 4271 state machine, `(state, event) -> (state, actions)`.
-//! - `session`: one task per peer owns the socket and timers, drives `fsm`,
-//!   validates and decodes with `wire`, and sends route changes to the RIB over a
-//!   bounded channel; a listener hands accepted connections to peer tasks.
-//! - `rib`: the one task that writes Adj-RIB-In, Loc-RIB (`rib::bestpath`) and
-//!   export queues to POP sessions; answers admin queries (typed replies,
-//!   `rib::reply`); tells a `rib::LocRibListener` what changed after every
-//!   burst (it knows nothing of steering).
-//! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
-//!   structs) used by `sparrowctl`; `render` turns those replies into text.
-//! - `sockopt`: the only `unsafe`: TCP-MD5 `setsockopt`.
+//! Architecture (one process, `sparrowd`; README "Code map" has the files,
+//! `daemon` the tasks and channels):
+//! - `config`: one YAML file -> the raw schema (`config::schema`) -> a
+//!   validated `Config` with its derived tables (local POP index, POP by ASN,
+//!   admin socket mode) and zones parsed once (`config::zones`); a leaf.
+//! - `wire`: pure BGP encode/decode with our own RFC 4271/7606 validation;
+//!   `wire::iana` names every protocol number.
+//! - `fsm`: pure RFC 4271 state machine, `(state, event) -> (state, actions)`,
+//!   the only place a session's state changes.
+//! - `session`: one task per peer feeds its connections' events to `fsm` and
+//!   carries out the actions (`session::task`); sockets (`socket`), OPEN and
+//!   collisions (`handshake`), Established (`established`) in their own files.
+//!   Decoded route changes go to the RIB over a bounded channel.
+//! - `rib`: the one thread that writes Adj-RIB-In, Loc-RIB (`rib::bestpath`)
+//!   and export queues to POP sessions (`rib::export`, encoding in
+//!   `rib::encode`); answers admin queries (typed replies, `rib::reply`);
+//!   tells a `rib::LocRibListener` what changed after every burst (it knows
+//!   nothing of steering).
 //! - `steer`: per-address POP rankings from the Loc-RIB (or the static
 //!   fallback), published as immutable LPM snapshots by `steer::Publisher`,
-//!   the RIB task's listener; `steer::select` is the one selection function
-//!   and `steer::Ranker::closest_pop` the one closest-POP rule.
+//!   the RIB's listener; `steer::select` is the one selection function and
+//!   `steer::Ranker::closest_pop` the one closest-POP rule.
 //! - `pops`: which POPs are up (the sessions' `pops::SessionFlags`) and
-//!   drained (operator), lock-free.
-//! - `dns`: the authority (hickory-server for TCP, our UDP fast path), answers
-//!   steered names from `steer::select` + `pops`.
+//!   drained (operator), lock-free, and `pops::pick`, the one usable-POP pick.
+//! - `dns`: the authority: request parsing and shared decisions
+//!   (`dns::packet`), the pure resolver (`dns::answer`) over the zone data
+//!   (`dns::zone`), response writing (`dns::response`), our UDP socket loop
+//!   (`dns::fast`) and hickory-server for TCP (`dns::server`).
 //! - `http`: optional 302 redirector on the same decision.
-//! - `net`: listener and socket helpers (TCP listeners, SO_REUSEPORT UDP
-//!   sockets) and the one address canonicalisation.
+//! - `net`: listener and socket helpers for BGP, DNS and HTTP, and the one
+//!   address canonicalisation.
+//! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
+//!   structs) used by `sparrowctl`; `render` turns those replies into text.
 //! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
+//! - `sockopt`: the only `unsafe`: TCP-MD5 and GTSM `setsockopt`.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
 #![deny(unsafe_code)]

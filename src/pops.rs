@@ -7,11 +7,31 @@
 //! [`SessionFlags`], the per-peer Established flags the session tasks write
 //! and this module reads (it knows nothing else of the sessions). Read per
 //! query by DNS and HTTP, so every read is a few atomic loads, no lock.
+//!
+//! [`pick`] is the one usable-POP pick: DNS answers (`dns::answer`, explain)
+//! and the HTTP redirector choose their POP from a steering ranking with it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Config, Role};
+
+/// The usable-POP pick: the first POP of `ranking` that `serves` the request
+/// (has records of the asked type, or a URL) and is `usable` (up and not
+/// drained); if no serving POP is usable, the first that serves (all down
+/// counts as all up, as in gdnsd); `None` if no POP in the ranking serves.
+#[inline]
+pub fn pick(
+    ranking: &[u8],
+    usable: impl Fn(usize) -> bool,
+    serves: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let order = ranking.iter().map(|&p| p as usize);
+    order
+        .clone()
+        .find(|&p| serves(p) && usable(p))
+        .or_else(|| order.clone().find(|&p| serves(p)))
+}
 
 /// Per peer (by `PeerId`): whether its session is Established. Written by the
 /// session tasks on every state change, read lock-free by [`PopState`].
@@ -159,6 +179,21 @@ impl PopState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pick_first_usable_that_serves_else_first_that_serves() {
+        let serves = |i: usize| i != 3;
+        // First usable that serves.
+        assert_eq!(pick(&[0, 1, 2], |i| i != 0, serves), Some(1));
+        assert_eq!(pick(&[2, 1, 0], |_| true, serves), Some(2));
+        // A usable POP that does not serve is skipped.
+        assert_eq!(pick(&[3, 1, 0], |_| true, serves), Some(1));
+        // None usable: the first that serves (all down = all up).
+        assert_eq!(pick(&[3, 2, 0], |_| false, serves), Some(2));
+        // None serves.
+        assert_eq!(pick(&[3], |_| true, serves), None);
+        assert_eq!(pick(&[], |_| true, serves), None);
+    }
     use crate::config;
 
     fn cfg() -> Config {

@@ -6,7 +6,7 @@
 //! address; reads `steer::Handle` and `PopState`, talks to nobody else.
 //!
 //! The decision is the DNS one: [`steer::select`] on the client address, then
-//! [`choose_pop`]: the first POP of the ranking that is usable (up and not
+//! [`crate::pops::pick`]: the first POP of the ranking that is usable (up and not
 //! drained) and has a `url`; if none is usable, the first with a `url` (all down
 //! counts as all up). The client address is the TCP source, or, when the TCP
 //! source lies in `http.trusted_proxies`, the address [`client_addr`] takes
@@ -21,20 +21,17 @@
 //! Files, one job each:
 //! - `request`: request-head scanning and parsing (pure);
 //! - `client`: the client address and the `X-Forwarded-For` rule (pure);
-//! - `pop`: [`choose_pop`], the POP for a ranking (pure);
 //! - `redirect`: the decision for one request and its `Location`;
 //! - `response`: statuses and the response bytes (pure);
 //! - `server`: listeners, accept loops and connections.
 
 mod client;
-mod pop;
 mod redirect;
 mod request;
 mod response;
 mod server;
 
 pub use client::{client_addr, trusted_prefixes};
-pub use pop::choose_pop;
 pub use redirect::location;
 pub use request::{head_end, parse_request, Request, RequestError};
 pub use response::{http_date, Response, Status};

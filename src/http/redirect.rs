@@ -1,6 +1,6 @@
 //! The redirect decision for one parsed request: method and target checks,
 //! the client address (`client`), [`steer::select`] on it, the POP
-//! (`pop::choose_pop`) and the `302 Found` with its `Location` (the POP's
+//! (`pops::pick`, the DNS rule) and the `302 Found` with its `Location` (the POP's
 //! base URL plus the request target).
 //!
 //! Reads the steering snapshot (one `load()` per request) and `PopState`;
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use tracing::debug;
 
 use super::client::client_addr;
-use super::pop::choose_pop;
 use super::request::Request;
 use super::response::{Response, Status};
 use crate::pops::PopState;
@@ -60,7 +59,7 @@ fn redirect(ctx: &Ctx, req: &Request<'_>, peer: IpAddr) -> Response {
     let (pop, generation) = {
         let snap = ctx.steering.load();
         let d = steer::select(client, &snap);
-        let pop = choose_pop(
+        let pop = crate::pops::pick(
             d.ranking,
             |i| ctx.pops.usable(i),
             |i| ctx.urls.get(i).is_some_and(Option::is_some),

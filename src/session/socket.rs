@@ -40,7 +40,13 @@ pub(super) fn bind_listener(cfg: &Config, addr: SocketAddr) -> io::Result<TcpLis
         .iter()
         .filter_map(|p| p.password.as_ref().map(|pw| (p.address, pw.as_bytes())))
         .collect();
-    net::bgp_listener(addr, &keys)
+    let gtsm: Vec<IpAddr> = cfg
+        .peers
+        .iter()
+        .filter(|p| p.gtsm)
+        .map(|p| p.address)
+        .collect();
+    net::bgp_listener(addr, &keys, &gtsm)
 }
 
 /// Hand each accepted connection to the task of the peer with its address.

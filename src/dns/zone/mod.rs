@@ -142,15 +142,13 @@ impl Zones {
     }
 }
 
-/// The POP a steered name answers with: the first in `ranking` that is usable
-/// (up, not drained) and has a set; if none is usable, the first with a set
-/// (all down counts as all up, as in gdnsd); `None` if no POP has one.
+/// The POP a steered name answers with: [`crate::pops::pick`] over the POPs
+/// that have a set of the asked type.
 #[inline]
 pub fn pick(ranking: &[u8], sets: &[Option<RrSet>], pops: &PopState) -> Option<usize> {
-    let has = |p: usize| sets.get(p).is_some_and(|s| s.is_some());
-    ranking
-        .iter()
-        .map(|&p| p as usize)
-        .find(|&p| has(p) && pops.usable(p))
-        .or_else(|| ranking.iter().map(|&p| p as usize).find(|&p| has(p)))
+    crate::pops::pick(
+        ranking,
+        |p| pops.usable(p),
+        |p| sets.get(p).is_some_and(Option::is_some),
+    )
 }
