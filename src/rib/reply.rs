@@ -155,11 +155,20 @@ pub struct PeerCountsReply {
     pub peers: Vec<PeerCounts>,
 }
 
-/// Route counts of one peer.
+/// Route counts of one peer, by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerCounts {
     pub peer: String,
+    #[serde(flatten)]
+    pub routes: RouteCounts,
+}
+
+/// A peer's routes per family: received, accepted, End-of-RIB seen, over
+/// its max-prefix limit (also part of the admin `peers` reply).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteCounts {
     pub received: PerFamily<u64>,
     pub accepted: PerFamily<u64>,
     pub eor: PerFamily<bool>,
