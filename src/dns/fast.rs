@@ -230,23 +230,12 @@ mod tests {
         assert_eq!(r.queries[0].name().to_ascii(), "WWW.example.net.");
         // Safe scope 15 (10.2.0.0/15 is all "y first"), clamped to source 24.
         assert_eq!(scope(&r), Some(15));
-        let r = ask_q(
-            &a,
-            "www.example.net.",
-            RecordType::A,
-            Some(("10.1.0.0", 16)),
-        );
-        assert_eq!(scope(&r), Some(16));
-        let r = ask_q(
-            &a,
-            "www.example.net.",
-            RecordType::A,
-            Some(("10.0.0.0", 12)),
-        );
-        assert_eq!(scope(&r), Some(12), "clamped to the source length");
-        // Source 0: scope 0, decision on the transport source.
-        let r = ask_q(&a, "www.example.net.", RecordType::A, Some(("0.0.0.0", 0)));
-        assert_eq!(scope(&r), Some(0));
+        // The scope is clamped to the source length; source 0: scope 0, the
+        // decision on the transport source.
+        for (subnet, len) in [("10.1.0.0", 16), ("10.0.0.0", 12), ("0.0.0.0", 0)] {
+            let r = ask_q(&a, "www.example.net.", RecordType::A, Some((subnet, len)));
+            assert_eq!(scope(&r), Some(len), "{subnet}/{len}");
+        }
         // Drain x: y is down, x drained -> nothing usable -> first with records (y).
         a.pops.set_drained("x", true).unwrap();
         let r = ask_q(
