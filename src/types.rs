@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Index of a configured peer (position in the config's peer list).
 pub type PeerId = u16;
@@ -49,6 +49,35 @@ impl fmt::Display for Afi {
             Afi::Ipv4 => "ipv4",
             Afi::Ipv6 => "ipv6",
         })
+    }
+}
+
+/// A value per address family, keyed `ipv4` and `ipv6` in config and JSON
+/// (a missing one is defaulted, any other key is an error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerFamily<T> {
+    pub ipv4: T,
+    pub ipv6: T,
+}
+
+impl<T> PerFamily<T> {
+    /// The value of `afi`.
+    pub fn get(&self, afi: Afi) -> &T {
+        match afi {
+            Afi::Ipv4 => &self.ipv4,
+            Afi::Ipv6 => &self.ipv6,
+        }
+    }
+}
+
+impl<T: Copy> PerFamily<T> {
+    /// From an array indexed by [`Afi::index`].
+    pub fn of(v: [T; 2]) -> PerFamily<T> {
+        PerFamily {
+            ipv4: v[0],
+            ipv6: v[1],
+        }
     }
 }
 

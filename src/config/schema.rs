@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use super::zones::ZoneConfig;
-use crate::types::Afi;
+use crate::types::{Afi, PerFamily};
 
 /// The whole file as deserialized; checked by `validate`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -241,21 +241,8 @@ pub struct MaxPrefixLimit {
     pub action: MaxPrefixAction,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct MaxPrefix {
-    pub ipv4: Option<MaxPrefixLimit>,
-    pub ipv6: Option<MaxPrefixLimit>,
-}
-
-impl MaxPrefix {
-    pub fn get(&self, afi: Afi) -> Option<&MaxPrefixLimit> {
-        match afi {
-            Afi::Ipv4 => self.ipv4.as_ref(),
-            Afi::Ipv6 => self.ipv6.as_ref(),
-        }
-    }
-}
+/// A peer's max-prefix limits, per family (`get(afi)`).
+pub type MaxPrefix = PerFamily<Option<MaxPrefixLimit>>;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -8,23 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A value per address family.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PerFamily<T> {
-    pub ipv4: T,
-    pub ipv6: T,
-}
-
-impl<T: Copy> PerFamily<T> {
-    /// From an array indexed by `Afi::index()`.
-    pub fn of(v: [T; 2]) -> PerFamily<T> {
-        PerFamily {
-            ipv4: v[0],
-            ipv6: v[1],
-        }
-    }
-}
+pub use crate::types::PerFamily;
 
 /// [`Query::Summary`](super::Query::Summary).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
