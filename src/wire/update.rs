@@ -499,20 +499,7 @@ fn walk_attrs(
                 }
             }
             attr::MP_REACH_NLRI | attr::MP_UNREACH_NLRI => {
-                let reach = code == attr::MP_REACH_NLRI;
-                if fl != OPT_NON_TRANS {
-                    let why = if reach {
-                        "MP_REACH_NLRI with wrong flags"
-                    } else {
-                        "MP_UNREACH_NLRI with wrong flags"
-                    };
-                    return Err(update_error(update_err::ATTR_FLAGS, raw, why));
-                }
-                if reach {
-                    mp_reach(raw, value, ctx, w, out)?;
-                } else {
-                    mp_unreach(raw, value, ctx, w, out)?;
-                }
+                mp_nlri(code == attr::MP_REACH_NLRI, fl, raw, value, ctx, w, out)?
             }
             attr::EXT_COMMUNITIES => {
                 let ext = |c: &[u8]| (u64::from(be32(c)) << 32) | u64::from(be32(&c[4..]));
@@ -592,20 +579,51 @@ fn mp_family(afi: u16, safi: u8, ctx: &UpdateCtx, w: &mut Walk, what: &str) -> O
     }
 }
 
-fn mp_reach(
+/// MP_REACH_NLRI (`reach`) or MP_UNREACH_NLRI (RFC 4760): wrong flags are 3/4;
+/// a malformed one (too short, next hop overrunning or of the wrong length) is
+/// 3/9 with the attribute as data; a family not negotiated is ignored with a
+/// warning. Prefixes go to `out`; the next hop and the End-of-RIB marker to `w`.
+fn mp_nlri(
+    reach: bool,
+    fl: u8,
     raw: &[u8],
     v: &[u8],
     ctx: &UpdateCtx,
     w: &mut Walk,
     out: &mut DecodedUpdate,
 ) -> Result<(), WireError> {
+    let what = if reach {
+        "MP_REACH_NLRI"
+    } else {
+        "MP_UNREACH_NLRI"
+    };
+    if fl != OPT_NON_TRANS {
+        let why = format!("{what} with wrong flags");
+        return Err(update_error(update_err::ATTR_FLAGS, raw, why));
+    }
     let err = |why: &str| {
         update_error(
             update_err::OPTIONAL_ATTR,
             raw,
-            format!("malformed MP_REACH_NLRI: {why}"),
+            format!("malformed {what}: {why}"),
         )
     };
+    if !reach {
+        if v.len() < 3 {
+            return Err(err("too short"));
+        }
+        let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
+            return Ok(());
+        };
+        let field = &v[3..];
+        let list = match fam {
+            Afi::Ipv4 => &mut out.v4.withdrawn,
+            Afi::Ipv6 => &mut out.v6.withdrawn,
+        };
+        parse_prefixes(field, fam, list, what)?;
+        w.mp_unreach = Some((fam, field.is_empty()));
+        return Ok(());
+    }
     if v.len() < 5 {
         return Err(err("too short"));
     }
@@ -617,7 +635,7 @@ fn mp_reach(
     let Some(nlri) = v.get(5 + nh_len..) else {
         return Err(err("next hop overruns the attribute"));
     };
-    let Some(fam) = mp_family(be16(v), v[2], ctx, w, "MP_REACH_NLRI") else {
+    let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
         return Ok(());
     };
     match fam {
@@ -632,7 +650,7 @@ fn mp_reach(
                 ));
             }
             w.mp_v4_nh = Some(a);
-            parse_prefixes(nlri, Afi::Ipv4, &mut out.v4.announced, "MP_REACH_NLRI")?;
+            parse_prefixes(nlri, Afi::Ipv4, &mut out.v4.announced, what)?;
         }
         Afi::Ipv6 => {
             if nh_len != 16 && nh_len != 32 {
@@ -654,36 +672,9 @@ fn mp_reach(
                 ));
             }
             w.mp_v6_nh = Some((global, ll));
-            parse_prefixes(nlri, Afi::Ipv6, &mut out.v6.announced, "MP_REACH_NLRI")?;
+            parse_prefixes(nlri, Afi::Ipv6, &mut out.v6.announced, what)?;
         }
     }
-    Ok(())
-}
-
-fn mp_unreach(
-    raw: &[u8],
-    v: &[u8],
-    ctx: &UpdateCtx,
-    w: &mut Walk,
-    out: &mut DecodedUpdate,
-) -> Result<(), WireError> {
-    if v.len() < 3 {
-        return Err(update_error(
-            update_err::OPTIONAL_ATTR,
-            raw,
-            "malformed MP_UNREACH_NLRI: too short",
-        ));
-    }
-    let Some(fam) = mp_family(be16(v), v[2], ctx, w, "MP_UNREACH_NLRI") else {
-        return Ok(());
-    };
-    let field = &v[3..];
-    let list = match fam {
-        Afi::Ipv4 => &mut out.v4.withdrawn,
-        Afi::Ipv6 => &mut out.v6.withdrawn,
-    };
-    parse_prefixes(field, fam, list, "MP_UNREACH_NLRI")?;
-    w.mp_unreach = Some((fam, field.is_empty()));
     Ok(())
 }
 
