@@ -1,9 +1,9 @@
 //! Protocol numbers by name (the IANA BGP registries): message types,
 //! NOTIFICATION codes and subcodes, path attribute types and flags, capability
 //! codes, AFI/SAFI and AS_TRANS. Every other module names these instead of
-//! writing the number. The NOTIFICATION registries also give each number's
-//! name (`code::name`, `cease::name`, ...; `wire::notification_name` joins
-//! them), from the same table as the consts.
+//! writing the number. The NOTIFICATION and path attribute registries also
+//! give each number's name (`code::name`, `cease::name`, `attr::name`, ...;
+//! `wire::notification_name` joins them), from the same table as the consts.
 
 /// AS_TRANS (RFC 6793).
 pub const AS_TRANS: u32 = 23456;
@@ -14,13 +14,14 @@ pub const MSG_NOTIFICATION: u8 = 3;
 pub const MSG_KEEPALIVE: u8 = 4;
 pub const MSG_ROUTE_REFRESH: u8 = 5;
 
-/// A NOTIFICATION registry from one table of `NAME = value => "Name"`: a
-/// module with `pub const NAME: u8 = value;` for each entry and
-/// `name(value)`, the registry's name for a value, so that a number and its
-/// name cannot drift apart.
+/// A registry from one table of `NAME = value => "Name"`: a module with
+/// `pub const NAME: u8 = value;` for each entry and `name(value)`, the
+/// registry's name for a value, so that a number and its name cannot drift
+/// apart. Items after a `;` go into the module too.
 macro_rules! registry {
     ($(#[$doc:meta])* pub mod $module:ident {
         $($konst:ident = $value:literal => $name:literal,)*
+        $(; $($extra:item)*)?
     }) => {
         $(#[$doc])*
         pub mod $module {
@@ -33,6 +34,8 @@ macro_rules! registry {
                     _ => None,
                 }
             }
+
+            $($($extra)*)?
         }
     };
 }
@@ -108,29 +111,32 @@ pub mod safi {
     pub const UNICAST: u8 = 1;
 }
 
-/// Path attribute type codes we interpret.
-pub mod attr {
-    pub const ORIGIN: u8 = 1;
-    pub const AS_PATH: u8 = 2;
-    pub const NEXT_HOP: u8 = 3;
-    pub const MED: u8 = 4;
-    pub const LOCAL_PREF: u8 = 5;
-    pub const ATOMIC_AGGREGATE: u8 = 6;
-    pub const AGGREGATOR: u8 = 7;
-    pub const COMMUNITIES: u8 = 8;
-    pub const ORIGINATOR_ID: u8 = 9;
-    pub const CLUSTER_LIST: u8 = 10;
-    pub const MP_REACH_NLRI: u8 = 14;
-    pub const MP_UNREACH_NLRI: u8 = 15;
-    pub const EXT_COMMUNITIES: u8 = 16;
-    pub const AS4_PATH: u8 = 17;
-    pub const AS4_AGGREGATOR: u8 = 18;
-    pub const LARGE_COMMUNITIES: u8 = 32;
-
-    /// Whether the codec decodes/encodes this attribute itself (never kept in
-    /// `PathAttrs::other`, never emitted from it).
-    pub fn is_native(code: u8) -> bool {
-        matches!(code, 1..=10 | 14..=18 | 32)
+registry! {
+    /// Path attribute type codes we interpret, with their IANA names.
+    pub mod attr {
+        ORIGIN = 1 => "ORIGIN",
+        AS_PATH = 2 => "AS_PATH",
+        NEXT_HOP = 3 => "NEXT_HOP",
+        MED = 4 => "MULTI_EXIT_DISC",
+        LOCAL_PREF = 5 => "LOCAL_PREF",
+        ATOMIC_AGGREGATE = 6 => "ATOMIC_AGGREGATE",
+        AGGREGATOR = 7 => "AGGREGATOR",
+        COMMUNITIES = 8 => "COMMUNITIES",
+        ORIGINATOR_ID = 9 => "ORIGINATOR_ID",
+        CLUSTER_LIST = 10 => "CLUSTER_LIST",
+        MP_REACH_NLRI = 14 => "MP_REACH_NLRI",
+        MP_UNREACH_NLRI = 15 => "MP_UNREACH_NLRI",
+        EXT_COMMUNITIES = 16 => "EXTENDED COMMUNITIES",
+        AS4_PATH = 17 => "AS4_PATH",
+        AS4_AGGREGATOR = 18 => "AS4_AGGREGATOR",
+        LARGE_COMMUNITIES = 32 => "LARGE_COMMUNITY",
+        ;
+        /// Whether the codec decodes/encodes this attribute itself (one of
+        /// the table above: never kept in `PathAttrs::other`, never emitted
+        /// from it).
+        pub fn is_native(code: u8) -> bool {
+            name(code).is_some()
+        }
     }
 }
 
