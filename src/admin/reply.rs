@@ -1,6 +1,7 @@
 //! The admin socket's replies, as serde types: built by `crate::admin`, read
 //! back by `sparrowctl` and rendered by `crate::render`. The RIB's own answers
-//! (`crate::rib::reply`) are re-exported here, so clients need one module.
+//! (`crate::rib::reply`) and the session's [`PeerStatus`] (part of the `peers`
+//! reply as it is) are re-exported here, so clients need one module.
 //!
 //! Their JSON is the socket's API (`sparrowctl --json`, the lab tests): field
 //! names and nesting are that contract. Every struct deserializes with missing
