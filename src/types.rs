@@ -1,5 +1,6 @@
 //! Core value types shared by every module: prefixes, address families (and
-//! [`PerFamily`] values), path attributes and the messages that flow between session tasks and the RIB task.
+//! [`PerFamily`] values), path attributes and the messages that flow between
+//! session tasks and the RIB task.
 //!
 //! Owns no state. `wire` produces these from bytes, `rib` stores them, `session`
 //! carries them over channels, `admin` renders them.
