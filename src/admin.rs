@@ -34,7 +34,7 @@ pub mod reply;
 
 use reply::{
     BestPath, DrainReply, ExplainReply, PeerReply, PeerTotals, PeersReply, PopAsn, PopInfo,
-    PopRankState, PopsReply, ResetReply, SessionStatus, SteeringSummary, SummaryReply,
+    PopRankState, PopsReply, ResetReply, SteeringSummary, SummaryReply,
 };
 
 /// A request on the admin socket.
@@ -523,7 +523,7 @@ async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
         .enumerate()
         .map(|(i, pc)| {
             let st = ctx.peers.snapshot(i);
-            let c = counts.peers.get(i).cloned().unwrap_or_default();
+            let routes = counts.peers.get(i).map(|c| c.routes).unwrap_or_default();
             PeerReply {
                 name: pc.name.clone(),
                 address: pc.address.to_string(),
@@ -533,14 +533,10 @@ async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
                     Role::Pop => "pop",
                 }
                 .into(),
-                state: SessionStatus::state_name(&st),
                 since_secs: st.since.elapsed().as_secs(),
                 uptime_secs: st.established_at.map(|t| t.elapsed().as_secs()),
-                received: c.received,
-                accepted: c.accepted,
-                eor: c.eor,
-                max_prefix_exceeded: c.max_prefix_exceeded,
-                session: SessionStatus::from(&st),
+                routes,
+                session: st,
             }
         })
         .collect();

@@ -9,12 +9,12 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::wire::{cease, code, fsm_err, Notification, NO_SUBCODE};
 
 /// Session states (RFC 4271 §8.2.2).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
     Idle,
     Connect,

@@ -68,10 +68,10 @@ pub fn peers(data: &PeersReply) -> String {
             p.address,
             p.remote_asn,
             p.role,
-            p.state,
+            format!("{:?}", p.session.state),
             duration(p.uptime_secs),
-            format!("{}/{}", p.received.ipv4, p.accepted.ipv4),
-            format!("{}/{}", p.received.ipv6, p.accepted.ipv6),
+            format!("{}/{}", p.routes.received.ipv4, p.routes.accepted.ipv4),
+            format!("{}/{}", p.routes.received.ipv6, p.routes.accepted.ipv6),
             or_dash(p.session.last_error.as_ref()),
         );
     }

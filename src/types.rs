@@ -1,5 +1,6 @@
-//! Core value types shared by every module: prefixes, address families, path
-//! attributes and the messages that flow between session tasks and the RIB task.
+//! Core value types shared by every module: prefixes, address families (and
+//! [`PerFamily`] values), path attributes and the messages that flow between
+//! session tasks and the RIB task.
 //!
 //! Owns no state. `wire` produces these from bytes, `rib` stores them, `session`
 //! carries them over channels, `admin` renders them.
@@ -9,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Index of a configured peer (position in the config's peer list).
 pub type PeerId = u16;
@@ -49,6 +50,35 @@ impl fmt::Display for Afi {
             Afi::Ipv4 => "ipv4",
             Afi::Ipv6 => "ipv6",
         })
+    }
+}
+
+/// A value per address family, keyed `ipv4` and `ipv6` in config and JSON
+/// (a missing one is defaulted, any other key is an error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerFamily<T> {
+    pub ipv4: T,
+    pub ipv6: T,
+}
+
+impl<T> PerFamily<T> {
+    /// The value of `afi`.
+    pub fn get(&self, afi: Afi) -> &T {
+        match afi {
+            Afi::Ipv4 => &self.ipv4,
+            Afi::Ipv6 => &self.ipv6,
+        }
+    }
+}
+
+impl<T: Copy> PerFamily<T> {
+    /// From an array indexed by [`Afi::index`].
+    pub fn of(v: [T; 2]) -> PerFamily<T> {
+        PerFamily {
+            ipv4: v[0],
+            ipv6: v[1],
+        }
     }
 }
 

@@ -1,31 +1,23 @@
 //! The admin socket's replies, as serde types: built by `crate::admin`, read
 //! back by `sparrowctl` and rendered by `crate::render`. The RIB's own answers
-//! (`crate::rib::reply`) are re-exported here, so clients need one module.
+//! (`crate::rib::reply`) and the session's [`PeerStatus`] (part of the `peers`
+//! reply as it is) are re-exported here, so clients need one module.
 //!
 //! Their JSON is the socket's API (`sparrowctl --json`, the lab tests): field
 //! names and nesting are that contract. Every struct deserializes with missing
 //! fields defaulted, so a client can render a partial reply.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dns::SteeredAnswer;
 pub use crate::rib::reply::{
     BestFrom, DumpPage, DumpPath, Memory, PathInfo, PeerCounts, PeerCountsReply, PerFamily,
-    RibSummary, RouteReply, Segment,
+    RibSummary, RouteCounts, RouteReply, Segment,
 };
-use crate::session::PeerStatus;
+pub use crate::session::PeerStatus;
 use crate::steer::{SnapshotStats, Source};
-
-/// The name a value serializes to (a unit enum variant: `Established`, `ipv4`).
-fn serde_name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
 
 /// `summary`: the RIB's counts plus daemon, steering and session totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +58,8 @@ pub struct PeersReply {
     pub peers: Vec<PeerReply>,
 }
 
-/// One peer: config, session state and the RIB's route counts.
+/// One peer: config, the RIB's route counts and the session's status (its
+/// FSM `state`, `last_error`, counters: [`PeerStatus`] as it serializes).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerReply {
@@ -75,72 +68,12 @@ pub struct PeerReply {
     pub remote_asn: u32,
     /// `upstream` or `pop`.
     pub role: String,
-    /// FSM state name (`Idle` ... `Established`).
-    pub state: String,
     pub since_secs: u64,
     pub uptime_secs: Option<u64>,
-    pub received: PerFamily<u64>,
-    pub accepted: PerFamily<u64>,
-    pub eor: PerFamily<bool>,
-    pub max_prefix_exceeded: PerFamily<bool>,
     #[serde(flatten)]
-    pub session: SessionStatus,
-}
-
-/// What the session task reports for a peer (`session::PeerStatus`, without
-/// its state and timestamps, which [`PeerReply`] carries).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SessionStatus {
-    pub last_error: Option<String>,
-    pub last_error_at: Option<u64>,
-    pub remote_router_id: Option<Ipv4Addr>,
-    pub local_address: Option<SocketAddr>,
-    pub remote_address: Option<SocketAddr>,
-    pub hold_time: Option<u16>,
-    pub keepalive: Option<u16>,
-    pub as4: bool,
-    /// Negotiated families (`ipv4`, `ipv6`).
-    pub families: Vec<String>,
-    pub route_refresh: bool,
-    pub extended_message: bool,
-    pub graceful_restart: bool,
-    pub established_count: u64,
-    pub updates_received: u64,
-    pub updates_sent: u64,
-    pub notifications_sent: u64,
-    pub notifications_received: u64,
-}
-
-impl SessionStatus {
-    /// The session's state name, as [`PeerReply::state`] holds it.
-    pub fn state_name(s: &PeerStatus) -> String {
-        serde_name(&s.state)
-    }
-}
-
-impl From<&PeerStatus> for SessionStatus {
-    fn from(s: &PeerStatus) -> SessionStatus {
-        SessionStatus {
-            last_error: s.last_error.clone(),
-            last_error_at: s.last_error_at,
-            remote_router_id: s.remote_router_id,
-            local_address: s.local_address,
-            remote_address: s.remote_address,
-            hold_time: s.hold_time,
-            keepalive: s.keepalive,
-            as4: s.as4,
-            families: s.families.iter().map(serde_name).collect(),
-            route_refresh: s.route_refresh,
-            extended_message: s.extended_message,
-            graceful_restart: s.graceful_restart,
-            established_count: s.established_count,
-            updates_received: s.updates_received,
-            updates_sent: s.updates_sent,
-            notifications_sent: s.notifications_sent,
-            notifications_received: s.notifications_received,
-        }
-    }
+    pub routes: RouteCounts,
+    #[serde(flatten)]
+    pub session: PeerStatus,
 }
 
 /// `explain`: the steering decision for an address and the facts behind it.

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use super::zones::ZoneConfig;
-use crate::types::Afi;
+use crate::types::{Afi, PerFamily};
 
 /// The whole file as deserialized; checked by `validate`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -68,7 +68,6 @@ pub struct DnsConfig {
     #[serde(default = "default_max_udp_payload")]
     pub max_udp_payload: u16,
     /// `id.server` / `hostname.bind` CH TXT answer (default: the POP name).
-    #[serde(default)]
     pub identity: Option<String>,
 }
 
@@ -126,7 +125,6 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct SteeringConfig {
     /// POP ranked first for an address no fallback prefix covers (default: `pop`).
-    #[serde(default)]
     pub default_pop: Option<String>,
     #[serde(default)]
     pub fallback: Vec<FallbackEntry>,
@@ -148,7 +146,6 @@ pub struct PopConfig {
     pub asn: u32,
     /// Base URL the HTTP redirector sends clients of this POP to
     /// (`https://x.example.net`; path and query are appended).
-    #[serde(default)]
     pub url: Option<String>,
 }
 
@@ -244,23 +241,8 @@ pub struct MaxPrefixLimit {
     pub action: MaxPrefixAction,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct MaxPrefix {
-    #[serde(default)]
-    pub ipv4: Option<MaxPrefixLimit>,
-    #[serde(default)]
-    pub ipv6: Option<MaxPrefixLimit>,
-}
-
-impl MaxPrefix {
-    pub fn get(&self, afi: Afi) -> Option<&MaxPrefixLimit> {
-        match afi {
-            Afi::Ipv4 => self.ipv4.as_ref(),
-            Afi::Ipv6 => self.ipv6.as_ref(),
-        }
-    }
-}
+/// A peer's max-prefix limits, per family (`get(afi)`).
+pub type MaxPrefix = PerFamily<Option<MaxPrefixLimit>>;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -274,10 +256,8 @@ pub struct PeerConfig {
     pub passive: bool,
     #[serde(default = "default_bgp_port")]
     pub port: u16,
-    #[serde(default)]
     pub local_address: Option<IpAddr>,
     /// eBGP multihop TTL (outgoing TTL; 1 = directly connected).
-    #[serde(default)]
     pub multihop: Option<u8>,
     /// GTSM (RFC 5082) for directly connected peers: send TTL 255, require 255.
     #[serde(default)]
@@ -288,10 +268,8 @@ pub struct PeerConfig {
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u16,
     /// TCP-MD5 (RFC 2385) password.
-    #[serde(default)]
     pub password: Option<String>,
     /// LOCAL_PREF given to routes from this peer (eBGP: always; iBGP: replaces the received one).
-    #[serde(default)]
     pub local_pref: Option<u32>,
     #[serde(default)]
     pub max_prefix: MaxPrefix,

@@ -153,13 +153,24 @@ mod tests {
     use std::sync::Arc;
 
     fn auth() -> Authority {
-        let text = format!(
+        auth_from(&format!(
             "{}steering:\n  fallback:\n    - {{prefix: 10.0.0.0/8, pop: y}}\n    - {{prefix: 10.1.0.0/16, pop: x}}\n    - {{prefix: 2001:db8::/32, pop: y}}\n",
             crate::dns::zone::tests::CFG
-        );
-        let cfg = config::parse(&text, "t.yaml").unwrap();
+        ))
+    }
+
+    /// The authority of config `text` (no sessions: only the local POP is up).
+    fn auth_from(text: &str) -> Authority {
+        let cfg = config::parse(text, "t.yaml").unwrap();
         let pops = Arc::new(PopState::new(&cfg, None));
         Authority::new(&cfg, crate::steer::handle(&cfg), pops).unwrap()
+    }
+
+    /// A query for www.example.net. A with ECS 10.1.0.0/16, as bytes.
+    fn ecs_query() -> Vec<u8> {
+        query("www.example.net.", RecordType::A, Some(("10.1.0.0", 16)))
+            .to_vec()
+            .unwrap()
     }
 
     fn query(name: &str, t: RecordType, ecs: Option<(&str, u8)>) -> Message {
@@ -185,6 +196,11 @@ mod tests {
             .then(|| Message::from_vec(&out).expect("our reply decodes"))
     }
 
+    /// The reply to [`query`]`(name, t, ecs)` (one is sent).
+    fn ask_q(a: &Authority, name: &str, t: RecordType, ecs: Option<(&str, u8)>) -> Message {
+        ask(a, &query(name, t, ecs).to_vec().unwrap()).expect("a reply")
+    }
+
     fn scope(m: &Message) -> Option<u8> {
         match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
             EdnsOption::Subnet(c) => Some(c.scope_prefix()),
@@ -196,13 +212,12 @@ mod tests {
     fn steered_answer_follows_ranking_and_up_state_with_ecs_scope() {
         let a = auth();
         // y is down (no sessions): 10.2.3.4 ranks y first but gets x.
-        let r = ask(
+        let r = ask_q(
             &a,
-            &query("WWW.example.net.", RecordType::A, Some(("10.2.3.0", 24)))
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
+            "WWW.example.net.",
+            RecordType::A,
+            Some(("10.2.3.0", 24)),
+        );
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
         assert!(r.metadata.authoritative && !r.metadata.recursion_available);
         assert!(r.metadata.recursion_desired, "RD copied");
@@ -215,80 +230,38 @@ mod tests {
         assert_eq!(r.queries[0].name().to_ascii(), "WWW.example.net.");
         // Safe scope 15 (10.2.0.0/15 is all "y first"), clamped to source 24.
         assert_eq!(scope(&r), Some(15));
-        let r = ask(
-            &a,
-            &query("www.example.net.", RecordType::A, Some(("10.1.0.0", 16)))
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(scope(&r), Some(16));
-        let r = ask(
-            &a,
-            &query("www.example.net.", RecordType::A, Some(("10.0.0.0", 12)))
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(scope(&r), Some(12), "clamped to the source length");
-        // Source 0: scope 0, decision on the transport source.
-        let r = ask(
-            &a,
-            &query("www.example.net.", RecordType::A, Some(("0.0.0.0", 0)))
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(scope(&r), Some(0));
+        // The scope is clamped to the source length; source 0: scope 0, the
+        // decision on the transport source.
+        for (subnet, len) in [("10.1.0.0", 16), ("10.0.0.0", 12), ("0.0.0.0", 0)] {
+            let r = ask_q(&a, "www.example.net.", RecordType::A, Some((subnet, len)));
+            assert_eq!(scope(&r), Some(len), "{subnet}/{len}");
+        }
         // Drain x: y is down, x drained -> nothing usable -> first with records (y).
         a.pops.set_drained("x", true).unwrap();
-        let r = ask(
+        let r = ask_q(
             &a,
-            &query("www.example.net.", RecordType::A, Some(("10.2.3.0", 24)))
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
+            "www.example.net.",
+            RecordType::A,
+            Some(("10.2.3.0", 24)),
+        );
         assert_eq!(r.answers.len(), 2, "y's two addresses: {r:?}");
         // AAAA: only x has AAAA: answered with x even though drained (no one else has it).
-        let r = ask(
-            &a,
-            &query("www.example.net.", RecordType::AAAA, None)
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
+        let r = ask_q(&a, "www.example.net.", RecordType::AAAA, None);
         assert_eq!(r.answers.len(), 1);
     }
 
     #[test]
     fn negative_answers_and_errors() {
         let a = auth();
-        let r = ask(
-            &a,
-            &query("nope.example.net.", RecordType::A, None)
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
+        let r = ask_q(&a, "nope.example.net.", RecordType::A, None);
         assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
         assert!(r.metadata.authoritative);
         assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
         assert_eq!(r.authorities[0].ttl, 60);
-        let r = ask(
-            &a,
-            &query("www.example.net.", RecordType::MX, None)
-                .to_vec()
-                .unwrap(),
-        )
-        .unwrap();
+        let r = ask_q(&a, "www.example.net.", RecordType::MX, None);
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
         assert!(r.answers.is_empty() && r.authorities.len() == 1);
-        let r = ask(
-            &a,
-            &query("example.com.", RecordType::A, None).to_vec().unwrap(),
-        )
-        .unwrap();
+        let r = ask_q(&a, "example.com.", RecordType::A, None);
         assert_eq!(r.metadata.response_code, ResponseCode::Refused);
         assert!(!r.metadata.authoritative);
         // Garbage: shorter than a header is dropped; a response is dropped.
@@ -325,9 +298,7 @@ mod tests {
     #[test]
     fn malformed_ecs_is_formerr() {
         let a = auth();
-        let good = query("www.example.net.", RecordType::A, Some(("10.1.0.0", 16)))
-            .to_vec()
-            .unwrap();
+        let good = ecs_query();
         // ECS option bytes are the last 8: family 1, source 16, scope 0, 10.1.
         assert_eq!(&good[good.len() - 6..], &[0, 1, 16, 0, 10, 1]);
         for (i, v) in [
@@ -358,13 +329,7 @@ mod tests {
                 &format!("      - {{name: big, type: TXT, data: '\"record number {i} padding padding\"'}}\n    steered:"),
             );
         }
-        let cfg = config::parse(&text, "t.yaml").unwrap();
-        let a = Authority::new(
-            &cfg,
-            crate::steer::handle(&cfg),
-            Arc::new(PopState::new(&cfg, None)),
-        )
-        .unwrap();
+        let a = auth_from(&text);
         let mut q = query("big.example.net.", RecordType::TXT, None);
         q.edns = None;
         let r = ask(&a, &q.to_vec().unwrap()).unwrap();
@@ -386,9 +351,7 @@ mod tests {
     fn random_bytes_never_panic() {
         use proptest::prelude::*;
         let a = auth();
-        let good = query("www.example.net.", RecordType::A, Some(("10.1.0.0", 16)))
-            .to_vec()
-            .unwrap();
+        let good = ecs_query();
         proptest!(ProptestConfig::with_cases(3000), |(flips in proptest::collection::vec((0usize..64, any::<u8>()), 1..6), cut in 0usize..80)| {
             let mut q = good.clone();
             for (i, b) in flips { if i < q.len() { q[i] = b; } }

@@ -47,11 +47,8 @@ pub(super) struct Parsed {
     pub(super) flags: u16,
     /// End of the question section in the query (12 when no question was parsed).
     pub(super) question_end: usize,
-    pub(super) qname: [u8; 256],
-    pub(super) qname_len: usize,
-    /// Offsets of each label start in `qname` (for owner-suffix pointers).
-    pub(super) labels: [u8; MAX_LABELS],
-    pub(super) nlabels: usize,
+    /// The question name.
+    pub(super) name: QName,
     pub(super) qtype: u16,
     pub(super) qclass: u16,
     pub(super) opt: Option<Opt>,
@@ -132,24 +129,19 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
     }
     // The question name, lowercased, no compression (nothing to point back to).
     let mut at = 12;
-    p.qname_len = 0;
-    p.nlabels = 0;
+    p.name.clear();
     loop {
         let Some(&l) = q.get(at) else { return formerr };
         let l = l as usize;
         if l & 0xC0 != 0 {
             return formerr;
         }
-        if p.qname_len + 1 + l > 255 || at + 1 + l > q.len() || p.nlabels >= MAX_LABELS {
+        let Some(label) = q.get(at + 1..at + 1 + l) else {
+            return formerr;
+        };
+        if !p.name.push_label(label) {
             return formerr;
         }
-        p.labels[p.nlabels] = p.qname_len as u8;
-        p.nlabels += 1;
-        p.qname[p.qname_len] = l as u8;
-        for i in 0..l {
-            p.qname[p.qname_len + 1 + i] = q[at + 1 + i].to_ascii_lowercase();
-        }
-        p.qname_len += 1 + l;
         at += 1 + l;
         if l == 0 {
             break;
@@ -262,10 +254,12 @@ impl Parsed {
             id: 0,
             flags: 0,
             question_end: 12,
-            qname: [0; 256],
-            qname_len: 0,
-            labels: [0; MAX_LABELS],
-            nlabels: 0,
+            name: QName {
+                bytes: [0; 256],
+                len: 0,
+                labels: [0; MAX_LABELS],
+                nlabels: 0,
+            },
             qtype: 0,
             qclass: 0,
             opt: None,
@@ -275,7 +269,53 @@ impl Parsed {
     /// The question name (lowercase wire form).
     #[inline]
     pub(super) fn qname(&self) -> &[u8] {
-        &self.qname[..self.qname_len]
+        self.name.as_bytes()
+    }
+}
+
+/// A question name being parsed: its lowercase wire form (at most 255 bytes)
+/// and where each of its labels starts (for owner-suffix pointers).
+pub(super) struct QName {
+    bytes: [u8; 256],
+    len: usize,
+    labels: [u8; MAX_LABELS],
+    nlabels: usize,
+}
+
+impl QName {
+    fn clear(&mut self) {
+        self.len = 0;
+        self.nlabels = 0;
+    }
+
+    /// Append `label` (its bytes, lowercased); `false`: the name would be
+    /// over 255 bytes or [`MAX_LABELS`] labels.
+    #[inline]
+    fn push_label(&mut self, label: &[u8]) -> bool {
+        let (at, l) = (self.len, label.len());
+        if at + 1 + l > 255 || self.nlabels >= MAX_LABELS {
+            return false;
+        }
+        self.labels[self.nlabels] = at as u8;
+        self.nlabels += 1;
+        self.bytes[at] = l as u8;
+        for (d, c) in self.bytes[at + 1..at + 1 + l].iter_mut().zip(label) {
+            *d = c.to_ascii_lowercase();
+        }
+        self.len = at + 1 + l;
+        true
+    }
+
+    /// The name (lowercase wire form).
+    #[inline]
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Where each label starts in [`QName::as_bytes`]: the name's suffixes.
+    #[inline]
+    pub(super) fn label_starts(&self) -> &[u8] {
+        &self.labels[..self.nlabels]
     }
 }
 

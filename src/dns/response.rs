@@ -17,7 +17,7 @@ use super::zone::RrSet;
 #[inline]
 fn put_owner(out: &mut Vec<u8>, owner: &[u8], p: &Parsed) {
     let qname = p.qname();
-    for &l in &p.labels[..p.nlabels] {
+    for &l in p.name.label_starts() {
         if &qname[l as usize..] == owner {
             let ptr = 0xC000 | (12 + l as u16);
             out.extend_from_slice(&ptr.to_be_bytes());

@@ -38,6 +38,19 @@ fn put_var(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// A list as its count and items; nothing when it is empty (its presence bit
+/// is clear then, see [`Reader::list`]).
+#[inline]
+fn put_list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    if items.is_empty() {
+        return;
+    }
+    put_var(out, items.len() as u64);
+    for x in items {
+        item(out, x);
+    }
+}
+
 /// Encode `a` into `out` (cleared first), with LOCAL_PREF replaced by
 /// `local_pref` (import policy applied without cloning the attributes).
 pub fn encode(a: &PathAttrs, local_pref: Option<u32>, out: &mut Vec<u8>) {
@@ -86,51 +99,33 @@ pub fn encode(a: &PathAttrs, local_pref: Option<u32>, out: &mut Vec<u8>) {
     if let Some(o) = a.originator_id {
         out.extend_from_slice(&o.octets());
     }
-    if bits & AS_PATH != 0 {
-        put_var(out, a.as_path.0.len() as u64);
-        for s in &a.as_path.0 {
-            out.push(s.kind);
-            put_var(out, s.asns.len() as u64);
-            for &asn in &s.asns {
-                put_var(out, asn.into());
-            }
+    put_list(out, &a.as_path.0, |out, s| {
+        out.push(s.kind);
+        put_var(out, s.asns.len() as u64);
+        for &asn in &s.asns {
+            put_var(out, asn.into());
         }
-    }
-    if bits & COMMUNITIES != 0 {
-        put_var(out, a.communities.len() as u64);
-        for &c in &a.communities {
-            out.extend_from_slice(&c.to_le_bytes());
+    });
+    put_list(out, &a.communities, |out, c| {
+        out.extend_from_slice(&c.to_le_bytes())
+    });
+    put_list(out, &a.large_communities, |out, c| {
+        for &x in c {
+            put_var(out, x.into());
         }
-    }
-    if bits & LARGE != 0 {
-        put_var(out, a.large_communities.len() as u64);
-        for c in &a.large_communities {
-            for &x in c {
-                put_var(out, x.into());
-            }
-        }
-    }
-    if bits & EXT != 0 {
-        put_var(out, a.ext_communities.len() as u64);
-        for &c in &a.ext_communities {
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-    }
-    if bits & CLUSTER != 0 {
-        put_var(out, a.cluster_list.len() as u64);
-        for c in &a.cluster_list {
-            out.extend_from_slice(&c.octets());
-        }
-    }
-    if bits & OTHER != 0 {
-        put_var(out, a.other.len() as u64);
-        for o in &a.other {
-            out.push(o.flags);
-            out.push(o.code);
-            put_var(out, o.value.len() as u64);
-            out.extend_from_slice(&o.value);
-        }
-    }
+    });
+    put_list(out, &a.ext_communities, |out, c| {
+        out.extend_from_slice(&c.to_le_bytes())
+    });
+    put_list(out, &a.cluster_list, |out, c| {
+        out.extend_from_slice(&c.octets())
+    });
+    put_list(out, &a.other, |out, o| {
+        out.push(o.flags);
+        out.push(o.code);
+        put_var(out, o.value.len() as u64);
+        out.extend_from_slice(&o.value);
+    });
 }
 
 /// Reads back what [`encode`] wrote. Input always comes from `encode`, so
@@ -166,6 +161,15 @@ impl Reader<'_> {
     fn count(&mut self) -> usize {
         self.var() as usize
     }
+    /// A list [`put_list`] wrote when `present` (its presence bit), else empty.
+    #[inline]
+    fn list<T>(&mut self, present: bool, mut item: impl FnMut(&mut Self) -> T) -> Vec<T> {
+        if !present {
+            return Vec::new();
+        }
+        let n = self.count();
+        (0..n).map(|_| item(self)).collect()
+    }
 }
 
 /// Decode bytes produced by [`encode`].
@@ -189,64 +193,41 @@ pub fn decode(bytes: &[u8]) -> PathAttrs {
         (asn, Ipv4Addr::from(r.bytes::<4>()))
     });
     let originator_id = has(ORIGINATOR).then(|| Ipv4Addr::from(r.bytes::<4>()));
-    let mut a = PathAttrs {
+    let as_path = AsPath(r.list(has(AS_PATH), |r| {
+        let kind = r.u8();
+        let k = r.count();
+        AsSegment {
+            kind,
+            asns: (0..k).map(|_| r.var32()).collect(),
+        }
+    }));
+    let a = PathAttrs {
         origin,
-        as_path: AsPath::default(),
+        as_path,
         next_hop,
         next_hop_ll,
         med,
         local_pref,
         atomic_aggregate: has(ATOMIC),
         aggregator,
+        communities: r.list(has(COMMUNITIES), |r| u32::from_le_bytes(r.bytes())),
+        large_communities: r.list(has(LARGE), |r| [r.var32(), r.var32(), r.var32()]),
+        ext_communities: r.list(has(EXT), |r| u64::from_le_bytes(r.bytes())),
         originator_id,
-        ..Default::default()
+        cluster_list: r.list(has(CLUSTER), |r| Ipv4Addr::from(r.bytes::<4>())),
+        other: r.list(has(OTHER), |r| {
+            let flags = r.u8();
+            let code = r.u8();
+            let len = r.count();
+            let (v, rest) = r.b.split_at(len);
+            r.b = rest;
+            RawAttr {
+                flags,
+                code,
+                value: v.into(),
+            }
+        }),
     };
-    if has(AS_PATH) {
-        let n = r.count();
-        a.as_path.0 = (0..n)
-            .map(|_| {
-                let kind = r.u8();
-                let k = r.count();
-                AsSegment {
-                    kind,
-                    asns: (0..k).map(|_| r.var32()).collect(),
-                }
-            })
-            .collect();
-    }
-    if has(COMMUNITIES) {
-        let n = r.count();
-        a.communities = (0..n).map(|_| u32::from_le_bytes(r.bytes())).collect();
-    }
-    if has(LARGE) {
-        let n = r.count();
-        a.large_communities = (0..n).map(|_| [r.var32(), r.var32(), r.var32()]).collect();
-    }
-    if has(EXT) {
-        let n = r.count();
-        a.ext_communities = (0..n).map(|_| u64::from_le_bytes(r.bytes())).collect();
-    }
-    if has(CLUSTER) {
-        let n = r.count();
-        a.cluster_list = (0..n).map(|_| Ipv4Addr::from(r.bytes::<4>())).collect();
-    }
-    if has(OTHER) {
-        let n = r.count();
-        a.other = (0..n)
-            .map(|_| {
-                let flags = r.u8();
-                let code = r.u8();
-                let len = r.count();
-                let (v, rest) = r.b.split_at(len);
-                r.b = rest;
-                RawAttr {
-                    flags,
-                    code,
-                    value: v.into(),
-                }
-            })
-            .collect();
-    }
     debug_assert!(r.b.is_empty(), "trailing bytes in encoded attributes");
     a
 }

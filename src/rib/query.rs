@@ -3,7 +3,7 @@
 
 use super::reply::{
     BestFrom, DumpPage, DumpPath, Memory, PathInfo, PeerCounts, PeerCountsReply, PerFamily,
-    QueryReply, RibSummary, RouteReply, Segment,
+    QueryReply, RibSummary, RouteCounts, RouteReply, Segment,
 };
 use super::state::Rib;
 use super::table::{Entry, PathRef, PrefixKey, Table};
@@ -232,10 +232,12 @@ impl Rib {
             .zip(&self.core.peers)
             .map(|(pc, ps)| PeerCounts {
                 peer: pc.name.clone(),
-                received: PerFamily::of([ps.received(0), ps.received(1)]),
-                accepted: PerFamily::of(ps.accepted),
-                eor: PerFamily::of(ps.eor),
-                max_prefix_exceeded: PerFamily::of(ps.max_exceeded),
+                routes: RouteCounts {
+                    received: PerFamily::of([ps.received(0), ps.received(1)]),
+                    accepted: PerFamily::of(ps.accepted),
+                    eor: PerFamily::of(ps.eor),
+                    max_prefix_exceeded: PerFamily::of(ps.max_exceeded),
+                },
             })
             .collect();
         PeerCountsReply { peers }

@@ -8,23 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A value per address family.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PerFamily<T> {
-    pub ipv4: T,
-    pub ipv6: T,
-}
-
-impl<T: Copy> PerFamily<T> {
-    /// From an array indexed by `Afi::index()`.
-    pub fn of(v: [T; 2]) -> PerFamily<T> {
-        PerFamily {
-            ipv4: v[0],
-            ipv6: v[1],
-        }
-    }
-}
+pub use crate::types::PerFamily;
 
 /// [`Query::Summary`](super::Query::Summary).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,11 +139,20 @@ pub struct PeerCountsReply {
     pub peers: Vec<PeerCounts>,
 }
 
-/// Route counts of one peer.
+/// Route counts of one peer, by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerCounts {
     pub peer: String,
+    #[serde(flatten)]
+    pub routes: RouteCounts,
+}
+
+/// A peer's routes per family: received, accepted, End-of-RIB seen, over
+/// its max-prefix limit (also part of the admin `peers` reply).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteCounts {
     pub received: PerFamily<u64>,
     pub accepted: PerFamily<u64>,
     pub eor: PerFamily<bool>,

@@ -33,7 +33,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -84,7 +84,10 @@ impl From<WireError> for SessionError {
 }
 
 /// What the admin socket shows for a peer (written by its task on events only).
-#[derive(Clone, Debug, Serialize)]
+/// The admin `peers` reply carries it as it is (flattened), so it also
+/// deserializes, with missing fields defaulted, for `sparrowctl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PeerStatus {
     pub state: State,
     #[serde(skip)]

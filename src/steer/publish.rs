@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use super::lpm::Addr;
 use super::{
     pop_names, rank_prefix, Family, Handle, PopIdx, RankInterner, Ranker, Ranking, Snapshot,
     Source, DEFAULT_RANK, V4_INDEX_BITS, V6_INDEX_BITS,
@@ -198,6 +199,31 @@ impl Drop for Publisher {
     }
 }
 
+/// Rebuild one family's LPM from its ranked `prefixes` into `cur`, if it
+/// answers from the RIB (`ready`) and changed since the last build (`dirty`,
+/// cleared). Returns whether it rebuilt.
+fn rebuild<A: Addr>(
+    cur: &mut Arc<Family<A>>,
+    ready: bool,
+    dirty: &mut bool,
+    prefixes: impl Iterator<Item = (A, u8, u16)>,
+    rankings: &Arc<Vec<PopIdx>>,
+    bits: u32,
+) -> bool {
+    if !ready || !*dirty {
+        return false;
+    }
+    *cur = Arc::new(Family::new(
+        Source::Rib,
+        prefixes,
+        DEFAULT_RANK,
+        rankings.clone(),
+        bits,
+    ));
+    *dirty = false;
+    true
+}
+
 /// The builder thread's state.
 struct Builder {
     handle: Handle,
@@ -298,35 +324,30 @@ impl Builder {
     /// Returns whether anything was built.
     fn build(&mut self) -> bool {
         let t = Instant::now();
-        let mut built = false;
-        if self.ready[0] && self.dirty[0] {
-            let it = self
-                .v4
-                .iter()
-                .map(|(&k, &id)| ((k >> 8) as u32, k as u8, id));
-            self.cur4 = Arc::new(Family::new(
-                Source::Rib,
-                it,
-                DEFAULT_RANK,
-                self.rankings.clone(),
-                V4_INDEX_BITS,
-            ));
-            self.dirty[0] = false;
-            built = true;
-        }
-        if self.ready[1] && self.dirty[1] {
-            let it = self.v6.iter().map(|(&(a, l), &id)| (a, l, id));
-            self.cur6 = Arc::new(Family::new(
-                Source::Rib,
-                it,
-                DEFAULT_RANK,
-                self.rankings.clone(),
-                V6_INDEX_BITS,
-            ));
-            self.dirty[1] = false;
-            built = true;
-        }
-        if !built {
+        let [dirty4, dirty6] = &mut self.dirty;
+        let v4 = self
+            .v4
+            .iter()
+            .map(|(&k, &id)| ((k >> 8) as u32, k as u8, id));
+        let v6 = self.v6.iter().map(|(&(a, l), &id)| (a, l, id));
+        let rankings = &self.rankings;
+        let built4 = rebuild(
+            &mut self.cur4,
+            self.ready[0],
+            dirty4,
+            v4,
+            rankings,
+            V4_INDEX_BITS,
+        );
+        let built6 = rebuild(
+            &mut self.cur6,
+            self.ready[1],
+            dirty6,
+            v6,
+            rankings,
+            V6_INDEX_BITS,
+        );
+        if !built4 && !built6 {
             return false;
         }
         self.generation += 1;

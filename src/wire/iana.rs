@@ -1,7 +1,9 @@
 //! Protocol numbers by name (the IANA BGP registries): message types,
 //! NOTIFICATION codes and subcodes, path attribute types and flags, capability
 //! codes, AFI/SAFI and AS_TRANS. Every other module names these instead of
-//! writing the number.
+//! writing the number. The NOTIFICATION and path attribute registries also
+//! give each number's name (`code::name`, `cease::name`, `attr::name`, ...;
+//! `wire::notification_name` joins them), from the same table as the consts.
 
 /// AS_TRANS (RFC 6793).
 pub const AS_TRANS: u32 = 23456;
@@ -12,51 +14,90 @@ pub const MSG_NOTIFICATION: u8 = 3;
 pub const MSG_KEEPALIVE: u8 = 4;
 pub const MSG_ROUTE_REFRESH: u8 = 5;
 
-/// NOTIFICATION error codes (RFC 4271 §4.5).
-pub mod code {
-    pub const MSG_HEADER: u8 = 1;
-    pub const OPEN: u8 = 2;
-    pub const UPDATE: u8 = 3;
-    pub const HOLD_TIMER: u8 = 4;
-    pub const FSM: u8 = 5;
-    pub const CEASE: u8 = 6;
-    pub const ROUTE_REFRESH: u8 = 7;
+/// A registry from one table of `NAME = value => "Name"`: a module with
+/// `pub const NAME: u8 = value;` for each entry and `name(value)`, the
+/// registry's name for a value, so that a number and its name cannot drift
+/// apart. Items after a `;` go into the module too.
+macro_rules! registry {
+    ($(#[$doc:meta])* pub mod $module:ident {
+        $($konst:ident = $value:literal => $name:literal,)*
+        $(; $($extra:item)*)?
+    }) => {
+        $(#[$doc])*
+        pub mod $module {
+            $(pub const $konst: u8 = $value;)*
+
+            /// The registry's name of `v` (`None`: not one we know).
+            pub fn name(v: u8) -> Option<&'static str> {
+                match v {
+                    $($konst => Some($name),)*
+                    _ => None,
+                }
+            }
+
+            $($($extra)*)?
+        }
+    };
+}
+
+registry! {
+    /// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313, RFC 9687).
+    pub mod code {
+        MSG_HEADER = 1 => "Message Header Error",
+        OPEN = 2 => "OPEN Message Error",
+        UPDATE = 3 => "UPDATE Message Error",
+        HOLD_TIMER = 4 => "Hold Timer Expired",
+        FSM = 5 => "Finite State Machine Error",
+        CEASE = 6 => "Cease",
+        ROUTE_REFRESH = 7 => "ROUTE-REFRESH Message Error",
+        SEND_HOLD_TIMER = 8 => "Send Hold Timer Expired",
+    }
 }
 
 /// The subcode of an error code that has none (Hold Timer Expired) or an
 /// unspecific one (RFC 4271 §4.5).
 pub const NO_SUBCODE: u8 = 0;
 
-/// Cease subcodes (RFC 4486).
-pub mod cease {
-    pub const MAX_PREFIX: u8 = 1;
-    pub const ADMIN_SHUTDOWN: u8 = 2;
-    pub const PEER_DECONFIGURED: u8 = 3;
-    pub const ADMIN_RESET: u8 = 4;
-    pub const CONNECTION_REJECTED: u8 = 5;
-    pub const OTHER_CONFIG_CHANGE: u8 = 6;
-    pub const COLLISION: u8 = 7;
-    pub const OUT_OF_RESOURCES: u8 = 8;
+registry! {
+    /// Cease subcodes (RFC 4486, RFC 8538, RFC 9384).
+    pub mod cease {
+        MAX_PREFIX = 1 => "Maximum Number of Prefixes Reached",
+        ADMIN_SHUTDOWN = 2 => "Administrative Shutdown",
+        PEER_DECONFIGURED = 3 => "Peer De-configured",
+        ADMIN_RESET = 4 => "Administrative Reset",
+        CONNECTION_REJECTED = 5 => "Connection Rejected",
+        OTHER_CONFIG_CHANGE = 6 => "Other Configuration Change",
+        COLLISION = 7 => "Connection Collision Resolution",
+        OUT_OF_RESOURCES = 8 => "Out of Resources",
+        HARD_RESET = 9 => "Hard Reset",
+        BFD_DOWN = 10 => "BFD Down",
+    }
 }
 
-/// Message Header Error subcodes (RFC 4271 §6.1).
-pub mod header_err {
-    pub const CONNECTION_NOT_SYNCHRONIZED: u8 = 1;
-    pub const BAD_MESSAGE_LENGTH: u8 = 2;
-    pub const BAD_MESSAGE_TYPE: u8 = 3;
+registry! {
+    /// Message Header Error subcodes (RFC 4271 §6.1).
+    pub mod header_err {
+        CONNECTION_NOT_SYNCHRONIZED = 1 => "Connection Not Synchronized",
+        BAD_MESSAGE_LENGTH = 2 => "Bad Message Length",
+        BAD_MESSAGE_TYPE = 3 => "Bad Message Type",
+    }
 }
 
-/// Finite State Machine Error subcodes (RFC 6608).
-pub mod fsm_err {
-    pub const UNSPECIFIED: u8 = 0;
-    pub const IN_OPENSENT: u8 = 1;
-    pub const IN_OPENCONFIRM: u8 = 2;
-    pub const IN_ESTABLISHED: u8 = 3;
+registry! {
+    /// Finite State Machine Error subcodes (RFC 6608).
+    pub mod fsm_err {
+        UNSPECIFIED = 0 => "Unspecified Error",
+        IN_OPENSENT = 1 => "Unexpected Message in OpenSent State",
+        IN_OPENCONFIRM = 2 => "Unexpected Message in OpenConfirm State",
+        IN_ESTABLISHED = 3 => "Unexpected Message in Established State",
+    }
 }
 
-/// ROUTE-REFRESH Message Error subcodes (RFC 7313).
-pub mod route_refresh_err {
-    pub const INVALID_MESSAGE_LENGTH: u8 = 1;
+registry! {
+    /// ROUTE-REFRESH Message Error subcodes (RFC 7313).
+    pub mod route_refresh_err {
+        INVALID_MESSAGE_LENGTH = 1 => "Invalid Message Length",
+    }
 }
 
 /// Address Family Identifiers (IANA).
@@ -70,29 +111,32 @@ pub mod safi {
     pub const UNICAST: u8 = 1;
 }
 
-/// Path attribute type codes we interpret.
-pub mod attr {
-    pub const ORIGIN: u8 = 1;
-    pub const AS_PATH: u8 = 2;
-    pub const NEXT_HOP: u8 = 3;
-    pub const MED: u8 = 4;
-    pub const LOCAL_PREF: u8 = 5;
-    pub const ATOMIC_AGGREGATE: u8 = 6;
-    pub const AGGREGATOR: u8 = 7;
-    pub const COMMUNITIES: u8 = 8;
-    pub const ORIGINATOR_ID: u8 = 9;
-    pub const CLUSTER_LIST: u8 = 10;
-    pub const MP_REACH_NLRI: u8 = 14;
-    pub const MP_UNREACH_NLRI: u8 = 15;
-    pub const EXT_COMMUNITIES: u8 = 16;
-    pub const AS4_PATH: u8 = 17;
-    pub const AS4_AGGREGATOR: u8 = 18;
-    pub const LARGE_COMMUNITIES: u8 = 32;
-
-    /// Whether the codec decodes/encodes this attribute itself (never kept in
-    /// `PathAttrs::other`, never emitted from it).
-    pub fn is_native(code: u8) -> bool {
-        matches!(code, 1..=10 | 14..=18 | 32)
+registry! {
+    /// Path attribute type codes we interpret, with their IANA names.
+    pub mod attr {
+        ORIGIN = 1 => "ORIGIN",
+        AS_PATH = 2 => "AS_PATH",
+        NEXT_HOP = 3 => "NEXT_HOP",
+        MED = 4 => "MULTI_EXIT_DISC",
+        LOCAL_PREF = 5 => "LOCAL_PREF",
+        ATOMIC_AGGREGATE = 6 => "ATOMIC_AGGREGATE",
+        AGGREGATOR = 7 => "AGGREGATOR",
+        COMMUNITIES = 8 => "COMMUNITIES",
+        ORIGINATOR_ID = 9 => "ORIGINATOR_ID",
+        CLUSTER_LIST = 10 => "CLUSTER_LIST",
+        MP_REACH_NLRI = 14 => "MP_REACH_NLRI",
+        MP_UNREACH_NLRI = 15 => "MP_UNREACH_NLRI",
+        EXT_COMMUNITIES = 16 => "EXTENDED COMMUNITIES",
+        AS4_PATH = 17 => "AS4_PATH",
+        AS4_AGGREGATOR = 18 => "AS4_AGGREGATOR",
+        LARGE_COMMUNITIES = 32 => "LARGE_COMMUNITY",
+        ;
+        /// Whether the codec decodes/encodes this attribute itself (one of
+        /// the table above: never kept in `PathAttrs::other`, never emitted
+        /// from it).
+        pub fn is_native(code: u8) -> bool {
+            name(code).is_some()
+        }
     }
 }
 
@@ -104,29 +148,36 @@ pub mod flag {
     pub const EXTENDED_LENGTH: u8 = 0x10;
 }
 
-/// UPDATE Message Error subcodes (RFC 4271 §6.3).
-pub mod update_err {
-    pub const MALFORMED_ATTR_LIST: u8 = 1;
-    pub const UNRECOGNIZED_WELL_KNOWN: u8 = 2;
-    pub const MISSING_WELL_KNOWN: u8 = 3;
-    pub const ATTR_FLAGS: u8 = 4;
-    pub const ATTR_LENGTH: u8 = 5;
-    pub const INVALID_ORIGIN: u8 = 6;
-    pub const INVALID_NEXT_HOP: u8 = 8;
-    pub const OPTIONAL_ATTR: u8 = 9;
-    pub const INVALID_NETWORK_FIELD: u8 = 10;
-    pub const MALFORMED_AS_PATH: u8 = 11;
+registry! {
+    /// UPDATE Message Error subcodes (RFC 4271 §6.3).
+    pub mod update_err {
+        MALFORMED_ATTR_LIST = 1 => "Malformed Attribute List",
+        UNRECOGNIZED_WELL_KNOWN = 2 => "Unrecognized Well-known Attribute",
+        MISSING_WELL_KNOWN = 3 => "Missing Well-known Attribute",
+        ATTR_FLAGS = 4 => "Attribute Flags Error",
+        ATTR_LENGTH = 5 => "Attribute Length Error",
+        INVALID_ORIGIN = 6 => "Invalid ORIGIN Attribute",
+        AS_ROUTING_LOOP = 7 => "AS Routing Loop",
+        INVALID_NEXT_HOP = 8 => "Invalid NEXT_HOP Attribute",
+        OPTIONAL_ATTR = 9 => "Optional Attribute Error",
+        INVALID_NETWORK_FIELD = 10 => "Invalid Network Field",
+        MALFORMED_AS_PATH = 11 => "Malformed AS_PATH",
+    }
 }
 
-/// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492).
-pub mod open_err {
-    pub const UNSPECIFIC: u8 = 0;
-    pub const UNSUPPORTED_VERSION: u8 = 1;
-    pub const BAD_PEER_AS: u8 = 2;
-    pub const BAD_BGP_ID: u8 = 3;
-    pub const UNSUPPORTED_OPT_PARAM: u8 = 4;
-    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
-    pub const UNSUPPORTED_CAPABILITY: u8 = 7;
+registry! {
+    /// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492, RFC 9234).
+    pub mod open_err {
+        UNSPECIFIC = 0 => "Unspecific",
+        UNSUPPORTED_VERSION = 1 => "Unsupported Version Number",
+        BAD_PEER_AS = 2 => "Bad Peer AS",
+        BAD_BGP_ID = 3 => "Bad BGP Identifier",
+        UNSUPPORTED_OPT_PARAM = 4 => "Unsupported Optional Parameter",
+        AUTH_FAILURE = 5 => "Authentication Failure",
+        UNACCEPTABLE_HOLD_TIME = 6 => "Unacceptable Hold Time",
+        UNSUPPORTED_CAPABILITY = 7 => "Unsupported Capability",
+        ROLE_MISMATCH = 11 => "Role Mismatch",
+    }
 }
 
 /// Capability codes (IANA).

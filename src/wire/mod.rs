@@ -322,56 +322,23 @@ pub fn check_peer_as(open: &Open, expected: u32) -> Result<(), WireError> {
 /// `"Cease/Administrative Reset"`, `"Hold Timer Expired"`,
 /// `"UPDATE Message Error/Malformed AS_PATH"`; unknown values are shown as numbers.
 pub fn notification_name(code: u8, subcode: u8) -> String {
-    let name = match code {
-        1 => "Message Header Error",
-        2 => "OPEN Message Error",
-        3 => "UPDATE Message Error",
-        4 => "Hold Timer Expired",
-        5 => "Finite State Machine Error",
-        6 => "Cease",
-        7 => "ROUTE-REFRESH Message Error",
-        8 => "Send Hold Timer Expired",
-        _ => return format!("Unknown error {code}/{subcode}"),
+    let Some(name) = iana::code::name(code) else {
+        return format!("Unknown error {code}/{subcode}");
     };
-    let sub = match (code, subcode) {
-        (_, 0) => return name.to_string(),
-        (1, 1) => "Connection Not Synchronized",
-        (1, 2) => "Bad Message Length",
-        (1, 3) => "Bad Message Type",
-        (2, 1) => "Unsupported Version Number",
-        (2, 2) => "Bad Peer AS",
-        (2, 3) => "Bad BGP Identifier",
-        (2, 4) => "Unsupported Optional Parameter",
-        (2, 5) => "Authentication Failure",
-        (2, 6) => "Unacceptable Hold Time",
-        (2, 7) => "Unsupported Capability",
-        (2, 11) => "Role Mismatch",
-        (3, 1) => "Malformed Attribute List",
-        (3, 2) => "Unrecognized Well-known Attribute",
-        (3, 3) => "Missing Well-known Attribute",
-        (3, 4) => "Attribute Flags Error",
-        (3, 5) => "Attribute Length Error",
-        (3, 6) => "Invalid ORIGIN Attribute",
-        (3, 7) => "AS Routing Loop",
-        (3, 8) => "Invalid NEXT_HOP Attribute",
-        (3, 9) => "Optional Attribute Error",
-        (3, 10) => "Invalid Network Field",
-        (3, 11) => "Malformed AS_PATH",
-        (5, 1) => "Unexpected Message in OpenSent State",
-        (5, 2) => "Unexpected Message in OpenConfirm State",
-        (5, 3) => "Unexpected Message in Established State",
-        (6, 1) => "Maximum Number of Prefixes Reached",
-        (6, 2) => "Administrative Shutdown",
-        (6, 3) => "Peer De-configured",
-        (6, 4) => "Administrative Reset",
-        (6, 5) => "Connection Rejected",
-        (6, 6) => "Other Configuration Change",
-        (6, 7) => "Connection Collision Resolution",
-        (6, 8) => "Out of Resources",
-        (6, 9) => "Hard Reset",
-        (6, 10) => "BFD Down",
-        (7, 1) => "Invalid Message Length",
-        _ => return format!("{name}/subcode {subcode}"),
+    if subcode == NO_SUBCODE {
+        return name.to_string();
+    }
+    let sub = match code {
+        code::MSG_HEADER => header_err::name(subcode),
+        code::OPEN => open_err::name(subcode),
+        code::UPDATE => update_err::name(subcode),
+        code::FSM => fsm_err::name(subcode),
+        code::CEASE => cease::name(subcode),
+        code::ROUTE_REFRESH => route_refresh_err::name(subcode),
+        _ => None,
     };
-    format!("{name}/{sub}")
+    match sub {
+        Some(sub) => format!("{name}/{sub}"),
+        None => format!("{name}/subcode {subcode}"),
+    }
 }

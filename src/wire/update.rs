@@ -61,6 +61,32 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// The value of a fixed-size attribute, or `None` (malformed) when its flags
+/// are not `want` or its length is not `N`.
+#[inline]
+fn fixed_attr<const N: usize>(fl: u8, want: u8, value: &[u8]) -> Option<[u8; N]> {
+    if fl == want {
+        value.try_into().ok()
+    } else {
+        None
+    }
+}
+
+/// The items of a list attribute (`size` bytes each), or `None` (malformed)
+/// when its flags are not `want` or its length is not a non-zero multiple of
+/// `size` (RFC 7606 §7.8, §7.10, §7.14; RFC 8092 §5).
+#[inline]
+fn list_attr<T>(
+    fl: u8,
+    want: u8,
+    value: &[u8],
+    size: usize,
+    item: impl Fn(&[u8]) -> T,
+) -> Option<Vec<T>> {
+    (fl == want && !value.is_empty() && value.len() % size == 0)
+        .then(|| value.chunks_exact(size).map(item).collect())
+}
+
 /// Scan a prefix field, returning the number of prefixes, or `None` if a prefix
 /// is longer than `max_bits` or overruns the field.
 fn count_prefixes(mut b: &[u8], max_bits: u8) -> Option<usize> {
@@ -82,6 +108,18 @@ fn invalid_network(what: &str) -> WireError {
         &[],
         format!("invalid prefix in {what}"),
     )
+}
+
+/// A prefix's address bytes: its `len` bits (in `bytes`, `len.div_ceil(8)` of
+/// them, at most N) with the host bits past `len` cleared.
+#[inline]
+fn prefix_bits<const N: usize>(bytes: &[u8], len: u8) -> [u8; N] {
+    let mut a = [0u8; N];
+    a[..bytes.len()].copy_from_slice(bytes);
+    if len % 8 != 0 {
+        a[bytes.len() - 1] &= 0xff << (8 - len % 8);
+    }
+    a
 }
 
 /// Decode a field of IPv4 or IPv6 prefixes (RFC 4271 §4.3 encoding) into `out`.
@@ -107,24 +145,14 @@ fn parse_prefixes(
         };
         b = tail;
         let p = match afi {
-            Afi::Ipv4 => {
-                let mut a = [0u8; 4];
-                a[..nb].copy_from_slice(bytes);
-                let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
-                Prefix::V4 {
-                    addr: u32::from_be_bytes(a) & mask,
-                    len,
-                }
-            }
-            Afi::Ipv6 => {
-                let mut a = [0u8; 16];
-                a[..nb].copy_from_slice(bytes);
-                let mask = u128::MAX.checked_shl(128 - len as u32).unwrap_or(0);
-                Prefix::V6 {
-                    addr: u128::from_be_bytes(a) & mask,
-                    len,
-                }
-            }
+            Afi::Ipv4 => Prefix::V4 {
+                addr: u32::from_be_bytes(prefix_bits(bytes, len)),
+                len,
+            },
+            Afi::Ipv6 => Prefix::V6 {
+                addr: u128::from_be_bytes(prefix_bits(bytes, len)),
+                len,
+            },
         };
         out.push(p);
     }
@@ -417,23 +445,19 @@ fn walk_attrs(
                 }
                 w.next_hop = Some(nh);
             }
-            attr::MED => {
-                if fl != OPT_NON_TRANS || value.len() != 4 {
-                    w.withdraw("malformed MULTI_EXIT_DISC (RFC 7606 §7.4)".into());
-                } else {
-                    w.attrs.med = Some(be32(value));
-                }
-            }
+            attr::MED => match fixed_attr(fl, OPT_NON_TRANS, value) {
+                Some(v) => w.attrs.med = Some(u32::from_be_bytes(v)),
+                None => w.withdraw("malformed MULTI_EXIT_DISC (RFC 7606 §7.4)".into()),
+            },
             attr::LOCAL_PREF => {
                 if ctx.ebgp {
                     w.discard("LOCAL_PREF from eBGP peer (RFC 7606 §7.5)".into());
                     continue;
                 }
                 w.have_local_pref = true;
-                if fl != WELL_KNOWN || value.len() != 4 {
-                    w.withdraw("malformed LOCAL_PREF (RFC 7606 §7.5)".into());
-                } else {
-                    w.attrs.local_pref = Some(be32(value));
+                match fixed_attr(fl, WELL_KNOWN, value) {
+                    Some(v) => w.attrs.local_pref = Some(u32::from_be_bytes(v)),
+                    None => w.withdraw("malformed LOCAL_PREF (RFC 7606 §7.5)".into()),
                 }
             }
             attr::ATOMIC_AGGREGATE => {
@@ -454,105 +478,67 @@ fn walk_attrs(
                     w.attrs.aggregator = Some((asn, Ipv4Addr::from(be32(&value[2..]))));
                 }
             }
-            attr::COMMUNITIES => {
-                if fl != OPT_TRANS || value.is_empty() || value.len() % 4 != 0 {
-                    w.withdraw("malformed COMMUNITIES (RFC 7606 §7.8)".into());
-                } else {
-                    w.attrs.communities = value.chunks_exact(4).map(be32).collect();
-                }
+            attr::COMMUNITIES => match list_attr(fl, OPT_TRANS, value, 4, be32) {
+                Some(v) => w.attrs.communities = v,
+                None => w.withdraw("malformed COMMUNITIES (RFC 7606 §7.8)".into()),
+            },
+            attr::ORIGINATOR_ID if ctx.ebgp => {
+                w.discard("ORIGINATOR_ID from eBGP peer (RFC 4456, RFC 7606 §7.9)".into())
             }
-            attr::ORIGINATOR_ID => {
-                if ctx.ebgp {
-                    w.discard("ORIGINATOR_ID from eBGP peer (RFC 4456, RFC 7606 §7.9)".into());
-                } else if fl != OPT_NON_TRANS || value.len() != 4 {
-                    w.withdraw("malformed ORIGINATOR_ID (RFC 7606 §7.9)".into());
-                } else {
-                    w.attrs.originator_id = Some(Ipv4Addr::from(be32(value)));
-                }
+            attr::ORIGINATOR_ID => match fixed_attr::<4>(fl, OPT_NON_TRANS, value) {
+                Some(v) => w.attrs.originator_id = Some(Ipv4Addr::from(v)),
+                None => w.withdraw("malformed ORIGINATOR_ID (RFC 7606 §7.9)".into()),
+            },
+            attr::CLUSTER_LIST if ctx.ebgp => {
+                w.discard("CLUSTER_LIST from eBGP peer (RFC 4456, RFC 7606 §7.10)".into())
             }
             attr::CLUSTER_LIST => {
-                if ctx.ebgp {
-                    w.discard("CLUSTER_LIST from eBGP peer (RFC 4456, RFC 7606 §7.10)".into());
-                } else if fl != OPT_NON_TRANS || value.is_empty() || value.len() % 4 != 0 {
-                    w.withdraw("malformed CLUSTER_LIST (RFC 7606 §7.10)".into());
-                } else {
-                    w.attrs.cluster_list = value
-                        .chunks_exact(4)
-                        .map(|c| Ipv4Addr::from(be32(c)))
-                        .collect();
+                match list_attr(fl, OPT_NON_TRANS, value, 4, |c| Ipv4Addr::from(be32(c))) {
+                    Some(v) => w.attrs.cluster_list = v,
+                    None => w.withdraw("malformed CLUSTER_LIST (RFC 7606 §7.10)".into()),
                 }
             }
-            attr::MP_REACH_NLRI => {
-                if fl != OPT_NON_TRANS {
-                    return Err(update_error(
-                        update_err::ATTR_FLAGS,
-                        raw,
-                        "MP_REACH_NLRI with wrong flags",
-                    ));
-                }
-                mp_reach(raw, value, ctx, w, out)?;
-            }
-            attr::MP_UNREACH_NLRI => {
-                if fl != OPT_NON_TRANS {
-                    return Err(update_error(
-                        update_err::ATTR_FLAGS,
-                        raw,
-                        "MP_UNREACH_NLRI with wrong flags",
-                    ));
-                }
-                mp_unreach(raw, value, ctx, w, out)?;
+            attr::MP_REACH_NLRI | attr::MP_UNREACH_NLRI => {
+                mp_nlri(code == attr::MP_REACH_NLRI, fl, raw, value, ctx, w, out)?
             }
             attr::EXT_COMMUNITIES => {
-                if fl != OPT_TRANS || value.is_empty() || value.len() % 8 != 0 {
-                    w.withdraw("malformed EXTENDED_COMMUNITIES (RFC 7606 §7.14)".into());
-                } else {
-                    w.attrs.ext_communities = value
-                        .chunks_exact(8)
-                        .map(|c| {
-                            u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                        })
-                        .collect();
+                let ext = |c: &[u8]| (u64::from(be32(c)) << 32) | u64::from(be32(&c[4..]));
+                match list_attr(fl, OPT_TRANS, value, 8, ext) {
+                    Some(v) => w.attrs.ext_communities = v,
+                    None => w.withdraw("malformed EXTENDED_COMMUNITIES (RFC 7606 §7.14)".into()),
                 }
             }
-            attr::AS4_PATH => {
-                if ctx.as4 {
-                    w.discard("AS4_PATH on a 4-octet session (RFC 6793 §4.1)".into());
-                } else if fl != OPT_TRANS {
-                    w.discard("AS4_PATH with wrong flags (RFC 6793 §6)".into());
-                } else {
-                    match parse_as_path(value, 4) {
-                        Ok(mut p) => {
-                            let n = p.0.len();
-                            p.0.retain(|s| !is_confed(s.kind));
-                            if p.0.len() != n {
-                                w.warnings.push(
-                                    "confederation segments removed from AS4_PATH (RFC 6793 §6)"
-                                        .into(),
-                                );
-                            }
-                            w.as4_path = Some(p);
-                        }
-                        Err(why) => w.discard(format!("malformed AS4_PATH: {why} (RFC 6793 §6)")),
+            attr::AS4_PATH if ctx.as4 => {
+                w.discard("AS4_PATH on a 4-octet session (RFC 6793 §4.1)".into())
+            }
+            attr::AS4_PATH if fl != OPT_TRANS => {
+                w.discard("AS4_PATH with wrong flags (RFC 6793 §6)".into())
+            }
+            attr::AS4_PATH => match parse_as_path(value, 4) {
+                Ok(mut p) => {
+                    let n = p.0.len();
+                    p.0.retain(|s| !is_confed(s.kind));
+                    if p.0.len() != n {
+                        w.warnings.push(
+                            "confederation segments removed from AS4_PATH (RFC 6793 §6)".into(),
+                        );
                     }
+                    w.as4_path = Some(p);
                 }
+                Err(why) => w.discard(format!("malformed AS4_PATH: {why} (RFC 6793 §6)")),
+            },
+            attr::AS4_AGGREGATOR if ctx.as4 => {
+                w.discard("AS4_AGGREGATOR on a 4-octet session (RFC 6793 §4.1)".into())
             }
-            attr::AS4_AGGREGATOR => {
-                if ctx.as4 {
-                    w.discard("AS4_AGGREGATOR on a 4-octet session (RFC 6793 §4.1)".into());
-                } else if fl != OPT_TRANS || value.len() != 8 {
-                    w.discard("malformed AS4_AGGREGATOR (RFC 6793 §6)".into());
-                } else {
-                    w.as4_aggregator = Some((be32(value), Ipv4Addr::from(be32(&value[4..]))));
-                }
-            }
+            attr::AS4_AGGREGATOR => match fixed_attr::<8>(fl, OPT_TRANS, value) {
+                Some(v) => w.as4_aggregator = Some((be32(&v), Ipv4Addr::from(be32(&v[4..])))),
+                None => w.discard("malformed AS4_AGGREGATOR (RFC 6793 §6)".into()),
+            },
             attr::LARGE_COMMUNITIES => {
-                if fl != OPT_TRANS || value.is_empty() || value.len() % 12 != 0 {
-                    w.withdraw("malformed LARGE_COMMUNITIES (RFC 8092 §5)".into());
-                } else {
-                    w.attrs.large_communities = value
-                        .chunks_exact(12)
-                        .map(|c| [be32(c), be32(&c[4..]), be32(&c[8..])])
-                        .collect();
+                let large = |c: &[u8]| [be32(c), be32(&c[4..]), be32(&c[8..])];
+                match list_attr(fl, OPT_TRANS, value, 12, large) {
+                    Some(v) => w.attrs.large_communities = v,
+                    None => w.withdraw("malformed LARGE_COMMUNITIES (RFC 8092 §5)".into()),
                 }
             }
             _ => {
@@ -593,20 +579,51 @@ fn mp_family(afi: u16, safi: u8, ctx: &UpdateCtx, w: &mut Walk, what: &str) -> O
     }
 }
 
-fn mp_reach(
+/// MP_REACH_NLRI (`reach`) or MP_UNREACH_NLRI (RFC 4760): wrong flags are 3/4;
+/// a malformed one (too short, next hop overrunning or of the wrong length) is
+/// 3/9 with the attribute as data; a family not negotiated is ignored with a
+/// warning. Prefixes go to `out`; the next hop and the End-of-RIB marker to `w`.
+fn mp_nlri(
+    reach: bool,
+    fl: u8,
     raw: &[u8],
     v: &[u8],
     ctx: &UpdateCtx,
     w: &mut Walk,
     out: &mut DecodedUpdate,
 ) -> Result<(), WireError> {
+    let what = if reach {
+        "MP_REACH_NLRI"
+    } else {
+        "MP_UNREACH_NLRI"
+    };
+    if fl != OPT_NON_TRANS {
+        let why = format!("{what} with wrong flags");
+        return Err(update_error(update_err::ATTR_FLAGS, raw, why));
+    }
     let err = |why: &str| {
         update_error(
             update_err::OPTIONAL_ATTR,
             raw,
-            format!("malformed MP_REACH_NLRI: {why}"),
+            format!("malformed {what}: {why}"),
         )
     };
+    if !reach {
+        if v.len() < 3 {
+            return Err(err("too short"));
+        }
+        let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
+            return Ok(());
+        };
+        let field = &v[3..];
+        let list = match fam {
+            Afi::Ipv4 => &mut out.v4.withdrawn,
+            Afi::Ipv6 => &mut out.v6.withdrawn,
+        };
+        parse_prefixes(field, fam, list, what)?;
+        w.mp_unreach = Some((fam, field.is_empty()));
+        return Ok(());
+    }
     if v.len() < 5 {
         return Err(err("too short"));
     }
@@ -618,7 +635,7 @@ fn mp_reach(
     let Some(nlri) = v.get(5 + nh_len..) else {
         return Err(err("next hop overruns the attribute"));
     };
-    let Some(fam) = mp_family(be16(v), v[2], ctx, w, "MP_REACH_NLRI") else {
+    let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
         return Ok(());
     };
     match fam {
@@ -633,7 +650,7 @@ fn mp_reach(
                 ));
             }
             w.mp_v4_nh = Some(a);
-            parse_prefixes(nlri, Afi::Ipv4, &mut out.v4.announced, "MP_REACH_NLRI")?;
+            parse_prefixes(nlri, Afi::Ipv4, &mut out.v4.announced, what)?;
         }
         Afi::Ipv6 => {
             if nh_len != 16 && nh_len != 32 {
@@ -655,36 +672,9 @@ fn mp_reach(
                 ));
             }
             w.mp_v6_nh = Some((global, ll));
-            parse_prefixes(nlri, Afi::Ipv6, &mut out.v6.announced, "MP_REACH_NLRI")?;
+            parse_prefixes(nlri, Afi::Ipv6, &mut out.v6.announced, what)?;
         }
     }
-    Ok(())
-}
-
-fn mp_unreach(
-    raw: &[u8],
-    v: &[u8],
-    ctx: &UpdateCtx,
-    w: &mut Walk,
-    out: &mut DecodedUpdate,
-) -> Result<(), WireError> {
-    if v.len() < 3 {
-        return Err(update_error(
-            update_err::OPTIONAL_ATTR,
-            raw,
-            "malformed MP_UNREACH_NLRI: too short",
-        ));
-    }
-    let Some(fam) = mp_family(be16(v), v[2], ctx, w, "MP_UNREACH_NLRI") else {
-        return Ok(());
-    };
-    let field = &v[3..];
-    let list = match fam {
-        Afi::Ipv4 => &mut out.v4.withdrawn,
-        Afi::Ipv6 => &mut out.v6.withdrawn,
-    };
-    parse_prefixes(field, fam, list, "MP_UNREACH_NLRI")?;
-    w.mp_unreach = Some((fam, field.is_empty()));
     Ok(())
 }
 
