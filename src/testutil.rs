@@ -49,12 +49,31 @@ impl TestConfig {
         }
     }
 
-    /// Another POP (flow style, after the last `pops` entry of [`TWO_POPS`]).
+    /// The embedded default config (`config::DEFAULT_CONFIG`: POP `local`,
+    /// ASN 64999, no peers).
+    pub fn embedded_default() -> TestConfig {
+        TestConfig::yaml(config::DEFAULT_CONFIG)
+    }
+
+    /// Another POP (flow style), after the last `pops` entry.
     pub fn pop(self, name: &str, asn: u32) -> TestConfig {
-        self.replace(
-            "peers:\n",
-            &format!("  - {{name: {name}, asn: {asn}}}\npeers:\n"),
-        )
+        let end = self.section("pops").end;
+        self.insert(end, &format!("  - {{name: {name}, asn: {asn}}}\n"))
+    }
+
+    /// The peers, in this order (each a flow-style mapping such as
+    /// `{name: p, address: 10.0.0.2, remote_asn: 65002, role: upstream}`),
+    /// instead of the `peers` section the text had.
+    pub fn peers<S: AsRef<str>>(mut self, peers: &[S]) -> TestConfig {
+        if self.text.starts_with("peers:") || self.text.contains("\npeers:") {
+            let span = self.section("peers");
+            self.text.replace_range(span, "");
+        }
+        let list: String = peers
+            .iter()
+            .map(|p| format!("  - {}\n", p.as_ref()))
+            .collect();
+        self.with(&format!("peers:\n{list}"))
     }
 
     /// Append top-level sections (YAML ending in a newline).
@@ -69,6 +88,33 @@ impl TestConfig {
         TestConfig {
             text: self.text.replace(from, to),
         }
+    }
+
+    /// The bytes of top-level section `key`: its `key:` line and the
+    /// indented lines under it.
+    fn section(&self, key: &str) -> std::ops::Range<usize> {
+        let head = format!("{key}:");
+        let start = if self.text.starts_with(&head) {
+            0
+        } else {
+            self.text
+                .find(&format!("\n{head}"))
+                .unwrap_or_else(|| panic!("no `{head}` in\n{}", self.text))
+                + 1
+        };
+        let mut end = start + self.text[start..].find('\n').map_or(0, |i| i + 1);
+        for line in self.text[end..].split_inclusive('\n') {
+            if !line.starts_with(' ') {
+                break;
+            }
+            end += line.len();
+        }
+        start..end
+    }
+
+    fn insert(mut self, at: usize, yaml: &str) -> TestConfig {
+        self.text.insert_str(at, yaml);
+        self
     }
 
     pub fn text(&self) -> &str {

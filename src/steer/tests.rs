@@ -10,8 +10,9 @@ use tokio::sync::mpsc;
 
 use super::lpm::{self, Addr, Lpm};
 use super::*;
-use crate::config::{self, Config, PeerConfig};
+use crate::config::{self, Config};
 use crate::rib::{self, select_best, RibMsg, RibStats, SessionCmd, SessionInfo};
+use crate::testutil::TestConfig;
 use crate::types::{AsPath, Origin, PathAttrs, PeerId, RouteChange};
 
 // POPs: x (local, 65001), y (65002), z (65003), w (65004).
@@ -30,33 +31,21 @@ const PW: PeerId = 6; // pop w
 
 const POP_ASNS: [u32; 4] = [65001, 65002, 65003, 65004];
 
-fn peer(yaml: &str) -> PeerConfig {
-    serde_yaml::from_str(yaml).expect("test peer config")
-}
-
+/// POPs x, y, z, w and the peers above.
 fn test_config() -> Config {
-    let mut cfg = Config::embedded_default();
-    cfg.local_asn = 65001;
-    cfg.pop = "x".into();
-    cfg.pops = ["x", "y", "z", "w"]
-        .iter()
-        .zip(POP_ASNS)
-        .map(|(n, asn)| config::PopConfig {
-            url: None,
-            name: n.to_string(),
-            asn,
-        })
-        .collect();
-    cfg.peers = vec![
-        peer("{name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}"),
-        peer("{name: up2, address: 10.0.0.2, remote_asn: 64511, role: upstream}"),
-        peer("{name: up3, address: 10.0.0.3, remote_asn: 65001, role: upstream}"),
-        peer("{name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}"),
-        peer("{name: pz, address: 10.0.1.3, remote_asn: 65003, role: pop}"),
-        peer("{name: py2, address: 10.0.1.4, remote_asn: 65002, role: pop}"),
-        peer("{name: pw, address: 10.0.1.5, remote_asn: 65004, role: pop}"),
-    ];
-    cfg
+    TestConfig::two_pops()
+        .pop("z", 65003)
+        .pop("w", 65004)
+        .peers(&[
+            "{name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}",
+            "{name: up2, address: 10.0.0.2, remote_asn: 64511, role: upstream}",
+            "{name: up3, address: 10.0.0.3, remote_asn: 65001, role: upstream}",
+            "{name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}",
+            "{name: pz, address: 10.0.1.3, remote_asn: 65003, role: pop}",
+            "{name: py2, address: 10.0.1.4, remote_asn: 65002, role: pop}",
+            "{name: pw, address: 10.0.1.5, remote_asn: 65004, role: pop}",
+        ])
+        .build()
 }
 
 fn info(cfg: &Config, peer: PeerId) -> SessionInfo {
@@ -439,17 +428,10 @@ fn compression_reports_the_covering_prefix() {
 // Fallback and config
 // ---------------------------------------------------------------------------
 
-const STEER_CFG: &str = "\
-local_asn: 65001
-router_id: 10.0.0.1
-pop: x
-pops:
-  - name: x
-    asn: 65001
-  - name: y
-    asn: 65002
-  - name: z
-    asn: 65003
+/// POPs x (local), y and z; a fallback map, `default_pop` y.
+fn steer_cfg() -> TestConfig {
+    TestConfig::two_pops().pop("z", 65003).with(
+        "\
 listen:
   enabled: false
 steering:
@@ -461,11 +443,13 @@ steering:
       pop: x
     - prefix: 2001:db8::/32
       pop: x
-";
+",
+    )
+}
 
 #[test]
 fn fallback_snapshot() {
-    let cfg = config::parse(STEER_CFG, "t.yaml").unwrap();
+    let cfg = steer_cfg().build();
     let s = fallback(&cfg);
     assert_eq!(s.generation(), 0);
     assert_eq!(s.source(Afi::Ipv4), Source::Fallback);
@@ -494,8 +478,7 @@ fn fallback_snapshot() {
 #[test]
 fn steering_config_errors() {
     let bad = |from: &str, to: &str, key: &str| {
-        let text = STEER_CFG.replace(from, to);
-        let es = config::parse(&text, "t.yaml").expect_err(&text);
+        let es = steer_cfg().replace(from, to).errors();
         assert!(
             es.iter().any(|e| e.key == key && e.line > 0),
             "{key}: {}",
@@ -782,11 +765,14 @@ async fn wait_for(h: &Handle, limit: Duration, f: impl Fn(&Snapshot) -> bool) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_snapshot_follows_the_rib() {
-    let text = STEER_CFG.replace(
-        "steering:",
-        "peers:\n  - {name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}\n  - {name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}\nsteering:",
+    let cfg = Arc::new(
+        steer_cfg()
+            .peers(&[
+                "{name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}",
+                "{name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}",
+            ])
+            .build(),
     );
-    let cfg = Arc::new(config::parse(&text, "t.yaml").unwrap());
     let h = handle(&cfg);
     let publ = Publisher::new(&cfg, h.clone()).unwrap();
     let (tx, rx) = mpsc::channel(64);
