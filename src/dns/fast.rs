@@ -145,19 +145,17 @@ pub fn serve(auth: super::Shared, sock: UdpSocket) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
     use crate::pops::PopState;
+    use crate::testutil::TestConfig;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
     use std::sync::Arc;
 
     fn auth() -> Authority {
-        let text = format!(
-            "{}steering:\n  fallback:\n    - {{prefix: 10.0.0.0/8, pop: y}}\n    - {{prefix: 10.1.0.0/16, pop: x}}\n    - {{prefix: 2001:db8::/32, pop: y}}\n",
-            crate::dns::zone::tests::CFG
-        );
-        let cfg = config::parse(&text, "t.yaml").unwrap();
+        let cfg = TestConfig::yaml(crate::dns::zone::tests::CFG)
+            .with("steering:\n  fallback:\n    - {prefix: 10.0.0.0/8, pop: y}\n    - {prefix: 10.1.0.0/16, pop: x}\n    - {prefix: 2001:db8::/32, pop: y}\n")
+            .build();
         let pops = Arc::new(PopState::new(&cfg, None));
         Authority::new(&cfg, crate::steer::handle(&cfg), pops).unwrap()
     }
@@ -351,14 +349,14 @@ mod tests {
     #[test]
     fn truncation_without_edns() {
         // 40 TXT records at one name: over 512 without EDNS -> TC, no records.
-        let mut text = crate::dns::zone::tests::CFG.to_string();
+        let mut text = TestConfig::yaml(crate::dns::zone::tests::CFG);
         for i in 0..40 {
             text = text.replace(
                 "    steered:",
                 &format!("      - {{name: big, type: TXT, data: '\"record number {i} padding padding\"'}}\n    steered:"),
             );
         }
-        let cfg = config::parse(&text, "t.yaml").unwrap();
+        let cfg = text.build();
         let a = Authority::new(
             &cfg,
             crate::steer::handle(&cfg),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
-use crate::config::{Config, PeerConfig};
+use crate::testutil::TestConfig;
 use crate::types::{AsPath, PathAttrs, RouteChange};
 
 const V4: u32 = 1_000_000;
@@ -86,18 +86,16 @@ fn updates(peer: u16) -> impl Iterator<Item = RibMsg> {
 #[test]
 #[ignore]
 fn bench_insert_5m_paths() {
-    let mut cfg = Config::embedded_default();
-    cfg.peers = (0..PEERS)
+    let peers: Vec<String> = (0..PEERS)
         .map(|p| {
-            serde_yaml::from_str::<PeerConfig>(&format!(
+            format!(
                 "{{name: up{p}, address: 10.0.0.{}, remote_asn: {}, role: upstream}}",
                 p + 1,
                 65001 + p as u32
-            ))
-            .unwrap()
+            )
         })
         .collect();
-    let cfg = Arc::new(cfg);
+    let cfg = Arc::new(TestConfig::embedded_default().peers(&peers).build());
     let stats = Arc::new(RibStats::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

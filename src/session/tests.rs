@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 
 use super::task::Peer;
 use super::{PeerCtl, Peers};
-use crate::config::{Config, PeerConfig};
+use crate::config::Config;
 use crate::fsm::State;
 use crate::rib::RibMsg;
+use crate::testutil::TestConfig;
 use crate::wire::{self, cease, code, fsm_err, Capabilities, Notification, Open};
 
 /// Bound on every wait in these tests (none is expected to come near it).
@@ -38,15 +39,17 @@ struct Daemon {
     task: JoinHandle<()>,
 }
 
+/// The embedded default with one peer `p` on loopback `port` (a passive
+/// one needs `listen.enabled`, which validation checks; the task ignores it).
 fn config(port: u16, passive: bool, hold_time: u16) -> Arc<Config> {
-    let mut cfg = Config::embedded_default();
-    let yaml = format!(
+    let mut cfg = TestConfig::embedded_default().peers(&[format!(
         "{{name: p, address: 127.0.0.1, port: {port}, remote_asn: {PEER_AS}, role: upstream, \
          passive: {passive}, hold_time: {hold_time}, connect_retry: 1}}"
-    );
-    let pc: PeerConfig = serde_yaml::from_str(&yaml).expect("peer config");
-    cfg.peers = vec![pc];
-    Arc::new(cfg)
+    )]);
+    if passive {
+        cfg = cfg.replace("  enabled: false\n", "  enabled: true\n");
+    }
+    Arc::new(cfg.build())
 }
 
 impl Daemon {

@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use super::lpm::{self, Addr, Lpm};
 use super::*;
 use crate::config::{self, Config};
-use crate::rib::{self, select_best, RibMsg, RibStats, SessionCmd, SessionInfo};
+use crate::rib::{
+    self, select_best, thread_cpu_time as cpu, RibMsg, RibStats, SessionCmd, SessionInfo,
+};
 use crate::testutil::TestConfig;
 use crate::types::{AsPath, Origin, PathAttrs, PeerId, RouteChange};
 
@@ -918,17 +920,6 @@ fn synthetic() -> (BTreeMapV4, BTreeMapV6) {
         v6.insert((addr, len), (r >> 40) as u16 % 24);
     }
     (v4, v6)
-}
-
-/// CPU time of this thread (the box is shared: wall time would count others' turns).
-fn cpu() -> Duration {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(
-        s.split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
 }
 
 type BTreeMapV4 = std::collections::BTreeMap<u64, u16>;
