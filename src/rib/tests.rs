@@ -73,6 +73,16 @@ impl Harness {
         Harness { cfg, tx, stats }
     }
 
+    /// [`Harness::start`], then `peers` up (their command channels kept open).
+    async fn with_up(peers: &[PeerId]) -> (Harness, Vec<mpsc::UnboundedReceiver<SessionCmd>>) {
+        let h = Harness::start();
+        let mut sessions = Vec::new();
+        for &p in peers {
+            sessions.push(h.up(p).await);
+        }
+        (h, sessions)
+    }
+
     fn info(&self, peer: PeerId) -> SessionInfo {
         session_info(&self.cfg, peer, Ipv4Addr::new(1, 1, 1, peer as u8 + 1))
     }
@@ -222,8 +232,7 @@ fn exports(cmds: &[SessionCmd]) -> (Vec<(String, String)>, Vec<String>) {
 
 #[tokio::test]
 async fn intern_dedup_and_refcount_freed_on_withdraw() {
-    let h = Harness::start();
-    let _c = h.up(UP1).await;
+    let (h, _sessions) = Harness::with_up(&[UP1]).await;
     let a = attrs(&[65001, 3], "10.0.0.1");
     h.announce(UP1, &["192.0.2.0/24", "198.51.100.0/24"], a.clone())
         .await;
@@ -256,9 +265,7 @@ async fn intern_dedup_and_refcount_freed_on_withdraw() {
 
 #[tokio::test]
 async fn best_path_switches_on_withdraw() {
-    let h = Harness::start();
-    let _c1 = h.up(UP1).await;
-    let _c2 = h.up(UP2).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, UP2]).await;
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 7, 8], "10.0.0.1"))
         .await;
     h.announce(UP2, &["192.0.2.0/24"], attrs(&[65002, 8], "10.0.0.2"))
@@ -274,9 +281,7 @@ async fn best_path_switches_on_withdraw() {
 
 #[tokio::test]
 async fn peer_down_removes_exactly_its_routes() {
-    let h = Harness::start();
-    let _c1 = h.up(UP1).await;
-    let _c2 = h.up(UP2).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, UP2]).await;
     h.announce(
         UP1,
         &["192.0.2.0/24", "198.51.100.0/24"],
@@ -410,9 +415,7 @@ async fn export_to_pop_peers() {
 
 #[tokio::test]
 async fn import_policy_rejections() {
-    let h = Harness::start();
-    let _c = h.up(UP1).await;
-    let _d = h.up(NOFIRST).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, NOFIRST]).await;
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 1], "10.0.0.1"))
         .await;
     // AS loop: our ASN (64999) in the path. Rejected, and withdraws the old path.
@@ -451,10 +454,7 @@ async fn import_policy_rejections() {
 
 #[tokio::test]
 async fn local_pref_policy() {
-    let h = Harness::start();
-    let _a = h.up(UP1).await;
-    let _b = h.up(IBGP).await;
-    let _c = h.up(LP).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, IBGP, LP]).await;
     let mut with_lp = (*attrs(&[65001], "10.0.0.1")).clone();
     with_lp.local_pref = Some(300);
     // eBGP: received LOCAL_PREF ignored, 100.
@@ -533,9 +533,7 @@ async fn max_prefix_warn_vs_teardown() {
 
 #[tokio::test]
 async fn graceful_restart_stale_then_eor_sweep() {
-    let h = Harness::start();
-    let _u = h.up(UP1).await;
-    let _g = h.up(GR).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, GR]).await;
     h.announce(
         GR,
         &["192.0.2.0/24", "198.51.100.0/24"],
@@ -578,8 +576,7 @@ async fn graceful_restart_stale_then_eor_sweep() {
 async fn graceful_restart_without_forwarding_state_sweeps_at_once() {
     // RFC 4724 §4.2: when the re-established session's capability does not set
     // the F bit for a family, its stale routes go immediately.
-    let h = Harness::start();
-    let _g = h.up(GR).await;
+    let (h, _sessions) = Harness::with_up(&[GR]).await;
     h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
         .await;
     h.announce(GR, &["2001:db8::/32"], attrs(&[65005], "2001:db8::5"))
@@ -614,8 +611,7 @@ async fn upstream_gets_end_of_rib_and_nothing_else() {
 
 #[tokio::test]
 async fn graceful_restart_timeout_and_cancel() {
-    let h = Harness::start();
-    let _g = h.up(GR).await;
+    let (h, _sessions) = Harness::with_up(&[GR]).await;
     h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
         .await;
     h.down(GR, Some(Duration::from_millis(100))).await;
@@ -641,9 +637,7 @@ async fn graceful_restart_timeout_and_cancel() {
 
 #[tokio::test]
 async fn query_json_shapes() {
-    let h = Harness::start();
-    let _c = h.up(UP1).await;
-    let _p = h.up(POP1).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, POP1]).await;
     let mut a = (*attrs(&[65001, 2], "10.0.0.1")).clone();
     a.as_path.0.push(AsSegment {
         kind: AS_SET,
@@ -933,8 +927,7 @@ fn randomized_invariants() {
 #[tokio::test]
 async fn exports_share_one_arc_per_attribute_set() {
     // The session groups announcements into UPDATEs by Arc pointer.
-    let h = Harness::start();
-    let _u = h.up(UP1).await;
+    let (h, _sessions) = Harness::with_up(&[UP1]).await;
     h.announce(
         UP1,
         &["192.0.2.0/24", "198.51.100.0/24"],
