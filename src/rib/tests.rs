@@ -171,6 +171,16 @@ impl Harness {
         v["peers"][peer as usize].clone()
     }
 
+    /// What the RIB exported to the session of `rx` (see [`exports`]), once
+    /// it has processed everything sent so far.
+    async fn exported(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<SessionCmd>,
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        self.sync().await;
+        exports(&drain(rx))
+    }
+
     /// Wait for the RIB to have processed everything sent so far.
     async fn sync(&self) {
         self.query(Query::PeerCounts).await;
@@ -347,9 +357,8 @@ async fn export_to_pop_peers() {
     // A better upstream path replaces the announcement.
     h.announce(UP2, &["198.51.100.0/24"], attrs(&[65002], "10.0.0.2"))
         .await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("198.51.100.0/24".into(), "65002".into())], vec![])
     );
     // A worse upstream path changes nothing.
@@ -372,23 +381,20 @@ async fn export_to_pop_peers() {
     );
     // The best upstream path goes: the next upstream path replaces it.
     h.withdraw(UP2, &["198.51.100.0/24"]).await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("198.51.100.0/24".into(), "65001 5 5".into())], vec![])
     );
     // The upstream route disappears entirely: withdraw.
     h.withdraw(UP1, &["198.51.100.0/24"]).await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![], vec!["198.51.100.0/24".into()])
     );
     // When the POP path goes, the upstream path is exported again.
     h.withdraw(POP1, &["192.0.2.0/24"]).await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("192.0.2.0/24".into(), "65001 9".into())], vec![])
     );
     // Route refresh resends the family.
@@ -397,9 +403,8 @@ async fn export_to_pop_peers() {
         afi: Afi::Ipv4,
     })
     .await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("192.0.2.0/24".into(), "65001 9".into())], vec![])
     );
     // Nothing but End-of-RIB is ever sent to upstream peers.

@@ -78,6 +78,34 @@ fn rib_all_up(cfg: &Arc<Config>) -> (rib::Rib, Vec<mpsc::UnboundedReceiver<Sessi
     (rib, rxs)
 }
 
+/// The test config and a RIB with every peer up.
+struct Fixture {
+    cfg: Arc<Config>,
+    rib: rib::Rib,
+    _sessions: Vec<mpsc::UnboundedReceiver<SessionCmd>>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let cfg = Arc::new(test_config());
+        let (rib, _sessions) = rib_all_up(&cfg);
+        Fixture {
+            cfg,
+            rib,
+            _sessions,
+        }
+    }
+
+    /// `peer` announces `p` with AS_PATH `path`.
+    fn announce(&mut self, peer: PeerId, p: Prefix, path: &[u32]) {
+        self.rib.handle(announce_msg(peer, p, attrs(path, None)));
+    }
+
+    fn build(&self, generation: u64) -> Snapshot {
+        build(&self.rib, &self.cfg, generation)
+    }
+}
+
 fn attrs(path: &[u32], med: Option<u32>) -> Arc<PathAttrs> {
     Arc::new(PathAttrs {
         as_path: AsPath::sequence(path),
@@ -129,14 +157,13 @@ fn names(d: &Decision) -> Vec<String> {
 
 #[test]
 fn ranking_by_best_path_per_pop() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let p = pfx("192.0.2.0/24");
     // Local upstream: 3 ASNs; y: 2 (65002 + 1); z: 4; w: nothing.
-    rib.handle(announce_msg(UP1, p, attrs(&[64510, 3356, 13335], None)));
-    rib.handle(announce_msg(PY, p, attrs(&[65002, 13335], None)));
-    rib.handle(announce_msg(PZ, p, attrs(&[65003, 1, 2, 13335], None)));
-    let s = build(&rib, &cfg, 1);
+    f.announce(UP1, p, &[64510, 3356, 13335]);
+    f.announce(PY, p, &[65002, 13335]);
+    f.announce(PZ, p, &[65003, 1, 2, 13335]);
+    let s = f.build(1);
     let d = select(ip("192.0.2.77"), &s);
     assert_eq!(d.ranking, &[Y, X, Z, W]);
     assert_eq!(names(&d), ["y", "x", "z", "w"]);
@@ -144,28 +171,30 @@ fn ranking_by_best_path_per_pop() {
     assert_eq!(d.source, Source::Rib);
     assert_eq!(d.generation, 1);
     // The rule on the Loc-RIB best path agrees.
-    let (peer, a) = rib.best(&p).unwrap();
+    let (peer, a) = f.rib.best(&p).unwrap();
     assert_eq!(peer, PY);
-    assert_eq!(Ranker::new(&cfg).rule_pop(a.as_path.iter_asns()), d.first());
+    assert_eq!(
+        Ranker::new(&f.cfg).rule_pop(a.as_path.iter_asns()),
+        d.first()
+    );
 
     // y withdraws: the local upstream path wins, then z, then y and w (no path) in config order.
-    rib.handle(withdraw_msg(PY, p));
-    let s = build(&rib, &cfg, 2);
+    f.rib.handle(withdraw_msg(PY, p));
+    let s = f.build(2);
     assert_eq!(select(ip("192.0.2.1"), &s).ranking, &[X, Z, Y, W]);
 }
 
 #[test]
 fn ranking_uses_the_best_of_several_sessions_and_upstreams() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let p = pfx("198.51.100.0/24");
     // Two sessions to y: the better one (2 ASNs) ranks y; upstream best is 3 ASNs.
-    rib.handle(announce_msg(PY, p, attrs(&[65002, 7, 8, 9, 10], None)));
-    rib.handle(announce_msg(PY2, p, attrs(&[65002, 10], None)));
-    rib.handle(announce_msg(UP1, p, attrs(&[64510, 9, 10, 11], None)));
-    rib.handle(announce_msg(UP2, p, attrs(&[64511, 10, 11], None)));
-    rib.handle(announce_msg(PW, p, attrs(&[65004, 5, 6, 7, 10], None)));
-    let s = build(&rib, &cfg, 1);
+    f.announce(PY, p, &[65002, 7, 8, 9, 10]);
+    f.announce(PY2, p, &[65002, 10]);
+    f.announce(UP1, p, &[64510, 9, 10, 11]);
+    f.announce(UP2, p, &[64511, 10, 11]);
+    f.announce(PW, p, &[65004, 5, 6, 7, 10]);
+    let s = f.build(1);
     // y: 2 ASNs (via py2), local: 3 (up2), w: 5, z: none.
     assert_eq!(select(ip("198.51.100.1"), &s).ranking, &[Y, X, W, Z]);
 }
@@ -174,30 +203,24 @@ fn ranking_uses_the_best_of_several_sessions_and_upstreams() {
 fn rule_promotes_the_last_pop_asn_to_first() {
     // A path from y that crossed z's ASN: the rule says z (last POP ASN wins);
     // the ranking keeps y (its session) right after.
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let p = pfx("203.0.113.0/24");
-    rib.handle(announce_msg(PY, p, attrs(&[65002, 65003, 13335], None)));
-    rib.handle(announce_msg(UP1, p, attrs(&[64510, 1, 2, 13335], None)));
-    let s = build(&rib, &cfg, 1);
+    f.announce(PY, p, &[65002, 65003, 13335]);
+    f.announce(UP1, p, &[64510, 1, 2, 13335]);
+    let s = f.build(1);
     assert_eq!(select(ip("203.0.113.9"), &s).ranking, &[Z, Y, X, W]);
     // An upstream path crossing w's ASN: w first.
     let q = pfx("203.0.114.0/24");
-    rib.handle(announce_msg(UP1, q, attrs(&[64510, 65004, 13335], None)));
-    let s = build(&rib, &cfg, 2);
+    f.announce(UP1, q, &[64510, 65004, 13335]);
+    let s = f.build(2);
     assert_eq!(select(ip("203.0.114.9"), &s).ranking, &[W, X, Y, Z]);
 }
 
 #[test]
 fn uncovered_address_gets_local_first() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
-    rib.handle(announce_msg(
-        PZ,
-        pfx("10.0.0.0/8"),
-        attrs(&[65003, 1], None),
-    ));
-    let s = build(&rib, &cfg, 1);
+    let mut f = Fixture::new();
+    f.announce(PZ, pfx("10.0.0.0/8"), &[65003, 1]);
+    let s = f.build(1);
     let d = select(ip("11.0.0.1"), &s);
     assert_eq!(d.prefix, None);
     assert_eq!(d.ranking, &[X, Y, Z, W]);
@@ -401,17 +424,12 @@ fn lpm_v6_edges() {
 
 #[test]
 fn compression_reports_the_covering_prefix() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let z = attrs(&[65003, 1], None);
-    rib.handle(announce_msg(PZ, pfx("10.0.0.0/8"), z.clone()));
-    rib.handle(announce_msg(PZ, pfx("10.1.0.0/16"), z));
-    rib.handle(announce_msg(
-        PY,
-        pfx("10.1.2.0/24"),
-        attrs(&[65002, 1], None),
-    ));
-    let s = build(&rib, &cfg, 1);
+    f.rib.handle(announce_msg(PZ, pfx("10.0.0.0/8"), z.clone()));
+    f.rib.handle(announce_msg(PZ, pfx("10.1.0.0/16"), z));
+    f.announce(PY, pfx("10.1.2.0/24"), &[65002, 1]);
+    let s = f.build(1);
     let d = select(ip("10.1.1.1"), &s);
     // 10.1.0.0/16 has the same ranking as 10/8: dropped.
     assert_eq!(d.prefix, Some(pfx("10.0.0.0/8")));
