@@ -863,39 +863,41 @@ fn decode_2octet(as_path: &[AsSegment], extra: &[u8]) -> DecodedUpdate {
 
 const T: u32 = AS_TRANS;
 
+/// [`decode_2octet`], asserting that the UPDATE is an announcement with
+/// AS_PATH `want` (after the RFC 6793 merge).
+fn decode_2octet_path(as_path: &[AsSegment], extra: &[u8], want: AsPath) -> DecodedUpdate {
+    let d = decode_2octet(as_path, extra);
+    assert_eq!(assert_ok_announce(&d).as_path, want);
+    d
+}
+
 /// RFC 6793 §4.2.3: AS_PATH and AS4_PATH of equal length: AS4_PATH is the path.
 #[test]
 fn rfc6793_4_2_3_merge_equal_length() {
-    let d = decode_2octet(
+    decode_2octet_path(
         &[seq(&[65001, T, T])],
         &as4_path_attr(&[seq(&[65001, 4_200_000_000, 131072])]),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65001, 4_200_000_000, 131072])
+        AsPath::sequence(&[65001, 4_200_000_000, 131072]),
     );
 }
 
 /// RFC 6793 §4.2.3: an OLD speaker prepended ASNs: leading AS_PATH entries are kept.
 #[test]
 fn rfc6793_4_2_3_merge_old_speaker_prepended() {
-    let d = decode_2octet(
+    decode_2octet_path(
         &[seq(&[65010, 65011, 65001, T])],
         &as4_path_attr(&[seq(&[65001, 4_200_000_000])]),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65010, 65011, 65001, 4_200_000_000])
+        AsPath::sequence(&[65010, 65011, 65001, 4_200_000_000]),
     );
 }
 
 /// RFC 6793 §4.2.3: AS4_PATH longer than AS_PATH is ignored.
 #[test]
 fn rfc6793_4_2_3_as4_path_longer_ignored() {
-    let d = decode_2octet(&[seq(&[65001, T])], &as4_path_attr(&[seq(&[1, 2, 3])]));
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65001, T])
+    let d = decode_2octet_path(
+        &[seq(&[65001, T])],
+        &as4_path_attr(&[seq(&[1, 2, 3])]),
+        AsPath::sequence(&[65001, T]),
     );
     assert_eq!(d.warnings.len(), 1);
 }
@@ -904,16 +906,13 @@ fn rfc6793_4_2_3_as4_path_longer_ignored() {
 #[test]
 fn rfc6793_4_2_3_as_set_counts_one() {
     // AS_PATH: SEQ(65010 T) SET(T 65020) = 3; AS4_PATH: SEQ(4200000000) SET(4200000001 65020) = 2.
-    let d = decode_2octet(
+    decode_2octet_path(
         &[seq(&[65010, T]), set(&[T, 65020])],
         &as4_path_attr(&[seq(&[4_200_000_000]), set(&[4_200_000_001, 65020])]),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
         AsPath(vec![
             seq(&[65010, 4_200_000_000]),
-            set(&[4_200_000_001, 65020])
-        ])
+            set(&[4_200_000_001, 65020]),
+        ]),
     );
     // merge_as4_path directly: an AS_SET prepended whole.
     let m = merge_as4_path(
@@ -999,13 +998,10 @@ fn rfc6793_4_1_as4_attrs_discarded_on_as4_session() {
 /// RFC 6793 §6 / RFC 7606 §7.x: malformed AS4_PATH / AS4_AGGREGATOR are discarded.
 #[test]
 fn rfc6793_6_malformed_as4_attrs_discarded() {
-    let d = decode_2octet(
+    let d = decode_2octet_path(
         &[seq(&[65001, T])],
         &[a(0xc0, 17, &[2, 2, 0, 0, 0, 1]), a(0xc0, 18, &[0, 0, 1])].concat(),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65001, T])
+        AsPath::sequence(&[65001, T]),
     );
     assert_eq!(d.warnings.len(), 2);
 }
