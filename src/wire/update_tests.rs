@@ -1008,16 +1008,23 @@ fn rfc6793_6_malformed_as4_attrs_discarded() {
 
 // ---------- encoding ----------
 
+fn encode_ctx(as4: bool, max_len: usize) -> EncodeCtx {
+    EncodeCtx { as4, max_len }
+}
+
+/// [`encode_announce`] into a fresh buffer.
+fn announce(ectx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], attrs: &PathAttrs) -> Vec<u8> {
+    let mut out = vec![];
+    encode_announce(ectx, afi, prefixes, attrs, &mut out);
+    out
+}
+
 #[test]
 fn announce_v4_round_trip_many_messages() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let prefixes = many_v4(3000);
     let attrs = full_attrs();
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &prefixes, &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &prefixes, &attrs);
     let bodies = split(&out, MAX_MSG_LEN);
     assert!(bodies.len() >= 3, "{}", bodies.len());
     let (a4, ..) = collect(&bodies, &ebgp4());
@@ -1030,10 +1037,7 @@ fn announce_v4_round_trip_many_messages() {
 
 #[test]
 fn announce_v6_round_trip_many_messages_with_link_local() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let prefixes = many_v6(2000);
     let mut attrs = full_attrs();
     attrs.next_hop = Some(IpAddr::V6(nh6()));
@@ -1052,20 +1056,15 @@ fn announce_v6_round_trip_many_messages_with_link_local() {
 
 #[test]
 fn announce_extended_message_fits_in_one() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_EXT_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_EXT_MSG_LEN);
     let prefixes = many_v4(10_000);
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &prefixes, &full_attrs(), &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &prefixes, &full_attrs());
     let bodies = split(&out, MAX_EXT_MSG_LEN);
     assert_eq!(bodies.len(), 1);
     // And with 65535 MP_REACH gets the Extended Length flag.
     let mut attrs = full_attrs();
     attrs.next_hop = Some(IpAddr::V6(nh6()));
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv6, &many_v6(5000), &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv6, &many_v6(5000), &attrs);
     let bodies = split(&out, MAX_EXT_MSG_LEN);
     let (_, _, a6, ..) = collect(&bodies, &ebgp4());
     assert_eq!(a6.len(), 5000);
@@ -1073,13 +1072,9 @@ fn announce_extended_message_fits_in_one() {
 
 #[test]
 fn announce_2octet_as_trans_and_as4_path_round_trip() {
-    let ectx = EncodeCtx {
-        as4: false,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(false, MAX_MSG_LEN);
     let attrs = full_attrs();
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &many_v4(10), &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &many_v4(10), &attrs);
     let bodies = split(&out, MAX_MSG_LEN);
     assert_eq!(bodies.len(), 1);
     // On the wire: AS_PATH has AS_TRANS, AS4_PATH and AS4_AGGREGATOR present.
@@ -1099,17 +1094,13 @@ fn announce_2octet_as_trans_and_as4_path_round_trip() {
 
 #[test]
 fn announce_2octet_small_asns_has_no_as4_path() {
-    let ectx = EncodeCtx {
-        as4: false,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(false, MAX_MSG_LEN);
     let attrs = PathAttrs {
         as_path: AsPath::sequence(&[65001, 3356]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..Default::default()
     };
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs);
     let b = &out[HEADER_LEN..];
     // ORIGIN, AS_PATH (2-octet, SEQUENCE = type 2), NEXT_HOP, NLRI — byte for byte.
     let want = [
@@ -1123,18 +1114,14 @@ fn announce_2octet_small_asns_has_no_as4_path() {
 
 #[test]
 fn as_sequence_type_2_as_set_type_1_and_long_segments_split() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let long: Vec<u32> = (1..=600).collect();
     let attrs = PathAttrs {
         as_path: AsPath(vec![seq(&long), set(&[7, 8])]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..Default::default()
     };
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs);
     let b = &out[HEADER_LEN..];
     // AS_PATH: Extended Length, 3 SEQUENCE segments (255+255+90) then a SET.
     assert_eq!(&b[8..10], &[0x50, 2]);
@@ -1152,10 +1139,7 @@ fn as_sequence_type_2_as_set_type_1_and_long_segments_split() {
 
 #[test]
 fn other_attributes_on_export() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let mut attrs = PathAttrs {
         as_path: AsPath::sequence(&[1]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
@@ -1183,8 +1167,7 @@ fn other_attributes_on_export() {
             value: vec![5].into(),
         },
     ];
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs);
     let d = dec(&out[HEADER_LEN..], &ebgp4());
     let got = d.v4.attrs.unwrap();
     assert_eq!(
@@ -1207,10 +1190,7 @@ fn other_attributes_on_export() {
 
 #[test]
 fn announce_errors_append_nothing() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let mut out = vec![];
     let attrs = PathAttrs::default();
     assert_eq!(
@@ -1248,10 +1228,7 @@ fn attrs_v4nh() -> PathAttrs {
 
 #[test]
 fn withdraw_round_trip_v4_v6_many_messages() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let v4 = many_v4(5000);
     let v6 = many_v6(3000);
     let mut out = vec![];
@@ -1267,10 +1244,7 @@ fn withdraw_round_trip_v4_v6_many_messages() {
     assert!(all.iter().all(|d| d.end_of_rib.is_none()));
     // Small max_len still makes progress.
     let mut out = vec![];
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: 0,
-    };
+    let ectx = encode_ctx(true, 0);
     encode_withdraw(&ectx, Afi::Ipv6, &many_v6(3), &mut out);
     // Room for one /128 per message: two /48s fit.
     assert_eq!(split(&out, MAX_MSG_LEN).len(), 2);
@@ -1282,8 +1256,7 @@ fn valid_messages() -> Vec<Vec<u8>> {
     let mut msgs = vec![];
     for as4 in [true, false] {
         let ectx = EncodeCtx { as4, max_len: 600 };
-        let mut out = vec![];
-        encode_announce(&ectx, Afi::Ipv4, &many_v4(40), &full_attrs(), &mut out);
+        let mut out = announce(&ectx, Afi::Ipv4, &many_v4(40), &full_attrs());
         let mut a6 = full_attrs();
         a6.next_hop = Some(IpAddr::V6(nh6()));
         a6.next_hop_ll = Some("fe80::2".parse().unwrap());
@@ -1366,8 +1339,7 @@ mod props {
             let p6: Vec<Prefix> = v6.iter().map(|&(a, l)| Prefix::v6(a, l).unwrap()).collect();
             let mut attrs = attrs_v4nh();
             attrs.as_path = AsPath::sequence(&path);
-            let mut out = vec![];
-            encode_announce(&ectx, Afi::Ipv4, &p4, &attrs, &mut out);
+            let mut out = announce(&ectx, Afi::Ipv4, &p4, &attrs);
             attrs.next_hop = Some(IpAddr::V6(nh6()));
             encode_announce(&ectx, Afi::Ipv6, &p6, &attrs, &mut out);
             let c = ctx(as4, true);
@@ -1386,12 +1358,8 @@ mod props {
 #[test]
 #[ignore]
 fn decode_speed() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &many_v4(200_000), &full_attrs(), &mut out);
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
+    let out = announce(&ectx, Afi::Ipv4, &many_v4(200_000), &full_attrs());
     let bodies = split(&out, MAX_MSG_LEN);
     let c = ebgp4();
     let t = std::time::Instant::now();
