@@ -1372,34 +1372,27 @@ fn decode_speed() {
     let ns = t.elapsed().as_nanos() as f64 / n as f64;
     println!("{ns:.1} ns/prefix (bulk)");
     // One prefix per UPDATE, the worst case for per-message overhead.
-    let mut small = vec![];
-    for p in many_v4(100_000) {
-        encode_announce(&ectx, Afi::Ipv4, &[p], &full_attrs(), &mut small);
-    }
-    let bodies = split(&small, MAX_MSG_LEN);
-    let t = std::time::Instant::now();
-    for b in &bodies {
-        std::hint::black_box(decode_update(b, &c).unwrap());
-    }
-    let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
-    println!("{ns:.1} ns/UPDATE with one prefix, every attribute kind");
+    let one_per_update = |attrs: &PathAttrs, what: &str| {
+        let mut small = vec![];
+        for p in many_v4(100_000) {
+            encode_announce(&ectx, Afi::Ipv4, &[p], attrs, &mut small);
+        }
+        let bodies = split(&small, MAX_MSG_LEN);
+        let t = std::time::Instant::now();
+        for b in &bodies {
+            std::hint::black_box(decode_update(b, &c).unwrap());
+        }
+        let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
+        println!("{ns:.1} ns/UPDATE with one prefix, {what}");
+    };
+    one_per_update(&full_attrs(), "every attribute kind");
     let typical = PathAttrs {
         as_path: AsPath::sequence(&[65001, 3356, 1299, 13335]),
         med: Some(10),
         communities: vec![0xfde9_0001, 0xfde9_0002],
         ..attrs_v4nh()
     };
-    let mut small = vec![];
-    for p in many_v4(100_000) {
-        encode_announce(&ectx, Afi::Ipv4, &[p], &typical, &mut small);
-    }
-    let bodies = split(&small, MAX_MSG_LEN);
-    let t = std::time::Instant::now();
-    for b in &bodies {
-        std::hint::black_box(decode_update(b, &c).unwrap());
-    }
-    let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
-    println!("{ns:.1} ns/UPDATE with one prefix, typical attributes");
+    one_per_update(&typical, "typical attributes");
 }
 
 /// Write seed inputs for the `decode` fuzz target (a selector byte, then a
