@@ -104,6 +104,11 @@ impl Fixture {
     fn build(&self, generation: u64) -> Snapshot {
         build(&self.rib, &self.cfg, generation)
     }
+
+    /// The ranking for `addr` in a snapshot built now as `generation`.
+    fn ranking(&self, generation: u64, addr: &str) -> Vec<PopIdx> {
+        select(ip(addr), &self.build(generation)).ranking.to_vec()
+    }
 }
 
 fn attrs(path: &[u32], med: Option<u32>) -> Arc<PathAttrs> {
@@ -180,8 +185,7 @@ fn ranking_by_best_path_per_pop() {
 
     // y withdraws: the local upstream path wins, then z, then y and w (no path) in config order.
     f.rib.handle(withdraw_msg(PY, p));
-    let s = f.build(2);
-    assert_eq!(select(ip("192.0.2.1"), &s).ranking, &[X, Z, Y, W]);
+    assert_eq!(f.ranking(2, "192.0.2.1"), [X, Z, Y, W]);
 }
 
 #[test]
@@ -194,9 +198,8 @@ fn ranking_uses_the_best_of_several_sessions_and_upstreams() {
     f.announce(UP1, p, &[64510, 9, 10, 11]);
     f.announce(UP2, p, &[64511, 10, 11]);
     f.announce(PW, p, &[65004, 5, 6, 7, 10]);
-    let s = f.build(1);
     // y: 2 ASNs (via py2), local: 3 (up2), w: 5, z: none.
-    assert_eq!(select(ip("198.51.100.1"), &s).ranking, &[Y, X, W, Z]);
+    assert_eq!(f.ranking(1, "198.51.100.1"), [Y, X, W, Z]);
 }
 
 #[test]
@@ -207,13 +210,11 @@ fn rule_promotes_the_last_pop_asn_to_first() {
     let p = pfx("203.0.113.0/24");
     f.announce(PY, p, &[65002, 65003, 13335]);
     f.announce(UP1, p, &[64510, 1, 2, 13335]);
-    let s = f.build(1);
-    assert_eq!(select(ip("203.0.113.9"), &s).ranking, &[Z, Y, X, W]);
+    assert_eq!(f.ranking(1, "203.0.113.9"), [Z, Y, X, W]);
     // An upstream path crossing w's ASN: w first.
     let q = pfx("203.0.114.0/24");
     f.announce(UP1, q, &[64510, 65004, 13335]);
-    let s = f.build(2);
-    assert_eq!(select(ip("203.0.114.9"), &s).ranking, &[W, X, Y, Z]);
+    assert_eq!(f.ranking(2, "203.0.114.9"), [W, X, Y, Z]);
 }
 
 #[test]

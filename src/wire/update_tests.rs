@@ -826,28 +826,29 @@ fn set(asns: &[u32]) -> AsSegment {
     }
 }
 
-fn as4_path_attr(segs: &[AsSegment]) -> Vec<u8> {
+/// AS_PATH segments as on the wire, with 4-octet ASNs or (`as4` false) 2-octet.
+fn segments(segs: &[AsSegment], as4: bool) -> Vec<u8> {
     let mut v = vec![];
     for s in segs {
         v.push(s.kind);
         v.push(s.asns.len() as u8);
-        for x in &s.asns {
-            v.extend_from_slice(&x.to_be_bytes());
+        for &x in &s.asns {
+            if as4 {
+                v.extend_from_slice(&x.to_be_bytes());
+            } else {
+                v.extend_from_slice(&(x as u16).to_be_bytes());
+            }
         }
     }
-    a(0xc0, 17, &v)
+    v
+}
+
+fn as4_path_attr(segs: &[AsSegment]) -> Vec<u8> {
+    a(0xc0, 17, &segments(segs, true))
 }
 
 fn as2_path_attr(segs: &[AsSegment]) -> Vec<u8> {
-    let mut v = vec![];
-    for s in segs {
-        v.push(s.kind);
-        v.push(s.asns.len() as u8);
-        for x in &s.asns {
-            v.extend_from_slice(&(*x as u16).to_be_bytes());
-        }
-    }
-    a(0x40, 2, &v)
+    a(0x40, 2, &segments(segs, false))
 }
 
 fn decode_2octet(as_path: &[AsSegment], extra: &[u8]) -> DecodedUpdate {
