@@ -62,6 +62,9 @@ struct Harness {
     stats: Arc<RibStats>,
 }
 
+/// Two IPv4 prefixes that many tests announce together.
+const TWO_V4: [&str; 2] = ["192.0.2.0/24", "198.51.100.0/24"];
+
 const LOCAL_ADDR: &str = "10.0.0.254";
 
 impl Harness {
@@ -244,8 +247,7 @@ fn exports(cmds: &[SessionCmd]) -> (Vec<(String, String)>, Vec<String>) {
 async fn intern_dedup_and_refcount_freed_on_withdraw() {
     let (h, _sessions) = Harness::with_up(&[UP1]).await;
     let a = attrs(&[65001, 3], "10.0.0.1");
-    h.announce(UP1, &["192.0.2.0/24", "198.51.100.0/24"], a.clone())
-        .await;
+    h.announce(UP1, &TWO_V4, a.clone()).await;
     // The same attributes in a second UPDATE (a different Arc) share the set too.
     h.announce(UP1, &["203.0.113.0/24"], Arc::new((*a).clone()))
         .await;
@@ -255,7 +257,7 @@ async fn intern_dedup_and_refcount_freed_on_withdraw() {
     assert_eq!(h.stats.prefixes_v4.load(Ordering::Relaxed), 3);
     let s = h.query(Query::Summary).await;
     assert_eq!(s["attr_sets"], 1);
-    h.withdraw(UP1, &["192.0.2.0/24", "198.51.100.0/24"]).await;
+    h.withdraw(UP1, &TWO_V4).await;
     h.sync().await;
     assert_eq!(h.stats.attr_sets.load(Ordering::Relaxed), 1);
     h.withdraw(UP1, &["203.0.113.0/24"]).await;
@@ -292,12 +294,7 @@ async fn best_path_switches_on_withdraw() {
 #[tokio::test]
 async fn peer_down_removes_exactly_its_routes() {
     let (h, _sessions) = Harness::with_up(&[UP1, UP2]).await;
-    h.announce(
-        UP1,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65001], "10.0.0.1"),
-    )
-    .await;
+    h.announce(UP1, &TWO_V4, attrs(&[65001], "10.0.0.1")).await;
     h.announce(
         UP2,
         &["192.0.2.0/24", "2001:db8::/32"],
@@ -424,12 +421,8 @@ async fn import_policy_rejections() {
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 1], "10.0.0.1"))
         .await;
     // AS loop: our ASN (64999) in the path. Rejected, and withdraws the old path.
-    h.announce(
-        UP1,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65001, 64999, 1], "10.0.0.1"),
-    )
-    .await;
+    h.announce(UP1, &TWO_V4, attrs(&[65001, 64999, 1], "10.0.0.1"))
+        .await;
     assert!(h.peers_of("192.0.2.0/24").await.is_empty());
     let c = h.counts(UP1).await;
     assert_eq!(c["received"]["ipv4"], 2);
@@ -539,12 +532,7 @@ async fn max_prefix_warn_vs_teardown() {
 #[tokio::test]
 async fn graceful_restart_stale_then_eor_sweep() {
     let (h, _sessions) = Harness::with_up(&[UP1, GR]).await;
-    h.announce(
-        GR,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65005], "10.0.0.5"),
-    )
-    .await;
+    h.announce(GR, &TWO_V4, attrs(&[65005], "10.0.0.5")).await;
     h.announce(GR, &["2001:db8::/32"], attrs(&[65005], "2001:db8::5"))
         .await;
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 1, 2], "10.0.0.1"))
@@ -933,12 +921,7 @@ fn randomized_invariants() {
 async fn exports_share_one_arc_per_attribute_set() {
     // The session groups announcements into UPDATEs by Arc pointer.
     let (h, _sessions) = Harness::with_up(&[UP1]).await;
-    h.announce(
-        UP1,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65001], "10.0.0.1"),
-    )
-    .await;
+    h.announce(UP1, &TWO_V4, attrs(&[65001], "10.0.0.1")).await;
     let mut pop = h.up(POP1).await;
     h.announce(
         UP1,

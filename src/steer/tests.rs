@@ -302,21 +302,23 @@ fn check_lpm<A: lpm::Addr>(items: &mut Vec<(A, u8, u16)>, probes: &[A], compress
     }
 }
 
+/// LPM items `(address, length, ranking id)` from prefix text.
+fn lpm_items<A>(v: &[(&str, u16)], split: impl Fn(Prefix) -> (A, u8)) -> Vec<(A, u8, u16)> {
+    v.iter()
+        .map(|&(s, r)| {
+            let (a, l) = split(pfx(s));
+            (a, l, r)
+        })
+        .collect()
+}
+
 #[test]
 fn lpm_v4_edges() {
-    let p = |s: &str| -> (u32, u8) {
-        match pfx(s) {
+    let mk = |v: &[(&str, u16)]| -> Vec<(u32, u8, u16)> {
+        lpm_items(v, |p| match p {
             Prefix::V4 { addr, len } => (addr, len),
             _ => unreachable!(),
-        }
-    };
-    let mk = |v: &[(&str, u16)]| -> Vec<(u32, u8, u16)> {
-        v.iter()
-            .map(|(s, r)| {
-                let (a, l) = p(s);
-                (a, l, *r)
-            })
-            .collect()
+        })
     };
     let probes: Vec<u32> = [
         "0.0.0.0",
@@ -378,28 +380,22 @@ fn lpm_v4_edges() {
 
 #[test]
 fn lpm_v6_edges() {
-    let p = |s: &str| -> (u128, u8) {
-        match pfx(s) {
+    let items: Vec<(u128, u8, u16)> = lpm_items(
+        &[
+            ("::/0", 1),
+            ("2001:db8::/32", 2),
+            ("2001:db8::/48", 3),
+            ("2001:db8:0:1::/64", 3),
+            ("2001:db8::1/128", 4),
+            ("2001:db9::/32", 2),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 5),
+            ("::/128", 6),
+        ],
+        |p| match p {
             Prefix::V6 { addr, len } => (addr, len),
             _ => unreachable!(),
-        }
-    };
-    let items: Vec<(u128, u8, u16)> = [
-        ("::/0", 1),
-        ("2001:db8::/32", 2),
-        ("2001:db8::/48", 3),
-        ("2001:db8:0:1::/64", 3),
-        ("2001:db8::1/128", 4),
-        ("2001:db9::/32", 2),
-        ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 5),
-        ("::/128", 6),
-    ]
-    .iter()
-    .map(|(s, r)| {
-        let (a, l) = p(s);
-        (a, l, *r)
-    })
-    .collect();
+        },
+    );
     let probes: Vec<u128> = [
         "::",
         "::1",
