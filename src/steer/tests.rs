@@ -302,25 +302,34 @@ fn check_lpm<A: lpm::Addr>(items: &mut Vec<(A, u8, u16)>, probes: &[A], compress
     }
 }
 
+/// An address as the LPM's integer: `u32` for IPv4, `u128` for IPv6.
+fn addr_bits<A: TryFrom<u128>>(a: IpAddr) -> A {
+    let n = match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    A::try_from(n).ok().expect("an address of the LPM's family")
+}
+
 /// LPM items `(address, length, ranking id)` from prefix text.
-fn lpm_items<A>(v: &[(&str, u16)], split: impl Fn(Prefix) -> (A, u8)) -> Vec<(A, u8, u16)> {
+fn lpm_items<A: TryFrom<u128>>(v: &[(&str, u16)]) -> Vec<(A, u8, u16)> {
     v.iter()
         .map(|&(s, r)| {
-            let (a, l) = split(pfx(s));
-            (a, l, r)
+            let p = pfx(s);
+            (addr_bits(p.addr()), p.len(), r)
         })
         .collect()
 }
 
+/// LPM probes from address text.
+fn lpm_probes<A: TryFrom<u128>>(v: &[&str]) -> Vec<A> {
+    v.iter().map(|s| addr_bits(ip(s))).collect()
+}
+
 #[test]
 fn lpm_v4_edges() {
-    let mk = |v: &[(&str, u16)]| -> Vec<(u32, u8, u16)> {
-        lpm_items(v, |p| match p {
-            Prefix::V4 { addr, len } => (addr, len),
-            _ => unreachable!(),
-        })
-    };
-    let probes: Vec<u32> = [
+    let mk = lpm_items::<u32>;
+    let probes: Vec<u32> = lpm_probes(&[
         "0.0.0.0",
         "0.0.0.1",
         "9.255.255.255",
@@ -338,10 +347,7 @@ fn lpm_v4_edges() {
         "128.0.0.0",
         "255.255.255.254",
         "255.255.255.255",
-    ]
-    .iter()
-    .map(|s| u32::from(s.parse::<Ipv4Addr>().unwrap()))
-    .collect();
+    ]);
     let sets: Vec<Vec<(u32, u8, u16)>> = vec![
         mk(&[]),
         mk(&[("0.0.0.0/0", 1)]),
@@ -380,23 +386,17 @@ fn lpm_v4_edges() {
 
 #[test]
 fn lpm_v6_edges() {
-    let items: Vec<(u128, u8, u16)> = lpm_items(
-        &[
-            ("::/0", 1),
-            ("2001:db8::/32", 2),
-            ("2001:db8::/48", 3),
-            ("2001:db8:0:1::/64", 3),
-            ("2001:db8::1/128", 4),
-            ("2001:db9::/32", 2),
-            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 5),
-            ("::/128", 6),
-        ],
-        |p| match p {
-            Prefix::V6 { addr, len } => (addr, len),
-            _ => unreachable!(),
-        },
-    );
-    let probes: Vec<u128> = [
+    let items: Vec<(u128, u8, u16)> = lpm_items(&[
+        ("::/0", 1),
+        ("2001:db8::/32", 2),
+        ("2001:db8::/48", 3),
+        ("2001:db8:0:1::/64", 3),
+        ("2001:db8::1/128", 4),
+        ("2001:db9::/32", 2),
+        ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 5),
+        ("::/128", 6),
+    ]);
+    let probes: Vec<u128> = lpm_probes(&[
         "::",
         "::1",
         "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
@@ -409,10 +409,7 @@ fn lpm_v6_edges() {
         "2001:dba::",
         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-    ]
-    .iter()
-    .map(|s| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap()))
-    .collect();
+    ]);
     for compress in [false, true] {
         check_lpm(&mut items.clone(), &probes, compress);
         check_lpm(&mut items[1..].to_vec(), &probes, compress);
