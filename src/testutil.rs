@@ -1,7 +1,8 @@
 //! Test helpers shared by the unit tests: one test-config builder
 //! ([`TestConfig`], YAML text that is parsed and validated like a real file),
-//! the error helpers the config tests assert with, and paths (files in the
-//! repository, per-process temporary files).
+//! the error helpers the config tests assert with, paths (files in the
+//! repository, per-process temporary files) and the benchmarks' mixing
+//! function.
 //!
 //! Compiled only for tests. Talks to `config`.
 
@@ -164,4 +165,13 @@ pub fn repo_path(rel: &str) -> PathBuf {
 /// A per-process path in the temporary directory: `sparrow-test-PID-NAME`.
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("sparrow-test-{}-{name}", std::process::id()))
+}
+
+/// A 64-bit mixing step (a fixed hash): reproducible pseudo-random numbers
+/// for the benchmarks' synthetic tables.
+pub fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
 }

@@ -9,20 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
-use crate::testutil::TestConfig;
+use crate::testutil::{mix, TestConfig};
 use crate::types::{AsPath, PathAttrs, RouteChange};
 
 const V4: u32 = 1_000_000;
 const V6: u32 = 250_000;
 const PER_UPDATE: u32 = 4;
 const PEERS: u16 = 4;
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
 
 fn v4_prefix(i: u32) -> Prefix {
     // Distinct /24s spread over the space (odd multiplier: a bijection mod 2^24).

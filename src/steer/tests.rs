@@ -14,7 +14,7 @@ use crate::config::{self, Config};
 use crate::rib::{
     self, select_best, thread_cpu_time as cpu, RibMsg, RibStats, SessionCmd, SessionInfo,
 };
-use crate::testutil::TestConfig;
+use crate::testutil::{mix, TestConfig};
 use crate::types::{AsPath, Origin, PathAttrs, PeerId, RouteChange};
 
 // POPs: x (local, 65001), y (65002), z (65003), w (65004).
@@ -892,13 +892,6 @@ async fn published_snapshot_follows_the_rib() {
 // ---------------------------------------------------------------------------
 // Benchmark (ignored): cargo test --release --lib steer::tests::bench -- --ignored --nocapture
 // ---------------------------------------------------------------------------
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
 
 /// 1M IPv4 prefixes (mostly /24, some /16../22 covers and /25../32
 /// more-specifics) and 250k IPv6 (/32../48), rankings from 24 distinct ones,
