@@ -103,7 +103,9 @@ impl TestConfig {
                 .unwrap_or_else(|| panic!("no `{head}` in\n{}", self.text))
                 + 1
         };
-        let mut end = start + self.text[start..].find('\n').map_or(0, |i| i + 1);
+        let mut end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i + 1);
         for line in self.text[end..].split_inclusive('\n') {
             if !line.starts_with(' ') {
                 break;
@@ -174,4 +176,27 @@ pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pop_and_peers_edit_their_sections() {
+        let c = TestConfig::embedded_default()
+            .pop("p", 65100)
+            .peers(&["{name: a, address: 10.0.0.1, remote_asn: 65100, role: pop}"])
+            .build();
+        let pops: Vec<(&str, u32)> = c.pops.iter().map(|p| (p.name.as_str(), p.asn)).collect();
+        assert_eq!(pops, [("local", 64999), ("p", 65100)]);
+        assert_eq!(c.pop_index_by_asn(65100), Some(1));
+        assert_eq!(c.peers.len(), 1);
+        // `peers` replaces the list a config had.
+        let c = TestConfig::two_pops()
+            .peers(&["{name: u, address: 10.0.0.9, remote_asn: 64510, role: upstream}"])
+            .build();
+        let names: Vec<&str> = c.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["u"]);
+    }
 }
