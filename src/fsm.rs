@@ -287,17 +287,22 @@ mod tests {
         (s, all)
     }
 
+    /// [`drive`]: Start, TcpConnected, an OPEN with hold time `hold`, then `more`.
+    fn open_then(cfg: &FsmConfig, hold: u16, more: &[Event]) -> (State, Vec<Vec<Action>>) {
+        let mut events = vec![
+            Event::Start,
+            Event::TcpConnected,
+            Event::OpenReceived {
+                peer_hold_time: hold,
+            },
+        ];
+        events.extend_from_slice(more);
+        drive(cfg, &events)
+    }
+
     #[test]
     fn active_open_reaches_established() {
-        let (s, acts) = drive(
-            &ACTIVE,
-            &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 30 },
-                Event::KeepaliveReceived,
-            ],
-        );
+        let (s, acts) = open_then(&ACTIVE, 30, &[Event::KeepaliveReceived]);
         assert_eq!(s, State::Established);
         assert!(acts[0].contains(&Action::Connect));
         assert!(acts[1].contains(&Action::SendOpen));
@@ -332,15 +337,10 @@ mod tests {
 
     #[test]
     fn hold_timer_expiry_sends_4_0() {
-        let (s, acts) = drive(
+        let (s, acts) = open_then(
             &ACTIVE,
-            &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 3 },
-                Event::KeepaliveReceived,
-                Event::HoldTimerExpires,
-            ],
+            3,
+            &[Event::KeepaliveReceived, Event::HoldTimerExpires],
         );
         assert_eq!(s, State::Idle);
         assert!(acts[4].contains(&Action::SendNotification(notification(code::HOLD_TIMER, 0))));
@@ -353,26 +353,17 @@ mod tests {
             passive: false,
             hold_time: 0,
         };
-        let (_, acts) = drive(
-            &cfg,
-            &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 90 },
-            ],
-        );
+        let (_, acts) = open_then(&cfg, 90, &[]);
         assert!(acts[2].contains(&Action::ArmHoldTimer(0)));
         assert!(acts[2].contains(&Action::ArmKeepaliveTimer(0)));
     }
 
     #[test]
     fn stop_sends_cease_with_subcode() {
-        let (s, acts) = drive(
+        let (s, acts) = open_then(
             &ACTIVE,
+            90,
             &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 90 },
                 Event::KeepaliveReceived,
                 Event::Stop {
                     subcode: crate::wire::cease::ADMIN_RESET,
@@ -396,29 +387,16 @@ mod tests {
             &[Event::Start, Event::TcpConnected, Event::UpdateReceived],
         );
         assert!(acts[2].contains(&Action::SendNotification(notification(code::FSM, 1))));
-        let (_, acts) = drive(
-            &ACTIVE,
-            &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 90 },
-                Event::UpdateReceived,
-            ],
-        );
+        let (_, acts) = open_then(&ACTIVE, 90, &[Event::UpdateReceived]);
         assert!(acts[3].contains(&Action::SendNotification(notification(code::FSM, 2))));
     }
 
     #[test]
     fn notification_received_closes_without_sending() {
-        let (s, acts) = drive(
+        let (s, acts) = open_then(
             &ACTIVE,
-            &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 90 },
-                Event::KeepaliveReceived,
-                Event::NotificationReceived,
-            ],
+            90,
+            &[Event::KeepaliveReceived, Event::NotificationReceived],
         );
         assert_eq!(s, State::Idle);
         assert!(!acts[4]
@@ -443,15 +421,7 @@ mod tests {
             "192.0.2.1".parse().unwrap(),
             "10.255.255.255".parse().unwrap()
         ));
-        let (s, acts) = drive(
-            &ACTIVE,
-            &[
-                Event::Start,
-                Event::TcpConnected,
-                Event::OpenReceived { peer_hold_time: 90 },
-                Event::CollisionLost,
-            ],
-        );
+        let (s, acts) = open_then(&ACTIVE, 90, &[Event::CollisionLost]);
         assert_eq!(s, State::Idle);
         assert!(acts[3].contains(&Action::SendNotification(notification(
             code::CEASE,

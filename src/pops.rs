@@ -87,18 +87,14 @@ impl PopState {
     /// sessions, so only the local POP is up; for tests and tools).
     pub fn new(cfg: &Config, sessions_up: Option<Arc<SessionFlags>>) -> PopState {
         // (With `sessions_up` None and sessions configured, those POPs read as down.)
-        let sessions = cfg
-            .pops
-            .iter()
-            .map(|pop| {
-                cfg.peers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.role == Role::Pop && p.remote_asn == pop.asn)
-                    .map(|(i, _)| i)
-                    .collect()
-            })
-            .collect();
+        let mut sessions = vec![Vec::new(); cfg.pops.len()];
+        for (i, p) in cfg.peers.iter().enumerate() {
+            if p.role == Role::Pop {
+                if let Some(pop) = cfg.pop_index_by_asn(p.remote_asn) {
+                    sessions[pop].push(i);
+                }
+            }
+        }
         PopState {
             names: cfg.pops.iter().map(|p| p.name.as_str().into()).collect(),
             local: cfg.local_pop_index(),
@@ -194,14 +190,11 @@ mod tests {
         assert_eq!(pick(&[3], |_| true, serves), None);
         assert_eq!(pick(&[], |_| true, serves), None);
     }
-    use crate::config;
+    use crate::testutil::TestConfig;
 
+    /// POPs x (local), y (one `pop` session) and z (none).
     fn cfg() -> Config {
-        config::parse(
-            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n  - {name: y, asn: 65002}\n  - {name: z, asn: 65003}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\n",
-            "t.yaml",
-        )
-        .unwrap()
+        TestConfig::two_pops().pop("z", 65003).build()
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Test helpers shared by the unit tests: one test-config builder
 //! ([`TestConfig`], YAML text that is parsed and validated like a real file),
-//! the error helpers the config tests assert with, and paths (files in the
-//! repository, per-process temporary files).
+//! the error helpers the config tests assert with, paths (files in the
+//! repository, per-process temporary files) and the benchmarks' mixing
+//! function.
 //!
 //! Compiled only for tests. Talks to `config`.
 
@@ -49,12 +50,31 @@ impl TestConfig {
         }
     }
 
-    /// Another POP (flow style, after the last `pops` entry of [`TWO_POPS`]).
+    /// The embedded default config (`config::DEFAULT_CONFIG`: POP `local`,
+    /// ASN 64999, no peers).
+    pub fn embedded_default() -> TestConfig {
+        TestConfig::yaml(config::DEFAULT_CONFIG)
+    }
+
+    /// Another POP (flow style), after the last `pops` entry.
     pub fn pop(self, name: &str, asn: u32) -> TestConfig {
-        self.replace(
-            "peers:\n",
-            &format!("  - {{name: {name}, asn: {asn}}}\npeers:\n"),
-        )
+        let end = self.section("pops").end;
+        self.insert(end, &format!("  - {{name: {name}, asn: {asn}}}\n"))
+    }
+
+    /// The peers, in this order (each a flow-style mapping such as
+    /// `{name: p, address: 10.0.0.2, remote_asn: 65002, role: upstream}`),
+    /// instead of the `peers` section the text had.
+    pub fn peers<S: AsRef<str>>(mut self, peers: &[S]) -> TestConfig {
+        if self.text.starts_with("peers:") || self.text.contains("\npeers:") {
+            let span = self.section("peers");
+            self.text.replace_range(span, "");
+        }
+        let list: String = peers
+            .iter()
+            .map(|p| format!("  - {}\n", p.as_ref()))
+            .collect();
+        self.with(&format!("peers:\n{list}"))
     }
 
     /// Append top-level sections (YAML ending in a newline).
@@ -69,6 +89,35 @@ impl TestConfig {
         TestConfig {
             text: self.text.replace(from, to),
         }
+    }
+
+    /// The bytes of top-level section `key`: its `key:` line and the
+    /// indented lines under it.
+    fn section(&self, key: &str) -> std::ops::Range<usize> {
+        let head = format!("{key}:");
+        let start = if self.text.starts_with(&head) {
+            0
+        } else {
+            self.text
+                .find(&format!("\n{head}"))
+                .unwrap_or_else(|| panic!("no `{head}` in\n{}", self.text))
+                + 1
+        };
+        let mut end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i + 1);
+        for line in self.text[end..].split_inclusive('\n') {
+            if !line.starts_with(' ') {
+                break;
+            }
+            end += line.len();
+        }
+        start..end
+    }
+
+    fn insert(mut self, at: usize, yaml: &str) -> TestConfig {
+        self.text.insert_str(at, yaml);
+        self
     }
 
     pub fn text(&self) -> &str {
@@ -118,4 +167,36 @@ pub fn repo_path(rel: &str) -> PathBuf {
 /// A per-process path in the temporary directory: `sparrow-test-PID-NAME`.
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("sparrow-test-{}-{name}", std::process::id()))
+}
+
+/// A 64-bit mixing step (a fixed hash): reproducible pseudo-random numbers
+/// for the benchmarks' synthetic tables.
+pub fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pop_and_peers_edit_their_sections() {
+        let c = TestConfig::embedded_default()
+            .pop("p", 65100)
+            .peers(&["{name: a, address: 10.0.0.1, remote_asn: 65100, role: pop}"])
+            .build();
+        let pops: Vec<(&str, u32)> = c.pops.iter().map(|p| (p.name.as_str(), p.asn)).collect();
+        assert_eq!(pops, [("local", 64999), ("p", 65100)]);
+        assert_eq!(c.pop_index_by_asn(65100), Some(1));
+        assert_eq!(c.peers.len(), 1);
+        // `peers` replaces the list a config had.
+        let c = TestConfig::two_pops()
+            .peers(&["{name: u, address: 10.0.0.9, remote_asn: 64510, role: upstream}"])
+            .build();
+        let names: Vec<&str> = c.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["u"]);
+    }
 }

@@ -27,7 +27,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::json;
 use sparrow::config;
-use sparrow::rib::{proc_memory, Rib, RibMsg, RibStats, SessionInfo};
+use sparrow::rib::{proc_memory, thread_cpu_time as cpu, Rib, RibMsg, RibStats, SessionInfo};
 use sparrow::steer::{self, Snapshot, Source};
 use sparrow::types::{Afi, AsPath, PathAttrs, PeerId, Prefix, RouteChange};
 
@@ -62,17 +62,6 @@ fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
-}
-
-/// CPU time of this thread (the machine is shared: wall time counts others' turns).
-fn cpu() -> Duration {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(
-        s.split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
 }
 
 fn rss_mib() -> f64 {

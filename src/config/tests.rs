@@ -52,12 +52,16 @@ peers:
 /// naming `key` on the line containing `at`.
 fn expect_one(from: &str, to: &str, key: &str, at: &str) -> ConfigError {
     assert_eq!(BASE.matches(from).count(), 1, "`{from}` not unique in BASE");
-    let text = BASE.replace(from, to);
-    let es = errs(&text);
-    assert_eq!(es.len(), 1, "{from} -> {to}: {}", format_errors(&es));
+    expect_one_in(&BASE.replace(from, to), key, at)
+}
+
+/// Expect exactly one error in `text`, naming `key` on the line containing `at`.
+fn expect_one_in(text: &str, key: &str, at: &str) -> ConfigError {
+    let es = errs(text);
+    assert_eq!(es.len(), 1, "{text}: {}", format_errors(&es));
     let e = es.into_iter().next().unwrap();
     assert_eq!(e.key, key, "{e}");
-    assert_eq!(e.line, line_of(&text, at), "{e}");
+    assert_eq!(e.line, line_of(text, at), "{e}");
     assert_eq!(e.file, "t.yaml");
     e
 }
@@ -349,21 +353,19 @@ fn more_semantic_errors() {
             text.push_str("listen:\n  enabled: false\n");
         }
         assert_ne!(text, BASE, "{from}");
-        let es = errs(&text);
-        assert_eq!(es.len(), 1, "{from} -> {to}: {}", format_errors(&es));
-        assert_eq!(es[0].key, key, "{}", es[0]);
-        assert_eq!(es[0].line, line_of(&text, at), "{}", es[0]);
+        expect_one_in(&text, key, at);
     }
 }
 
 #[test]
 fn unknown_key_names_line_and_key() {
-    let text = BASE.replace("    gtsm: true\n", "    gtsm: true\n    hold_tmie: 30\n");
-    let es = errs(&text);
-    assert_eq!(es.len(), 1, "{}", format_errors(&es));
-    assert_eq!(es[0].key, "peers[0].hold_tmie");
-    assert_eq!(es[0].line, line_of(&text, "hold_tmie"));
-    assert!(es[0].msg.contains("did you mean `hold_time`"), "{}", es[0]);
+    let e = expect_one(
+        "    gtsm: true\n",
+        "    gtsm: true\n    hold_tmie: 30\n",
+        "peers[0].hold_tmie",
+        "hold_tmie",
+    );
+    assert!(e.msg.contains("did you mean `hold_time`"), "{e}");
 
     // Top level, nested map, and a name nothing resembles.
     let text = format!("{BASE}qqq: []\n");
@@ -381,15 +383,14 @@ fn unknown_key_names_line_and_key() {
 
 #[test]
 fn type_errors_name_their_line() {
-    let text = BASE.replace("multihop: 3", "multihop: three");
-    let es = errs(&text);
-    assert_eq!(es.len(), 1, "{}", format_errors(&es));
-    assert_eq!(
-        (es[0].key.as_str(), es[0].line),
-        ("peers[1].multihop", line_of(&text, "three"))
+    let e = expect_one_in(
+        &BASE.replace("multihop: 3", "multihop: three"),
+        "peers[1].multihop",
+        "three",
     );
-    assert!(es[0].msg.contains("invalid type"), "{}", es[0]);
+    assert!(e.msg.contains("invalid type"), "{e}");
 
+    // (from, to, key); the error stands on the line of `to`.
     for (from, to, key) in [
         ("multihop: 3", "multihop: 256", "peers[1].multihop"),
         (
@@ -403,21 +404,18 @@ fn type_errors_name_their_line() {
         ("level: info", "level: [info]", "logging.level"),
         ("gtsm: true", "gtsm: yes please", "peers[0].gtsm"),
     ] {
-        let text = BASE.replace(from, to);
-        let es = errs(&text);
-        assert_eq!(es.len(), 1, "{to}: {}", format_errors(&es));
-        assert_eq!(es[0].key, key, "{}", es[0]);
-        assert_eq!(es[0].line, line_of(&text, to), "{}", es[0]);
+        expect_one_in(&BASE.replace(from, to), key, to);
     }
 }
 
 #[test]
 fn missing_key_points_at_its_map() {
-    let text = BASE.replace("    remote_asn: 64510\n", "");
-    let es = errs(&text);
-    assert_eq!(es.len(), 1, "{}", format_errors(&es));
-    assert_eq!(es[0].key, "peers[0].remote_asn");
-    assert_eq!(es[0].line, line_of(&text, "- name: up"));
+    expect_one(
+        "    remote_asn: 64510\n",
+        "",
+        "peers[0].remote_asn",
+        "- name: up",
+    );
     let es = errs(&BASE.replace("pop: x\n", ""));
     assert_eq!(es[0].key, "pop");
     assert!(es[0].msg.contains("missing field"), "{}", es[0]);

@@ -145,25 +145,25 @@ pub fn serve(auth: super::Shared, sock: UdpSocket) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
     use crate::pops::PopState;
+    use crate::testutil::TestConfig;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
     use std::sync::Arc;
 
     fn auth() -> Authority {
-        auth_from(&format!(
-            "{}steering:\n  fallback:\n    - {{prefix: 10.0.0.0/8, pop: y}}\n    - {{prefix: 10.1.0.0/16, pop: x}}\n    - {{prefix: 2001:db8::/32, pop: y}}\n",
-            crate::dns::zone::tests::CFG
-        ))
+        auth_from(
+            &TestConfig::yaml(crate::dns::zone::tests::CFG)
+                .with("steering:\n  fallback:\n    - {prefix: 10.0.0.0/8, pop: y}\n    - {prefix: 10.1.0.0/16, pop: x}\n    - {prefix: 2001:db8::/32, pop: y}\n")
+                .build(),
+        )
     }
 
-    /// The authority of config `text` (no sessions: only the local POP is up).
-    fn auth_from(text: &str) -> Authority {
-        let cfg = config::parse(text, "t.yaml").unwrap();
-        let pops = Arc::new(PopState::new(&cfg, None));
-        Authority::new(&cfg, crate::steer::handle(&cfg), pops).unwrap()
+    /// The authority of `cfg` (no sessions: only the local POP is up).
+    fn auth_from(cfg: &crate::config::Config) -> Authority {
+        let pops = Arc::new(PopState::new(cfg, None));
+        Authority::new(cfg, crate::steer::handle(cfg), pops).unwrap()
     }
 
     /// A query for www.example.net. A with ECS 10.1.0.0/16, as bytes.
@@ -322,14 +322,14 @@ mod tests {
     #[test]
     fn truncation_without_edns() {
         // 40 TXT records at one name: over 512 without EDNS -> TC, no records.
-        let mut text = crate::dns::zone::tests::CFG.to_string();
+        let mut text = TestConfig::yaml(crate::dns::zone::tests::CFG);
         for i in 0..40 {
             text = text.replace(
                 "    steered:",
                 &format!("      - {{name: big, type: TXT, data: '\"record number {i} padding padding\"'}}\n    steered:"),
             );
         }
-        let a = auth_from(&text);
+        let a = auth_from(&text.build());
         let mut q = query("big.example.net.", RecordType::TXT, None);
         q.edns = None;
         let r = ask(&a, &q.to_vec().unwrap()).unwrap();

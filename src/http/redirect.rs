@@ -98,6 +98,7 @@ mod tests {
     use super::*;
     use crate::http::client::trusted_prefixes;
     use crate::http::request::parse_request;
+    use crate::testutil::TestConfig;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -128,11 +129,28 @@ mod tests {
     /// `y` and 203.0.113.0/24 to `z`; `y`'s session is down, `z` has none (so
     /// it counts as up, but has no url).
     fn ctx() -> Ctx {
-        let cfg = crate::config::parse(
-            "local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001, url: 'https://x.example.net/'}\n  - {name: y, asn: 65002, url: 'https://y.example.net'}\n  - {name: z, asn: 65003}\npeers:\n  - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}\nsteering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n    - {prefix: 203.0.113.0/24, pop: z}\nhttp:\n  listen: ['127.0.0.1:8080']\n  trusted_proxies: [127.0.0.1/32]\n",
-            "t.yaml",
-        )
-        .unwrap();
+        let cfg = TestConfig::two_pops()
+            .replace(
+                "{name: x, asn: 65001}",
+                "{name: x, asn: 65001, url: 'https://x.example.net/'}",
+            )
+            .replace(
+                "{name: y, asn: 65002}",
+                "{name: y, asn: 65002, url: 'https://y.example.net'}",
+            )
+            .pop("z", 65003)
+            .with(
+                "\
+steering:
+  fallback:
+    - {prefix: 198.51.100.0/24, pop: y}
+    - {prefix: 203.0.113.0/24, pop: z}
+http:
+  listen: ['127.0.0.1:8080']
+  trusted_proxies: [127.0.0.1/32]
+",
+            )
+            .build();
         Ctx {
             steering: steer::handle(&cfg),
             pops: Arc::new(PopState::new(&cfg, None)),

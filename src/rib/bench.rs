@@ -9,20 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
-use crate::config::{Config, PeerConfig};
+use crate::testutil::{mix, TestConfig};
 use crate::types::{AsPath, PathAttrs, RouteChange};
 
 const V4: u32 = 1_000_000;
 const V6: u32 = 250_000;
 const PER_UPDATE: u32 = 4;
 const PEERS: u16 = 4;
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
 
 fn v4_prefix(i: u32) -> Prefix {
     // Distinct /24s spread over the space (odd multiplier: a bijection mod 2^24).
@@ -86,18 +79,16 @@ fn updates(peer: u16) -> impl Iterator<Item = RibMsg> {
 #[test]
 #[ignore]
 fn bench_insert_5m_paths() {
-    let mut cfg = Config::embedded_default();
-    cfg.peers = (0..PEERS)
+    let peers: Vec<String> = (0..PEERS)
         .map(|p| {
-            serde_yaml::from_str::<PeerConfig>(&format!(
+            format!(
                 "{{name: up{p}, address: 10.0.0.{}, remote_asn: {}, role: upstream}}",
                 p + 1,
                 65001 + p as u32
-            ))
-            .unwrap()
+            )
         })
         .collect();
-    let cfg = Arc::new(cfg);
+    let cfg = Arc::new(TestConfig::embedded_default().peers(&peers).build());
     let stats = Arc::new(RibStats::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

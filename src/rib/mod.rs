@@ -78,7 +78,7 @@ use crate::types::{Afi, PathAttrs, PeerId, Prefix, RouteChange};
 
 pub use bestpath::{compare as compare_paths, select_best, PathKey};
 pub use export::EXPORT_BATCH;
-pub use query::proc_memory;
+pub use query::{proc_memory, thread_cpu_time};
 pub use reply::QueryReply;
 pub use state::Rib;
 

@@ -28,6 +28,19 @@ pub fn proc_memory() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time of the calling thread, from /proc/thread-self/schedstat (zero
+/// when unavailable). For benchmarks on a shared machine, where wall time
+/// would count other processes' turns.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    std::time::Duration::from_nanos(
+        s.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Upstream => "upstream",

@@ -1,6 +1,6 @@
 //! RIB tests: drive `run` through its channel with fake peers.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::*;
-use crate::config::{Config, PeerConfig};
+use crate::config::Config;
+use crate::testutil::TestConfig;
 use crate::types::{AsPath, AsSegment, PathAttrs, Prefix, RouteChange, AS_SET};
 
 const UP1: PeerId = 0;
@@ -22,24 +23,37 @@ const IBGP: PeerId = 6;
 const LP: PeerId = 7;
 const NOFIRST: PeerId = 8;
 
-fn peer(yaml: &str) -> PeerConfig {
-    serde_yaml::from_str(yaml).expect("test peer config")
+/// The embedded default (POP `local`, ASN 64999) with POP `pop1` (65100)
+/// and the peers above.
+fn test_config() -> Config {
+    TestConfig::embedded_default()
+        .pop("pop1", 65100)
+        .peers(&[
+            "{name: up1, address: 10.0.0.1, remote_asn: 65001, role: upstream}",
+            "{name: up2, address: 10.0.0.2, remote_asn: 65002, role: upstream}",
+            "{name: pop1, address: 10.0.1.1, remote_asn: 65100, role: pop}",
+            "{name: warn, address: 10.0.0.3, remote_asn: 65003, role: upstream, max_prefix: {ipv4: {limit: 2, action: warn}}}",
+            "{name: tear, address: 10.0.0.4, remote_asn: 65004, role: upstream, max_prefix: {ipv4: {limit: 2, action: teardown}}}",
+            "{name: gr, address: 10.0.0.5, remote_asn: 65005, role: upstream, graceful_restart: true}",
+            "{name: ibgp, address: 10.0.0.6, remote_asn: 64999, role: upstream}",
+            "{name: lp, address: 10.0.0.7, remote_asn: 65007, role: upstream, local_pref: 200}",
+            "{name: nofirst, address: 10.0.0.8, remote_asn: 65008, role: upstream, enforce_first_as: false}",
+        ])
+        .build()
 }
 
-fn test_config() -> Config {
-    let mut cfg = Config::embedded_default();
-    cfg.peers = vec![
-        peer("{name: up1, address: 10.0.0.1, remote_asn: 65001, role: upstream}"),
-        peer("{name: up2, address: 10.0.0.2, remote_asn: 65002, role: upstream}"),
-        peer("{name: pop1, address: 10.0.1.1, remote_asn: 65100, role: pop}"),
-        peer("{name: warn, address: 10.0.0.3, remote_asn: 65003, role: upstream, max_prefix: {ipv4: {limit: 2, action: warn}}}"),
-        peer("{name: tear, address: 10.0.0.4, remote_asn: 65004, role: upstream, max_prefix: {ipv4: {limit: 2, action: teardown}}}"),
-        peer("{name: gr, address: 10.0.0.5, remote_asn: 65005, role: upstream, graceful_restart: true}"),
-        peer("{name: ibgp, address: 10.0.0.6, remote_asn: 64999, role: upstream}"),
-        peer("{name: lp, address: 10.0.0.7, remote_asn: 65007, role: upstream, local_pref: 200}"),
-        peer("{name: nofirst, address: 10.0.0.8, remote_asn: 65008, role: upstream, enforce_first_as: false}"),
-    ];
-    cfg
+/// `peer`'s session as its configured address and ASN, both families, GR
+/// state preserved, identifier `router_id`.
+fn session_info(cfg: &Config, peer: PeerId, router_id: Ipv4Addr) -> SessionInfo {
+    let pc = &cfg.peers[peer as usize];
+    SessionInfo {
+        remote_as: pc.remote_asn,
+        router_id,
+        remote_addr: pc.address,
+        local_addr: LOCAL_ADDR.parse().unwrap(),
+        afis: [true, true],
+        gr_preserved: [true, true],
+    }
 }
 
 struct Harness {
@@ -47,6 +61,9 @@ struct Harness {
     tx: mpsc::Sender<RibMsg>,
     stats: Arc<RibStats>,
 }
+
+/// Two IPv4 prefixes that many tests announce together.
+const TWO_V4: [&str; 2] = ["192.0.2.0/24", "198.51.100.0/24"];
 
 const LOCAL_ADDR: &str = "10.0.0.254";
 
@@ -59,16 +76,18 @@ impl Harness {
         Harness { cfg, tx, stats }
     }
 
-    fn info(&self, peer: PeerId) -> SessionInfo {
-        let pc = &self.cfg.peers[peer as usize];
-        SessionInfo {
-            remote_as: pc.remote_asn,
-            router_id: std::net::Ipv4Addr::new(1, 1, 1, peer as u8 + 1),
-            remote_addr: pc.address,
-            local_addr: LOCAL_ADDR.parse().unwrap(),
-            afis: [true, true],
-            gr_preserved: [true, true],
+    /// [`Harness::start`], then `peers` up (their command channels kept open).
+    async fn with_up(peers: &[PeerId]) -> (Harness, Vec<mpsc::UnboundedReceiver<SessionCmd>>) {
+        let h = Harness::start();
+        let mut sessions = Vec::new();
+        for &p in peers {
+            sessions.push(h.up(p).await);
         }
+        (h, sessions)
+    }
+
+    fn info(&self, peer: PeerId) -> SessionInfo {
+        session_info(&self.cfg, peer, Ipv4Addr::new(1, 1, 1, peer as u8 + 1))
     }
 
     async fn send(&self, m: RibMsg) {
@@ -84,6 +103,16 @@ impl Harness {
         })
         .await;
         rx
+    }
+
+    /// `peer`'s session goes down (keeping its routes stale for `keep_stale`).
+    async fn down(&self, peer: PeerId, keep_stale: Option<Duration>) {
+        self.send(RibMsg::PeerDown { peer, keep_stale }).await;
+    }
+
+    /// End-of-RIB from `peer` for `afi`.
+    async fn eor(&self, peer: PeerId, afi: Afi) {
+        self.send(RibMsg::EndOfRib { peer, afi }).await;
     }
 
     async fn announce(&self, peer: PeerId, prefixes: &[&str], attrs: Arc<PathAttrs>) {
@@ -145,6 +174,16 @@ impl Harness {
         v["peers"][peer as usize].clone()
     }
 
+    /// What the RIB exported to the session of `rx` (see [`exports`]), once
+    /// it has processed everything sent so far.
+    async fn exported(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<SessionCmd>,
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        self.sync().await;
+        exports(&drain(rx))
+    }
+
     /// Wait for the RIB to have processed everything sent so far.
     async fn sync(&self) {
         self.query(Query::PeerCounts).await;
@@ -159,7 +198,16 @@ fn attrs(path: &[u32], nh: &str) -> Arc<PathAttrs> {
     })
 }
 
-/// Drain the commands queued on a session's ctl channel.
+/// The families of the End-of-RIB commands, in order.
+fn eors(cmds: &[SessionCmd]) -> Vec<Afi> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            SessionCmd::EndOfRib(a) => Some(*a),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Commands other than End-of-RIB (which every session gets once its initial update is done).
 fn no_eor(cmds: Vec<SessionCmd>) -> Vec<SessionCmd> {
     cmds.into_iter()
@@ -167,6 +215,7 @@ fn no_eor(cmds: Vec<SessionCmd>) -> Vec<SessionCmd> {
         .collect()
 }
 
+/// Drain the commands queued on a session's ctl channel.
 fn drain(rx: &mut mpsc::UnboundedReceiver<SessionCmd>) -> Vec<SessionCmd> {
     let mut v = Vec::new();
     while let Ok(c) = rx.try_recv() {
@@ -196,11 +245,9 @@ fn exports(cmds: &[SessionCmd]) -> (Vec<(String, String)>, Vec<String>) {
 
 #[tokio::test]
 async fn intern_dedup_and_refcount_freed_on_withdraw() {
-    let h = Harness::start();
-    let _c = h.up(UP1).await;
+    let (h, _sessions) = Harness::with_up(&[UP1]).await;
     let a = attrs(&[65001, 3], "10.0.0.1");
-    h.announce(UP1, &["192.0.2.0/24", "198.51.100.0/24"], a.clone())
-        .await;
+    h.announce(UP1, &TWO_V4, a.clone()).await;
     // The same attributes in a second UPDATE (a different Arc) share the set too.
     h.announce(UP1, &["203.0.113.0/24"], Arc::new((*a).clone()))
         .await;
@@ -210,7 +257,7 @@ async fn intern_dedup_and_refcount_freed_on_withdraw() {
     assert_eq!(h.stats.prefixes_v4.load(Ordering::Relaxed), 3);
     let s = h.query(Query::Summary).await;
     assert_eq!(s["attr_sets"], 1);
-    h.withdraw(UP1, &["192.0.2.0/24", "198.51.100.0/24"]).await;
+    h.withdraw(UP1, &TWO_V4).await;
     h.sync().await;
     assert_eq!(h.stats.attr_sets.load(Ordering::Relaxed), 1);
     h.withdraw(UP1, &["203.0.113.0/24"]).await;
@@ -230,9 +277,7 @@ async fn intern_dedup_and_refcount_freed_on_withdraw() {
 
 #[tokio::test]
 async fn best_path_switches_on_withdraw() {
-    let h = Harness::start();
-    let _c1 = h.up(UP1).await;
-    let _c2 = h.up(UP2).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, UP2]).await;
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 7, 8], "10.0.0.1"))
         .await;
     h.announce(UP2, &["192.0.2.0/24"], attrs(&[65002, 8], "10.0.0.2"))
@@ -248,15 +293,8 @@ async fn best_path_switches_on_withdraw() {
 
 #[tokio::test]
 async fn peer_down_removes_exactly_its_routes() {
-    let h = Harness::start();
-    let _c1 = h.up(UP1).await;
-    let _c2 = h.up(UP2).await;
-    h.announce(
-        UP1,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65001], "10.0.0.1"),
-    )
-    .await;
+    let (h, _sessions) = Harness::with_up(&[UP1, UP2]).await;
+    h.announce(UP1, &TWO_V4, attrs(&[65001], "10.0.0.1")).await;
     h.announce(
         UP2,
         &["192.0.2.0/24", "2001:db8::/32"],
@@ -265,11 +303,7 @@ async fn peer_down_removes_exactly_its_routes() {
     .await;
     h.sync().await;
     assert_eq!(h.stats.paths.load(Ordering::Relaxed), 4);
-    h.send(RibMsg::PeerDown {
-        peer: UP1,
-        keep_stale: None,
-    })
-    .await;
+    h.down(UP1, None).await;
     assert_eq!(h.peers_of("192.0.2.0/24").await, ["up2"]);
     assert!(h.peers_of("198.51.100.0/24").await.is_empty());
     assert_eq!(h.peers_of("2001:db8::/32").await, ["up2"]);
@@ -298,13 +332,7 @@ async fn export_to_pop_peers() {
         exports(&cmds),
         (vec![("192.0.2.0/24".into(), "65001 9".into())], vec![])
     );
-    let eors: Vec<Afi> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            SessionCmd::EndOfRib(a) => Some(*a),
-            _ => None,
-        })
-        .collect();
+    let eors = eors(&cmds);
     assert_eq!(eors, [Afi::Ipv4, Afi::Ipv6]);
     assert!(matches!(cmds.last(), Some(SessionCmd::EndOfRib(Afi::Ipv6))));
 
@@ -326,9 +354,8 @@ async fn export_to_pop_peers() {
     // A better upstream path replaces the announcement.
     h.announce(UP2, &["198.51.100.0/24"], attrs(&[65002], "10.0.0.2"))
         .await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("198.51.100.0/24".into(), "65002".into())], vec![])
     );
     // A worse upstream path changes nothing.
@@ -351,23 +378,20 @@ async fn export_to_pop_peers() {
     );
     // The best upstream path goes: the next upstream path replaces it.
     h.withdraw(UP2, &["198.51.100.0/24"]).await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("198.51.100.0/24".into(), "65001 5 5".into())], vec![])
     );
     // The upstream route disappears entirely: withdraw.
     h.withdraw(UP1, &["198.51.100.0/24"]).await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![], vec!["198.51.100.0/24".into()])
     );
     // When the POP path goes, the upstream path is exported again.
     h.withdraw(POP1, &["192.0.2.0/24"]).await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("192.0.2.0/24".into(), "65001 9".into())], vec![])
     );
     // Route refresh resends the family.
@@ -376,20 +400,15 @@ async fn export_to_pop_peers() {
         afi: Afi::Ipv4,
     })
     .await;
-    h.sync().await;
     assert_eq!(
-        exports(&drain(&mut pop)),
+        h.exported(&mut pop).await,
         (vec![("192.0.2.0/24".into(), "65001 9".into())], vec![])
     );
     // Nothing but End-of-RIB is ever sent to upstream peers.
     assert!(no_eor(drain(&mut up1)).is_empty());
     assert!(no_eor(drain(&mut up2)).is_empty());
     // A POP that went down gets nothing.
-    h.send(RibMsg::PeerDown {
-        peer: POP1,
-        keep_stale: None,
-    })
-    .await;
+    h.down(POP1, None).await;
     h.announce(UP1, &["100.64.0.0/10"], attrs(&[65001], "10.0.0.1"))
         .await;
     h.sync().await;
@@ -398,18 +417,12 @@ async fn export_to_pop_peers() {
 
 #[tokio::test]
 async fn import_policy_rejections() {
-    let h = Harness::start();
-    let _c = h.up(UP1).await;
-    let _d = h.up(NOFIRST).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, NOFIRST]).await;
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 1], "10.0.0.1"))
         .await;
     // AS loop: our ASN (64999) in the path. Rejected, and withdraws the old path.
-    h.announce(
-        UP1,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65001, 64999, 1], "10.0.0.1"),
-    )
-    .await;
+    h.announce(UP1, &TWO_V4, attrs(&[65001, 64999, 1], "10.0.0.1"))
+        .await;
     assert!(h.peers_of("192.0.2.0/24").await.is_empty());
     let c = h.counts(UP1).await;
     assert_eq!(c["received"]["ipv4"], 2);
@@ -439,10 +452,7 @@ async fn import_policy_rejections() {
 
 #[tokio::test]
 async fn local_pref_policy() {
-    let h = Harness::start();
-    let _a = h.up(UP1).await;
-    let _b = h.up(IBGP).await;
-    let _c = h.up(LP).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, IBGP, LP]).await;
     let mut with_lp = (*attrs(&[65001], "10.0.0.1")).clone();
     with_lp.local_pref = Some(300);
     // eBGP: received LOCAL_PREF ignored, 100.
@@ -511,11 +521,7 @@ async fn max_prefix_warn_vs_teardown() {
     h.announce(TEAR, &["10.9.0.0/16"], attrs(&[65004], "10.0.0.4"))
         .await;
     assert_eq!(h.counts(TEAR).await["accepted"]["ipv4"], 2);
-    h.send(RibMsg::PeerDown {
-        peer: TEAR,
-        keep_stale: None,
-    })
-    .await;
+    h.down(TEAR, None).await;
     assert_eq!(h.counts(TEAR).await["accepted"]["ipv4"], 0);
     // Re-announcing within the limit does not trip it again.
     h.announce(WARN, &["10.1.0.0/16"], attrs(&[65003, 1], "10.0.0.3"))
@@ -525,25 +531,14 @@ async fn max_prefix_warn_vs_teardown() {
 
 #[tokio::test]
 async fn graceful_restart_stale_then_eor_sweep() {
-    let h = Harness::start();
-    let _u = h.up(UP1).await;
-    let _g = h.up(GR).await;
-    h.announce(
-        GR,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65005], "10.0.0.5"),
-    )
-    .await;
+    let (h, _sessions) = Harness::with_up(&[UP1, GR]).await;
+    h.announce(GR, &TWO_V4, attrs(&[65005], "10.0.0.5")).await;
     h.announce(GR, &["2001:db8::/32"], attrs(&[65005], "2001:db8::5"))
         .await;
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 1, 2], "10.0.0.1"))
         .await;
     assert_eq!(h.peers_of("192.0.2.0/24").await, ["gr", "up1"]);
-    h.send(RibMsg::PeerDown {
-        peer: GR,
-        keep_stale: Some(Duration::from_secs(60)),
-    })
-    .await;
+    h.down(GR, Some(Duration::from_secs(60))).await;
     // Kept, stale, and a stale path loses to a fresh one.
     let r = h.route("192.0.2.0/24").await;
     assert_eq!(r["paths"][0]["peer"], "up1");
@@ -558,11 +553,7 @@ async fn graceful_restart_stale_then_eor_sweep() {
     assert_eq!(r["paths"][0]["peer"], "gr");
     assert_eq!(r["paths"][0]["stale"], false);
     assert_eq!(h.peers_of("198.51.100.0/24").await, ["gr"]);
-    h.send(RibMsg::EndOfRib {
-        peer: GR,
-        afi: Afi::Ipv4,
-    })
-    .await;
+    h.eor(GR, Afi::Ipv4).await;
     assert!(h.peers_of("198.51.100.0/24").await.is_empty());
     assert_eq!(h.peers_of("192.0.2.0/24").await, ["gr", "up1"]);
     // IPv6 still waits for its own End-of-RIB.
@@ -570,11 +561,7 @@ async fn graceful_restart_stale_then_eor_sweep() {
     let c = h.counts(GR).await;
     assert_eq!(c["eor"]["ipv4"], true);
     assert_eq!(c["eor"]["ipv6"], false);
-    h.send(RibMsg::EndOfRib {
-        peer: GR,
-        afi: Afi::Ipv6,
-    })
-    .await;
+    h.eor(GR, Afi::Ipv6).await;
     assert!(h.peers_of("2001:db8::/32").await.is_empty());
 }
 
@@ -582,17 +569,12 @@ async fn graceful_restart_stale_then_eor_sweep() {
 async fn graceful_restart_without_forwarding_state_sweeps_at_once() {
     // RFC 4724 §4.2: when the re-established session's capability does not set
     // the F bit for a family, its stale routes go immediately.
-    let h = Harness::start();
-    let _g = h.up(GR).await;
+    let (h, _sessions) = Harness::with_up(&[GR]).await;
     h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
         .await;
     h.announce(GR, &["2001:db8::/32"], attrs(&[65005], "2001:db8::5"))
         .await;
-    h.send(RibMsg::PeerDown {
-        peer: GR,
-        keep_stale: Some(Duration::from_secs(60)),
-    })
-    .await;
+    h.down(GR, Some(Duration::from_secs(60))).await;
     assert_eq!(h.peers_of("192.0.2.0/24").await, ["gr"]);
     let (ctl, _rx) = mpsc::unbounded_channel();
     let mut info = h.info(GR);
@@ -615,28 +597,17 @@ async fn upstream_gets_end_of_rib_and_nothing_else() {
         .await;
     h.sync().await;
     let cmds = drain(&mut up);
-    let eor: Vec<Afi> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            SessionCmd::EndOfRib(a) => Some(*a),
-            _ => None,
-        })
-        .collect();
+    let eor = eors(&cmds);
     assert_eq!(eor, [Afi::Ipv4, Afi::Ipv6]);
     assert!(no_eor(cmds).is_empty());
 }
 
 #[tokio::test]
 async fn graceful_restart_timeout_and_cancel() {
-    let h = Harness::start();
-    let _g = h.up(GR).await;
+    let (h, _sessions) = Harness::with_up(&[GR]).await;
     h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
         .await;
-    h.send(RibMsg::PeerDown {
-        peer: GR,
-        keep_stale: Some(Duration::from_millis(100)),
-    })
-    .await;
+    h.down(GR, Some(Duration::from_millis(100))).await;
     assert_eq!(h.peers_of("192.0.2.0/24").await, ["gr"]);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(h.peers_of("192.0.2.0/24").await.is_empty());
@@ -646,11 +617,7 @@ async fn graceful_restart_timeout_and_cancel() {
     let _g = h.up(GR).await;
     h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
         .await;
-    h.send(RibMsg::PeerDown {
-        peer: GR,
-        keep_stale: Some(Duration::from_millis(100)),
-    })
-    .await;
+    h.down(GR, Some(Duration::from_millis(100))).await;
     let _g = h.up(GR).await;
     h.announce(GR, &["192.0.2.0/24"], attrs(&[65005], "10.0.0.5"))
         .await;
@@ -663,9 +630,7 @@ async fn graceful_restart_timeout_and_cancel() {
 
 #[tokio::test]
 async fn query_json_shapes() {
-    let h = Harness::start();
-    let _c = h.up(UP1).await;
-    let _p = h.up(POP1).await;
+    let (h, _sessions) = Harness::with_up(&[UP1, POP1]).await;
     let mut a = (*attrs(&[65001, 2], "10.0.0.1")).clone();
     a.as_path.0.push(AsSegment {
         kind: AS_SET,
@@ -779,18 +744,22 @@ async fn query_json_shapes() {
 fn randomized_invariants() {
     use std::collections::HashMap;
 
-    let mut cfg = Config::embedded_default();
-    cfg.peers = (0..5)
+    let peers: Vec<String> = (0..5)
         .map(|i| {
-            peer(&format!(
+            format!(
                 "{{name: p{i}, address: 10.0.0.{}, remote_asn: {}, role: {}, enforce_first_as: false}}",
                 i + 1,
                 65001 + i,
                 if i == 4 { "pop" } else { "upstream" }
-            ))
+            )
         })
         .collect();
-    let cfg = Arc::new(cfg);
+    let cfg = Arc::new(
+        TestConfig::embedded_default()
+            .pop("p4", 65005)
+            .peers(&peers)
+            .build(),
+    );
     let stats = Arc::new(RibStats::default());
     let mut rib = Rib::new(cfg.clone(), stats.clone(), None);
     let mut ctls = Vec::new();
@@ -799,14 +768,7 @@ fn randomized_invariants() {
         ctls.push(rx);
         rib.handle(RibMsg::PeerUp {
             peer: p,
-            info: SessionInfo {
-                remote_as: 65001 + p as u32,
-                router_id: std::net::Ipv4Addr::new(1, 1, 1, 5 - p as u8),
-                remote_addr: cfg.peers[p as usize].address,
-                local_addr: LOCAL_ADDR.parse().unwrap(),
-                afis: [true, true],
-                gr_preserved: [true, true],
-            },
+            info: session_info(&cfg, p, Ipv4Addr::new(1, 1, 1, 5 - p as u8)),
             ctl,
         });
     }
@@ -846,14 +808,7 @@ fn randomized_invariants() {
                 }
                 RibMsg::PeerUp {
                     peer,
-                    info: SessionInfo {
-                        remote_as: 65001 + peer as u32,
-                        router_id: std::net::Ipv4Addr::new(1, 1, 1, 5 - peer as u8),
-                        remote_addr: cfg.peers[peer as usize].address,
-                        local_addr: LOCAL_ADDR.parse().unwrap(),
-                        afis: [true, true],
-                        gr_preserved: [true, true],
-                    },
+                    info: session_info(&cfg, peer, Ipv4Addr::new(1, 1, 1, 5 - peer as u8)),
                     ctl,
                 }
             }
@@ -965,14 +920,8 @@ fn randomized_invariants() {
 #[tokio::test]
 async fn exports_share_one_arc_per_attribute_set() {
     // The session groups announcements into UPDATEs by Arc pointer.
-    let h = Harness::start();
-    let _u = h.up(UP1).await;
-    h.announce(
-        UP1,
-        &["192.0.2.0/24", "198.51.100.0/24"],
-        attrs(&[65001], "10.0.0.1"),
-    )
-    .await;
+    let (h, _sessions) = Harness::with_up(&[UP1]).await;
+    h.announce(UP1, &TWO_V4, attrs(&[65001], "10.0.0.1")).await;
     let mut pop = h.up(POP1).await;
     h.announce(
         UP1,
@@ -1002,14 +951,8 @@ fn change_tracking_and_loc_rib_iteration() {
     let mut rib = Rib::new(cfg.clone(), Arc::new(RibStats::default()), None);
     rib.set_track_changes(true);
     let (ctl, _rx) = mpsc::unbounded_channel();
-    let h_info = SessionInfo {
-        remote_as: 65001,
-        router_id: "1.1.1.1".parse().unwrap(),
-        remote_addr: cfg.peers[0].address,
-        local_addr: LOCAL_ADDR.parse().unwrap(),
-        afis: [true, true],
-        gr_preserved: [true, true],
-    };
+    let h_info = session_info(&cfg, UP1, "1.1.1.1".parse().unwrap());
+    assert_eq!(h_info.remote_as, 65001);
     rib.handle(RibMsg::PeerUp {
         peer: UP1,
         info: h_info,

@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 
 use super::task::Peer;
 use super::{PeerCtl, Peers};
-use crate::config::{Config, PeerConfig};
+use crate::config::Config;
 use crate::fsm::State;
 use crate::rib::RibMsg;
+use crate::testutil::TestConfig;
 use crate::wire::{self, cease, code, fsm_err, Capabilities, Notification, Open};
 
 /// Bound on every wait in these tests (none is expected to come near it).
@@ -38,15 +39,17 @@ struct Daemon {
     task: JoinHandle<()>,
 }
 
+/// The embedded default with one peer `p` on loopback `port` (a passive
+/// one needs `listen.enabled`, which validation checks; the task ignores it).
 fn config(port: u16, passive: bool, hold_time: u16) -> Arc<Config> {
-    let mut cfg = Config::embedded_default();
-    let yaml = format!(
+    let mut cfg = TestConfig::embedded_default().peers(&[format!(
         "{{name: p, address: 127.0.0.1, port: {port}, remote_asn: {PEER_AS}, role: upstream, \
          passive: {passive}, hold_time: {hold_time}, connect_retry: 1}}"
-    );
-    let pc: PeerConfig = serde_yaml::from_str(&yaml).expect("peer config");
-    cfg.peers = vec![pc];
-    Arc::new(cfg)
+    )]);
+    if passive {
+        cfg = cfg.replace("  enabled: false\n", "  enabled: true\n");
+    }
+    Arc::new(cfg.build())
 }
 
 impl Daemon {
@@ -64,6 +67,27 @@ impl Daemon {
             rib_cmds: None,
             task,
         }
+    }
+
+    /// An active daemon (hold time `hold_time`) connecting to a fresh
+    /// listener: the listener, the daemon and its accepted connection.
+    async fn connected(hold_time: u16) -> (TcpListener, Daemon, Scripted) {
+        let (l, port) = listener().await;
+        let d = Daemon::start(config(port, false, hold_time));
+        let p = Scripted::accept(&l).await;
+        (l, d, p)
+    }
+
+    /// `p` establishes with identifier [`LOW_ID`] and `hold_time`; the RIB
+    /// hears SessionUp.
+    async fn establish(&mut self, p: &mut Scripted, hold_time: u16) {
+        p.establish(LOW_ID, hold_time).await;
+        assert!(matches!(self.rib_event().await, RibMsg::PeerUp { .. }));
+    }
+
+    async fn wait_established(&self) {
+        self.wait_status("Established", |s| s.state == State::Established)
+            .await;
     }
 
     fn state(&self) -> State {
@@ -219,13 +243,9 @@ fn cease_subcode(n: &Notification) -> u8 {
 /// time wins and keepalives come every third of it; the RIB hears SessionUp.
 #[tokio::test]
 async fn active_open_reaches_established() {
-    let (l, port) = listener().await;
-    let mut d = Daemon::start(config(port, false, 90));
-    let mut p = Scripted::accept(&l).await;
-    p.establish(LOW_ID, 30).await;
-    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
-    d.wait_status("Established", |s| s.state == State::Established)
-        .await;
+    let (_l, mut d, mut p) = Daemon::connected(90).await;
+    d.establish(&mut p, 30).await;
+    d.wait_established().await;
     let st = d.peers.snapshot(0);
     assert_eq!((st.hold_time, st.keepalive), (Some(30), Some(10)));
     assert_eq!(st.established_count, 1);
@@ -267,11 +287,8 @@ async fn connect_retry_reconnects() {
 /// (4/0), the RIB hears SessionDown, and the session restarts.
 #[tokio::test]
 async fn hold_timer_expiry_sends_4_0() {
-    let (l, port) = listener().await;
-    let mut d = Daemon::start(config(port, false, 3));
-    let mut p = Scripted::accept(&l).await;
-    p.establish(LOW_ID, 3).await;
-    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    let (l, mut d, mut p) = Daemon::connected(3).await;
+    d.establish(&mut p, 3).await;
     let n = p.expect_notification().await;
     assert_eq!((n.code, n.subcode), (code::HOLD_TIMER, 0));
     assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
@@ -290,12 +307,9 @@ async fn hold_timer_expiry_sends_4_0() {
 /// A zero hold time on either side: no hold timer and no keepalives.
 #[tokio::test]
 async fn hold_time_zero_disables_timers() {
-    let (l, port) = listener().await;
-    let d = Daemon::start(config(port, false, 90));
-    let mut p = Scripted::accept(&l).await;
+    let (_l, d, mut p) = Daemon::connected(90).await;
     p.establish(LOW_ID, 0).await;
-    d.wait_status("Established", |s| s.state == State::Established)
-        .await;
+    d.wait_established().await;
     assert_eq!(d.peers.snapshot(0).hold_time, Some(0));
     let quiet = tokio::time::timeout(Duration::from_millis(1500), p.recv()).await;
     assert!(quiet.is_err(), "a message with hold time 0: {quiet:?}");
@@ -306,11 +320,8 @@ async fn hold_time_zero_disables_timers() {
 /// Administrative Shutdown, and the task ends without reconnecting.
 #[tokio::test]
 async fn stop_sends_cease_with_subcode() {
-    let (l, port) = listener().await;
-    let mut d = Daemon::start(config(port, false, 90));
-    let mut p = Scripted::accept(&l).await;
-    p.establish(LOW_ID, 90).await;
-    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    let (l, mut d, mut p) = Daemon::connected(90).await;
+    d.establish(&mut p, 90).await;
     d.ctl.send(PeerCtl::Reset).unwrap();
     assert_eq!(
         cease_subcode(&p.expect_notification().await),
@@ -318,8 +329,7 @@ async fn stop_sends_cease_with_subcode() {
     );
     assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
     let mut p = Scripted::accept(&l).await;
-    p.establish(LOW_ID, 90).await;
-    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    d.establish(&mut p, 90).await;
     d.ctl.send(PeerCtl::Shutdown).unwrap();
     assert_eq!(
         cease_subcode(&p.expect_notification().await),
@@ -356,11 +366,8 @@ async fn update_before_established_is_fsm_error() {
 /// A NOTIFICATION from the peer closes the session without sending one back.
 #[tokio::test]
 async fn notification_received_closes_without_sending() {
-    let (l, port) = listener().await;
-    let mut d = Daemon::start(config(port, false, 90));
-    let mut p = Scripted::accept(&l).await;
-    p.establish(LOW_ID, 90).await;
-    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    let (_l, mut d, mut p) = Daemon::connected(90).await;
+    d.establish(&mut p, 90).await;
     let n = Notification {
         code: code::CEASE,
         subcode: cease::ADMIN_SHUTDOWN,
@@ -410,8 +417,7 @@ async fn collision_keeps_higher_identifier_side() {
             inc.send(&wire::encode_keepalive()).await;
         }
         assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
-        d.wait_status("Established", |s| s.state == State::Established)
-            .await;
+        d.wait_established().await;
         let st = d.peers.snapshot(0);
         let daemon_initiated = st.remote_address.unwrap().port() == port;
         assert_eq!(daemon_initiated, ours_kept, "{st:?}");

@@ -65,11 +65,7 @@ impl Ranker {
             .iter()
             .map(|p| match p.role {
                 Role::Upstream => Some(local),
-                Role::Pop => cfg
-                    .pops
-                    .iter()
-                    .position(|x| x.asn == p.remote_asn)
-                    .map(|i| i as PopIdx),
+                Role::Pop => cfg.pop_index_by_asn(p.remote_asn).map(|i| i as PopIdx),
             })
             .collect();
         Ranker {

@@ -10,8 +10,11 @@ use tokio::sync::mpsc;
 
 use super::lpm::{self, Addr, Lpm};
 use super::*;
-use crate::config::{self, Config, PeerConfig};
-use crate::rib::{self, select_best, RibMsg, RibStats, SessionCmd, SessionInfo};
+use crate::config::{self, Config};
+use crate::rib::{
+    self, select_best, thread_cpu_time as cpu, RibMsg, RibStats, SessionCmd, SessionInfo,
+};
+use crate::testutil::{mix, TestConfig};
 use crate::types::{AsPath, Origin, PathAttrs, PeerId, RouteChange};
 
 // POPs: x (local, 65001), y (65002), z (65003), w (65004).
@@ -30,33 +33,21 @@ const PW: PeerId = 6; // pop w
 
 const POP_ASNS: [u32; 4] = [65001, 65002, 65003, 65004];
 
-fn peer(yaml: &str) -> PeerConfig {
-    serde_yaml::from_str(yaml).expect("test peer config")
-}
-
+/// POPs x, y, z, w and the peers above.
 fn test_config() -> Config {
-    let mut cfg = Config::embedded_default();
-    cfg.local_asn = 65001;
-    cfg.pop = "x".into();
-    cfg.pops = ["x", "y", "z", "w"]
-        .iter()
-        .zip(POP_ASNS)
-        .map(|(n, asn)| config::PopConfig {
-            url: None,
-            name: n.to_string(),
-            asn,
-        })
-        .collect();
-    cfg.peers = vec![
-        peer("{name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}"),
-        peer("{name: up2, address: 10.0.0.2, remote_asn: 64511, role: upstream}"),
-        peer("{name: up3, address: 10.0.0.3, remote_asn: 65001, role: upstream}"),
-        peer("{name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}"),
-        peer("{name: pz, address: 10.0.1.3, remote_asn: 65003, role: pop}"),
-        peer("{name: py2, address: 10.0.1.4, remote_asn: 65002, role: pop}"),
-        peer("{name: pw, address: 10.0.1.5, remote_asn: 65004, role: pop}"),
-    ];
-    cfg
+    TestConfig::two_pops()
+        .pop("z", 65003)
+        .pop("w", 65004)
+        .peers(&[
+            "{name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}",
+            "{name: up2, address: 10.0.0.2, remote_asn: 64511, role: upstream}",
+            "{name: up3, address: 10.0.0.3, remote_asn: 65001, role: upstream}",
+            "{name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}",
+            "{name: pz, address: 10.0.1.3, remote_asn: 65003, role: pop}",
+            "{name: py2, address: 10.0.1.4, remote_asn: 65002, role: pop}",
+            "{name: pw, address: 10.0.1.5, remote_asn: 65004, role: pop}",
+        ])
+        .build()
 }
 
 fn info(cfg: &Config, peer: PeerId) -> SessionInfo {
@@ -85,6 +76,39 @@ fn rib_all_up(cfg: &Arc<Config>) -> (rib::Rib, Vec<mpsc::UnboundedReceiver<Sessi
         });
     }
     (rib, rxs)
+}
+
+/// The test config and a RIB with every peer up.
+struct Fixture {
+    cfg: Arc<Config>,
+    rib: rib::Rib,
+    _sessions: Vec<mpsc::UnboundedReceiver<SessionCmd>>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let cfg = Arc::new(test_config());
+        let (rib, _sessions) = rib_all_up(&cfg);
+        Fixture {
+            cfg,
+            rib,
+            _sessions,
+        }
+    }
+
+    /// `peer` announces `p` with AS_PATH `path`.
+    fn announce(&mut self, peer: PeerId, p: Prefix, path: &[u32]) {
+        self.rib.handle(announce_msg(peer, p, attrs(path, None)));
+    }
+
+    fn build(&self, generation: u64) -> Snapshot {
+        build(&self.rib, &self.cfg, generation)
+    }
+
+    /// The ranking for `addr` in a snapshot built now as `generation`.
+    fn ranking(&self, generation: u64, addr: &str) -> Vec<PopIdx> {
+        select(ip(addr), &self.build(generation)).ranking.to_vec()
+    }
 }
 
 fn attrs(path: &[u32], med: Option<u32>) -> Arc<PathAttrs> {
@@ -138,14 +162,13 @@ fn names(d: &Decision) -> Vec<String> {
 
 #[test]
 fn ranking_by_best_path_per_pop() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let p = pfx("192.0.2.0/24");
     // Local upstream: 3 ASNs; y: 2 (65002 + 1); z: 4; w: nothing.
-    rib.handle(announce_msg(UP1, p, attrs(&[64510, 3356, 13335], None)));
-    rib.handle(announce_msg(PY, p, attrs(&[65002, 13335], None)));
-    rib.handle(announce_msg(PZ, p, attrs(&[65003, 1, 2, 13335], None)));
-    let s = build(&rib, &cfg, 1);
+    f.announce(UP1, p, &[64510, 3356, 13335]);
+    f.announce(PY, p, &[65002, 13335]);
+    f.announce(PZ, p, &[65003, 1, 2, 13335]);
+    let s = f.build(1);
     let d = select(ip("192.0.2.77"), &s);
     assert_eq!(d.ranking, &[Y, X, Z, W]);
     assert_eq!(names(&d), ["y", "x", "z", "w"]);
@@ -153,60 +176,52 @@ fn ranking_by_best_path_per_pop() {
     assert_eq!(d.source, Source::Rib);
     assert_eq!(d.generation, 1);
     // The rule on the Loc-RIB best path agrees.
-    let (peer, a) = rib.best(&p).unwrap();
+    let (peer, a) = f.rib.best(&p).unwrap();
     assert_eq!(peer, PY);
-    assert_eq!(Ranker::new(&cfg).rule_pop(a.as_path.iter_asns()), d.first());
+    assert_eq!(
+        Ranker::new(&f.cfg).rule_pop(a.as_path.iter_asns()),
+        d.first()
+    );
 
     // y withdraws: the local upstream path wins, then z, then y and w (no path) in config order.
-    rib.handle(withdraw_msg(PY, p));
-    let s = build(&rib, &cfg, 2);
-    assert_eq!(select(ip("192.0.2.1"), &s).ranking, &[X, Z, Y, W]);
+    f.rib.handle(withdraw_msg(PY, p));
+    assert_eq!(f.ranking(2, "192.0.2.1"), [X, Z, Y, W]);
 }
 
 #[test]
 fn ranking_uses_the_best_of_several_sessions_and_upstreams() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let p = pfx("198.51.100.0/24");
     // Two sessions to y: the better one (2 ASNs) ranks y; upstream best is 3 ASNs.
-    rib.handle(announce_msg(PY, p, attrs(&[65002, 7, 8, 9, 10], None)));
-    rib.handle(announce_msg(PY2, p, attrs(&[65002, 10], None)));
-    rib.handle(announce_msg(UP1, p, attrs(&[64510, 9, 10, 11], None)));
-    rib.handle(announce_msg(UP2, p, attrs(&[64511, 10, 11], None)));
-    rib.handle(announce_msg(PW, p, attrs(&[65004, 5, 6, 7, 10], None)));
-    let s = build(&rib, &cfg, 1);
+    f.announce(PY, p, &[65002, 7, 8, 9, 10]);
+    f.announce(PY2, p, &[65002, 10]);
+    f.announce(UP1, p, &[64510, 9, 10, 11]);
+    f.announce(UP2, p, &[64511, 10, 11]);
+    f.announce(PW, p, &[65004, 5, 6, 7, 10]);
     // y: 2 ASNs (via py2), local: 3 (up2), w: 5, z: none.
-    assert_eq!(select(ip("198.51.100.1"), &s).ranking, &[Y, X, W, Z]);
+    assert_eq!(f.ranking(1, "198.51.100.1"), [Y, X, W, Z]);
 }
 
 #[test]
 fn rule_promotes_the_last_pop_asn_to_first() {
     // A path from y that crossed z's ASN: the rule says z (last POP ASN wins);
     // the ranking keeps y (its session) right after.
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let p = pfx("203.0.113.0/24");
-    rib.handle(announce_msg(PY, p, attrs(&[65002, 65003, 13335], None)));
-    rib.handle(announce_msg(UP1, p, attrs(&[64510, 1, 2, 13335], None)));
-    let s = build(&rib, &cfg, 1);
-    assert_eq!(select(ip("203.0.113.9"), &s).ranking, &[Z, Y, X, W]);
+    f.announce(PY, p, &[65002, 65003, 13335]);
+    f.announce(UP1, p, &[64510, 1, 2, 13335]);
+    assert_eq!(f.ranking(1, "203.0.113.9"), [Z, Y, X, W]);
     // An upstream path crossing w's ASN: w first.
     let q = pfx("203.0.114.0/24");
-    rib.handle(announce_msg(UP1, q, attrs(&[64510, 65004, 13335], None)));
-    let s = build(&rib, &cfg, 2);
-    assert_eq!(select(ip("203.0.114.9"), &s).ranking, &[W, X, Y, Z]);
+    f.announce(UP1, q, &[64510, 65004, 13335]);
+    assert_eq!(f.ranking(2, "203.0.114.9"), [W, X, Y, Z]);
 }
 
 #[test]
 fn uncovered_address_gets_local_first() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
-    rib.handle(announce_msg(
-        PZ,
-        pfx("10.0.0.0/8"),
-        attrs(&[65003, 1], None),
-    ));
-    let s = build(&rib, &cfg, 1);
+    let mut f = Fixture::new();
+    f.announce(PZ, pfx("10.0.0.0/8"), &[65003, 1]);
+    let s = f.build(1);
     let d = select(ip("11.0.0.1"), &s);
     assert_eq!(d.prefix, None);
     assert_eq!(d.ranking, &[X, Y, Z, W]);
@@ -287,23 +302,34 @@ fn check_lpm<A: lpm::Addr>(items: &mut Vec<(A, u8, u16)>, probes: &[A], compress
     }
 }
 
+/// An address as the LPM's integer: `u32` for IPv4, `u128` for IPv6.
+fn addr_bits<A: TryFrom<u128>>(a: IpAddr) -> A {
+    let n = match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    A::try_from(n).ok().expect("an address of the LPM's family")
+}
+
+/// LPM items `(address, length, ranking id)` from prefix text.
+fn lpm_items<A: TryFrom<u128>>(v: &[(&str, u16)]) -> Vec<(A, u8, u16)> {
+    v.iter()
+        .map(|&(s, r)| {
+            let p = pfx(s);
+            (addr_bits(p.addr()), p.len(), r)
+        })
+        .collect()
+}
+
+/// LPM probes from address text.
+fn lpm_probes<A: TryFrom<u128>>(v: &[&str]) -> Vec<A> {
+    v.iter().map(|s| addr_bits(ip(s))).collect()
+}
+
 #[test]
 fn lpm_v4_edges() {
-    let p = |s: &str| -> (u32, u8) {
-        match pfx(s) {
-            Prefix::V4 { addr, len } => (addr, len),
-            _ => unreachable!(),
-        }
-    };
-    let mk = |v: &[(&str, u16)]| -> Vec<(u32, u8, u16)> {
-        v.iter()
-            .map(|(s, r)| {
-                let (a, l) = p(s);
-                (a, l, *r)
-            })
-            .collect()
-    };
-    let probes: Vec<u32> = [
+    let mk = lpm_items::<u32>;
+    let probes: Vec<u32> = lpm_probes(&[
         "0.0.0.0",
         "0.0.0.1",
         "9.255.255.255",
@@ -321,10 +347,7 @@ fn lpm_v4_edges() {
         "128.0.0.0",
         "255.255.255.254",
         "255.255.255.255",
-    ]
-    .iter()
-    .map(|s| u32::from(s.parse::<Ipv4Addr>().unwrap()))
-    .collect();
+    ]);
     let sets: Vec<Vec<(u32, u8, u16)>> = vec![
         mk(&[]),
         mk(&[("0.0.0.0/0", 1)]),
@@ -363,13 +386,7 @@ fn lpm_v4_edges() {
 
 #[test]
 fn lpm_v6_edges() {
-    let p = |s: &str| -> (u128, u8) {
-        match pfx(s) {
-            Prefix::V6 { addr, len } => (addr, len),
-            _ => unreachable!(),
-        }
-    };
-    let items: Vec<(u128, u8, u16)> = [
+    let items: Vec<(u128, u8, u16)> = lpm_items(&[
         ("::/0", 1),
         ("2001:db8::/32", 2),
         ("2001:db8::/48", 3),
@@ -378,14 +395,8 @@ fn lpm_v6_edges() {
         ("2001:db9::/32", 2),
         ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 5),
         ("::/128", 6),
-    ]
-    .iter()
-    .map(|(s, r)| {
-        let (a, l) = p(s);
-        (a, l, *r)
-    })
-    .collect();
-    let probes: Vec<u128> = [
+    ]);
+    let probes: Vec<u128> = lpm_probes(&[
         "::",
         "::1",
         "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
@@ -398,10 +409,7 @@ fn lpm_v6_edges() {
         "2001:dba::",
         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-    ]
-    .iter()
-    .map(|s| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap()))
-    .collect();
+    ]);
     for compress in [false, true] {
         check_lpm(&mut items.clone(), &probes, compress);
         check_lpm(&mut items[1..].to_vec(), &probes, compress);
@@ -410,17 +418,12 @@ fn lpm_v6_edges() {
 
 #[test]
 fn compression_reports_the_covering_prefix() {
-    let cfg = Arc::new(test_config());
-    let (mut rib, _rx) = rib_all_up(&cfg);
+    let mut f = Fixture::new();
     let z = attrs(&[65003, 1], None);
-    rib.handle(announce_msg(PZ, pfx("10.0.0.0/8"), z.clone()));
-    rib.handle(announce_msg(PZ, pfx("10.1.0.0/16"), z));
-    rib.handle(announce_msg(
-        PY,
-        pfx("10.1.2.0/24"),
-        attrs(&[65002, 1], None),
-    ));
-    let s = build(&rib, &cfg, 1);
+    f.rib.handle(announce_msg(PZ, pfx("10.0.0.0/8"), z.clone()));
+    f.rib.handle(announce_msg(PZ, pfx("10.1.0.0/16"), z));
+    f.announce(PY, pfx("10.1.2.0/24"), &[65002, 1]);
+    let s = f.build(1);
     let d = select(ip("10.1.1.1"), &s);
     // 10.1.0.0/16 has the same ranking as 10/8: dropped.
     assert_eq!(d.prefix, Some(pfx("10.0.0.0/8")));
@@ -439,17 +442,10 @@ fn compression_reports_the_covering_prefix() {
 // Fallback and config
 // ---------------------------------------------------------------------------
 
-const STEER_CFG: &str = "\
-local_asn: 65001
-router_id: 10.0.0.1
-pop: x
-pops:
-  - name: x
-    asn: 65001
-  - name: y
-    asn: 65002
-  - name: z
-    asn: 65003
+/// POPs x (local), y and z; a fallback map, `default_pop` y.
+fn steer_cfg() -> TestConfig {
+    TestConfig::two_pops().pop("z", 65003).with(
+        "\
 listen:
   enabled: false
 steering:
@@ -461,11 +457,13 @@ steering:
       pop: x
     - prefix: 2001:db8::/32
       pop: x
-";
+",
+    )
+}
 
 #[test]
 fn fallback_snapshot() {
-    let cfg = config::parse(STEER_CFG, "t.yaml").unwrap();
+    let cfg = steer_cfg().build();
     let s = fallback(&cfg);
     assert_eq!(s.generation(), 0);
     assert_eq!(s.source(Afi::Ipv4), Source::Fallback);
@@ -494,8 +492,7 @@ fn fallback_snapshot() {
 #[test]
 fn steering_config_errors() {
     let bad = |from: &str, to: &str, key: &str| {
-        let text = STEER_CFG.replace(from, to);
-        let es = config::parse(&text, "t.yaml").expect_err(&text);
+        let es = steer_cfg().replace(from, to).errors();
         assert!(
             es.iter().any(|e| e.key == key && e.line > 0),
             "{key}: {}",
@@ -782,11 +779,14 @@ async fn wait_for(h: &Handle, limit: Duration, f: impl Fn(&Snapshot) -> bool) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_snapshot_follows_the_rib() {
-    let text = STEER_CFG.replace(
-        "steering:",
-        "peers:\n  - {name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}\n  - {name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}\nsteering:",
+    let cfg = Arc::new(
+        steer_cfg()
+            .peers(&[
+                "{name: up1, address: 10.0.0.1, remote_asn: 64510, role: upstream}",
+                "{name: py, address: 10.0.1.2, remote_asn: 65002, role: pop}",
+            ])
+            .build(),
     );
-    let cfg = Arc::new(config::parse(&text, "t.yaml").unwrap());
     let h = handle(&cfg);
     let publ = Publisher::new(&cfg, h.clone()).unwrap();
     let (tx, rx) = mpsc::channel(64);
@@ -893,13 +893,6 @@ async fn published_snapshot_follows_the_rib() {
 // Benchmark (ignored): cargo test --release --lib steer::tests::bench -- --ignored --nocapture
 // ---------------------------------------------------------------------------
 
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
-
 /// 1M IPv4 prefixes (mostly /24, some /16../22 covers and /25../32
 /// more-specifics) and 250k IPv6 (/32../48), rankings from 24 distinct ones,
 /// a third of the more-specifics equal to their cover's.
@@ -932,17 +925,6 @@ fn synthetic() -> (BTreeMapV4, BTreeMapV6) {
         v6.insert((addr, len), (r >> 40) as u16 % 24);
     }
     (v4, v6)
-}
-
-/// CPU time of this thread (the box is shared: wall time would count others' turns).
-fn cpu() -> Duration {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    Duration::from_nanos(
-        s.split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
 }
 
 type BTreeMapV4 = std::collections::BTreeMap<u64, u16>;

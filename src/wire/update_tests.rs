@@ -826,28 +826,29 @@ fn set(asns: &[u32]) -> AsSegment {
     }
 }
 
-fn as4_path_attr(segs: &[AsSegment]) -> Vec<u8> {
+/// AS_PATH segments as on the wire, with 4-octet ASNs or (`as4` false) 2-octet.
+fn segments(segs: &[AsSegment], as4: bool) -> Vec<u8> {
     let mut v = vec![];
     for s in segs {
         v.push(s.kind);
         v.push(s.asns.len() as u8);
-        for x in &s.asns {
-            v.extend_from_slice(&x.to_be_bytes());
+        for &x in &s.asns {
+            if as4 {
+                v.extend_from_slice(&x.to_be_bytes());
+            } else {
+                v.extend_from_slice(&(x as u16).to_be_bytes());
+            }
         }
     }
-    a(0xc0, 17, &v)
+    v
+}
+
+fn as4_path_attr(segs: &[AsSegment]) -> Vec<u8> {
+    a(0xc0, 17, &segments(segs, true))
 }
 
 fn as2_path_attr(segs: &[AsSegment]) -> Vec<u8> {
-    let mut v = vec![];
-    for s in segs {
-        v.push(s.kind);
-        v.push(s.asns.len() as u8);
-        for x in &s.asns {
-            v.extend_from_slice(&(*x as u16).to_be_bytes());
-        }
-    }
-    a(0x40, 2, &v)
+    a(0x40, 2, &segments(segs, false))
 }
 
 fn decode_2octet(as_path: &[AsSegment], extra: &[u8]) -> DecodedUpdate {
@@ -863,39 +864,41 @@ fn decode_2octet(as_path: &[AsSegment], extra: &[u8]) -> DecodedUpdate {
 
 const T: u32 = AS_TRANS;
 
+/// [`decode_2octet`], asserting that the UPDATE is an announcement with
+/// AS_PATH `want` (after the RFC 6793 merge).
+fn decode_2octet_path(as_path: &[AsSegment], extra: &[u8], want: AsPath) -> DecodedUpdate {
+    let d = decode_2octet(as_path, extra);
+    assert_eq!(assert_ok_announce(&d).as_path, want);
+    d
+}
+
 /// RFC 6793 §4.2.3: AS_PATH and AS4_PATH of equal length: AS4_PATH is the path.
 #[test]
 fn rfc6793_4_2_3_merge_equal_length() {
-    let d = decode_2octet(
+    decode_2octet_path(
         &[seq(&[65001, T, T])],
         &as4_path_attr(&[seq(&[65001, 4_200_000_000, 131072])]),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65001, 4_200_000_000, 131072])
+        AsPath::sequence(&[65001, 4_200_000_000, 131072]),
     );
 }
 
 /// RFC 6793 §4.2.3: an OLD speaker prepended ASNs: leading AS_PATH entries are kept.
 #[test]
 fn rfc6793_4_2_3_merge_old_speaker_prepended() {
-    let d = decode_2octet(
+    decode_2octet_path(
         &[seq(&[65010, 65011, 65001, T])],
         &as4_path_attr(&[seq(&[65001, 4_200_000_000])]),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65010, 65011, 65001, 4_200_000_000])
+        AsPath::sequence(&[65010, 65011, 65001, 4_200_000_000]),
     );
 }
 
 /// RFC 6793 §4.2.3: AS4_PATH longer than AS_PATH is ignored.
 #[test]
 fn rfc6793_4_2_3_as4_path_longer_ignored() {
-    let d = decode_2octet(&[seq(&[65001, T])], &as4_path_attr(&[seq(&[1, 2, 3])]));
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65001, T])
+    let d = decode_2octet_path(
+        &[seq(&[65001, T])],
+        &as4_path_attr(&[seq(&[1, 2, 3])]),
+        AsPath::sequence(&[65001, T]),
     );
     assert_eq!(d.warnings.len(), 1);
 }
@@ -904,16 +907,13 @@ fn rfc6793_4_2_3_as4_path_longer_ignored() {
 #[test]
 fn rfc6793_4_2_3_as_set_counts_one() {
     // AS_PATH: SEQ(65010 T) SET(T 65020) = 3; AS4_PATH: SEQ(4200000000) SET(4200000001 65020) = 2.
-    let d = decode_2octet(
+    decode_2octet_path(
         &[seq(&[65010, T]), set(&[T, 65020])],
         &as4_path_attr(&[seq(&[4_200_000_000]), set(&[4_200_000_001, 65020])]),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
         AsPath(vec![
             seq(&[65010, 4_200_000_000]),
-            set(&[4_200_000_001, 65020])
-        ])
+            set(&[4_200_000_001, 65020]),
+        ]),
     );
     // merge_as4_path directly: an AS_SET prepended whole.
     let m = merge_as4_path(
@@ -999,29 +999,33 @@ fn rfc6793_4_1_as4_attrs_discarded_on_as4_session() {
 /// RFC 6793 §6 / RFC 7606 §7.x: malformed AS4_PATH / AS4_AGGREGATOR are discarded.
 #[test]
 fn rfc6793_6_malformed_as4_attrs_discarded() {
-    let d = decode_2octet(
+    let d = decode_2octet_path(
         &[seq(&[65001, T])],
         &[a(0xc0, 17, &[2, 2, 0, 0, 0, 1]), a(0xc0, 18, &[0, 0, 1])].concat(),
-    );
-    assert_eq!(
-        assert_ok_announce(&d).as_path,
-        AsPath::sequence(&[65001, T])
+        AsPath::sequence(&[65001, T]),
     );
     assert_eq!(d.warnings.len(), 2);
 }
 
 // ---------- encoding ----------
 
+fn encode_ctx(as4: bool, max_len: usize) -> EncodeCtx {
+    EncodeCtx { as4, max_len }
+}
+
+/// [`encode_announce`] into a fresh buffer.
+fn announce(ectx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], attrs: &PathAttrs) -> Vec<u8> {
+    let mut out = vec![];
+    encode_announce(ectx, afi, prefixes, attrs, &mut out);
+    out
+}
+
 #[test]
 fn announce_v4_round_trip_many_messages() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let prefixes = many_v4(3000);
     let attrs = full_attrs();
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &prefixes, &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &prefixes, &attrs);
     let bodies = split(&out, MAX_MSG_LEN);
     assert!(bodies.len() >= 3, "{}", bodies.len());
     let (a4, ..) = collect(&bodies, &ebgp4());
@@ -1034,10 +1038,7 @@ fn announce_v4_round_trip_many_messages() {
 
 #[test]
 fn announce_v6_round_trip_many_messages_with_link_local() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let prefixes = many_v6(2000);
     let mut attrs = full_attrs();
     attrs.next_hop = Some(IpAddr::V6(nh6()));
@@ -1056,20 +1057,15 @@ fn announce_v6_round_trip_many_messages_with_link_local() {
 
 #[test]
 fn announce_extended_message_fits_in_one() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_EXT_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_EXT_MSG_LEN);
     let prefixes = many_v4(10_000);
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &prefixes, &full_attrs(), &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &prefixes, &full_attrs());
     let bodies = split(&out, MAX_EXT_MSG_LEN);
     assert_eq!(bodies.len(), 1);
     // And with 65535 MP_REACH gets the Extended Length flag.
     let mut attrs = full_attrs();
     attrs.next_hop = Some(IpAddr::V6(nh6()));
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv6, &many_v6(5000), &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv6, &many_v6(5000), &attrs);
     let bodies = split(&out, MAX_EXT_MSG_LEN);
     let (_, _, a6, ..) = collect(&bodies, &ebgp4());
     assert_eq!(a6.len(), 5000);
@@ -1077,13 +1073,9 @@ fn announce_extended_message_fits_in_one() {
 
 #[test]
 fn announce_2octet_as_trans_and_as4_path_round_trip() {
-    let ectx = EncodeCtx {
-        as4: false,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(false, MAX_MSG_LEN);
     let attrs = full_attrs();
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &many_v4(10), &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &many_v4(10), &attrs);
     let bodies = split(&out, MAX_MSG_LEN);
     assert_eq!(bodies.len(), 1);
     // On the wire: AS_PATH has AS_TRANS, AS4_PATH and AS4_AGGREGATOR present.
@@ -1103,17 +1095,13 @@ fn announce_2octet_as_trans_and_as4_path_round_trip() {
 
 #[test]
 fn announce_2octet_small_asns_has_no_as4_path() {
-    let ectx = EncodeCtx {
-        as4: false,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(false, MAX_MSG_LEN);
     let attrs = PathAttrs {
         as_path: AsPath::sequence(&[65001, 3356]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..Default::default()
     };
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs);
     let b = &out[HEADER_LEN..];
     // ORIGIN, AS_PATH (2-octet, SEQUENCE = type 2), NEXT_HOP, NLRI — byte for byte.
     let want = [
@@ -1127,18 +1115,14 @@ fn announce_2octet_small_asns_has_no_as4_path() {
 
 #[test]
 fn as_sequence_type_2_as_set_type_1_and_long_segments_split() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let long: Vec<u32> = (1..=600).collect();
     let attrs = PathAttrs {
         as_path: AsPath(vec![seq(&long), set(&[7, 8])]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         ..Default::default()
     };
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs);
     let b = &out[HEADER_LEN..];
     // AS_PATH: Extended Length, 3 SEQUENCE segments (255+255+90) then a SET.
     assert_eq!(&b[8..10], &[0x50, 2]);
@@ -1156,10 +1140,7 @@ fn as_sequence_type_2_as_set_type_1_and_long_segments_split() {
 
 #[test]
 fn other_attributes_on_export() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let mut attrs = PathAttrs {
         as_path: AsPath::sequence(&[1]),
         next_hop: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
@@ -1187,8 +1168,7 @@ fn other_attributes_on_export() {
             value: vec![5].into(),
         },
     ];
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs, &mut out);
+    let out = announce(&ectx, Afi::Ipv4, &[p4("10.0.0.0/8")], &attrs);
     let d = dec(&out[HEADER_LEN..], &ebgp4());
     let got = d.v4.attrs.unwrap();
     assert_eq!(
@@ -1211,10 +1191,7 @@ fn other_attributes_on_export() {
 
 #[test]
 fn announce_errors_append_nothing() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let mut out = vec![];
     let attrs = PathAttrs::default();
     assert_eq!(
@@ -1252,10 +1229,7 @@ fn attrs_v4nh() -> PathAttrs {
 
 #[test]
 fn withdraw_round_trip_v4_v6_many_messages() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
     let v4 = many_v4(5000);
     let v6 = many_v6(3000);
     let mut out = vec![];
@@ -1271,10 +1245,7 @@ fn withdraw_round_trip_v4_v6_many_messages() {
     assert!(all.iter().all(|d| d.end_of_rib.is_none()));
     // Small max_len still makes progress.
     let mut out = vec![];
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: 0,
-    };
+    let ectx = encode_ctx(true, 0);
     encode_withdraw(&ectx, Afi::Ipv6, &many_v6(3), &mut out);
     // Room for one /128 per message: two /48s fit.
     assert_eq!(split(&out, MAX_MSG_LEN).len(), 2);
@@ -1286,8 +1257,7 @@ fn valid_messages() -> Vec<Vec<u8>> {
     let mut msgs = vec![];
     for as4 in [true, false] {
         let ectx = EncodeCtx { as4, max_len: 600 };
-        let mut out = vec![];
-        encode_announce(&ectx, Afi::Ipv4, &many_v4(40), &full_attrs(), &mut out);
+        let mut out = announce(&ectx, Afi::Ipv4, &many_v4(40), &full_attrs());
         let mut a6 = full_attrs();
         a6.next_hop = Some(IpAddr::V6(nh6()));
         a6.next_hop_ll = Some("fe80::2".parse().unwrap());
@@ -1370,8 +1340,7 @@ mod props {
             let p6: Vec<Prefix> = v6.iter().map(|&(a, l)| Prefix::v6(a, l).unwrap()).collect();
             let mut attrs = attrs_v4nh();
             attrs.as_path = AsPath::sequence(&path);
-            let mut out = vec![];
-            encode_announce(&ectx, Afi::Ipv4, &p4, &attrs, &mut out);
+            let mut out = announce(&ectx, Afi::Ipv4, &p4, &attrs);
             attrs.next_hop = Some(IpAddr::V6(nh6()));
             encode_announce(&ectx, Afi::Ipv6, &p6, &attrs, &mut out);
             let c = ctx(as4, true);
@@ -1390,12 +1359,8 @@ mod props {
 #[test]
 #[ignore]
 fn decode_speed() {
-    let ectx = EncodeCtx {
-        as4: true,
-        max_len: MAX_MSG_LEN,
-    };
-    let mut out = vec![];
-    encode_announce(&ectx, Afi::Ipv4, &many_v4(200_000), &full_attrs(), &mut out);
+    let ectx = encode_ctx(true, MAX_MSG_LEN);
+    let out = announce(&ectx, Afi::Ipv4, &many_v4(200_000), &full_attrs());
     let bodies = split(&out, MAX_MSG_LEN);
     let c = ebgp4();
     let t = std::time::Instant::now();
@@ -1408,34 +1373,27 @@ fn decode_speed() {
     let ns = t.elapsed().as_nanos() as f64 / n as f64;
     println!("{ns:.1} ns/prefix (bulk)");
     // One prefix per UPDATE, the worst case for per-message overhead.
-    let mut small = vec![];
-    for p in many_v4(100_000) {
-        encode_announce(&ectx, Afi::Ipv4, &[p], &full_attrs(), &mut small);
-    }
-    let bodies = split(&small, MAX_MSG_LEN);
-    let t = std::time::Instant::now();
-    for b in &bodies {
-        std::hint::black_box(decode_update(b, &c).unwrap());
-    }
-    let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
-    println!("{ns:.1} ns/UPDATE with one prefix, every attribute kind");
+    let one_per_update = |attrs: &PathAttrs, what: &str| {
+        let mut small = vec![];
+        for p in many_v4(100_000) {
+            encode_announce(&ectx, Afi::Ipv4, &[p], attrs, &mut small);
+        }
+        let bodies = split(&small, MAX_MSG_LEN);
+        let t = std::time::Instant::now();
+        for b in &bodies {
+            std::hint::black_box(decode_update(b, &c).unwrap());
+        }
+        let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
+        println!("{ns:.1} ns/UPDATE with one prefix, {what}");
+    };
+    one_per_update(&full_attrs(), "every attribute kind");
     let typical = PathAttrs {
         as_path: AsPath::sequence(&[65001, 3356, 1299, 13335]),
         med: Some(10),
         communities: vec![0xfde9_0001, 0xfde9_0002],
         ..attrs_v4nh()
     };
-    let mut small = vec![];
-    for p in many_v4(100_000) {
-        encode_announce(&ectx, Afi::Ipv4, &[p], &typical, &mut small);
-    }
-    let bodies = split(&small, MAX_MSG_LEN);
-    let t = std::time::Instant::now();
-    for b in &bodies {
-        std::hint::black_box(decode_update(b, &c).unwrap());
-    }
-    let ns = t.elapsed().as_nanos() as f64 / bodies.len() as f64;
-    println!("{ns:.1} ns/UPDATE with one prefix, typical attributes");
+    one_per_update(&typical, "typical attributes");
 }
 
 /// Write seed inputs for the `decode` fuzz target (a selector byte, then a

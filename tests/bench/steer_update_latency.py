@@ -233,6 +233,14 @@ def dns_answer(sock, port, addr: str, srclen: int) -> str | None:
     return None
 
 
+# More-specific modes: (mode, IP version, lengths of the table prefix to cover,
+# length of the more-specific announced inside it, ECS source length queried).
+MORE_SPECIFIC = [
+    ("v4-more-specific", 4, range(16, 23), 24, 24),
+    ("v6-more-specific", 6, range(29, 41), 48, 56),
+]
+
+
 def pick_targets(ctl: Ctl, tables_dir: str, pop_asns: set, want: int = 10):
     """Targets per mode: (prefix to announce, address to query, ECS length, as path)."""
     out = {"v4-more-specific": [], "v6-more-specific": [], "v4-better-path": []}
@@ -247,18 +255,15 @@ def pick_targets(ctl: Ctl, tables_dir: str, pop_asns: set, want: int = 10):
             pfx, path, _ = line.rstrip("\n").split("|")
             net = ipaddress.ip_network(pfx)
             asns = [int(a) for a in path.split()]
-            if net.version == 4 and 16 <= net.prefixlen <= 22 and len(out["v4-more-specific"]) < want:
-                q = ipaddress.ip_network(f"{net.network_address}/24")
+            ms = [m for m in MORE_SPECIFIC
+                  if m[1] == net.version and net.prefixlen in m[2] and len(out[m[0]]) < want]
+            if ms:
+                mode, _, _, sub_len, ecs_len = ms[0]
+                q = ipaddress.ip_network(f"{net.network_address}/{sub_len}")
                 addr = str(q.network_address + 1)
                 r = ctl.run("route", addr)
                 if r.get("prefix") == pfx:
-                    out["v4-more-specific"].append((str(q), addr, 24, [Y_AS, 64600]))
-            elif net.version == 6 and 29 <= net.prefixlen <= 40 and len(out["v6-more-specific"]) < want:
-                q = ipaddress.ip_network(f"{net.network_address}/48")
-                addr = str(q.network_address + 1)
-                r = ctl.run("route", addr)
-                if r.get("prefix") == pfx:
-                    out["v6-more-specific"].append((str(q), addr, 56, [Y_AS, 64600]))
+                    out[mode].append((str(q), addr, ecs_len, [Y_AS, 64600]))
             elif (net.version == 4 and net.prefixlen <= 24 and len(asns) >= 4
                   and asns[-1] not in pop_asns and len(out["v4-better-path"]) < want):
                 addr = str(net.network_address + 1)

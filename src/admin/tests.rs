@@ -1,0 +1,273 @@
+//! Tests of the admin socket: requests over a real Unix socket against a
+//! daemon side built from a test config, with a fake RIB.
+
+use super::*;
+use crate::pops::PopState;
+use crate::session::PeerStatus;
+use crate::testutil::{temp_path, TestConfig};
+use reply::{PathInfo, RouteReply, Segment};
+
+/// A daemon's admin side with POPs x (local) and y (one `pop` session, up),
+/// a fake RIB that knows no routes, serving on a fresh socket.
+async fn serve_test(tag: &str) -> (PathBuf, Arc<AdminCtx>) {
+    serve_with_route(tag, RouteReply::default()).await
+}
+
+/// [`serve_test`] with a RIB answering every route query with `route`.
+async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCtx>) {
+    let cfg = Arc::new(
+        TestConfig::two_pops()
+            .with("steering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n")
+            .build(),
+    );
+    let peers = Arc::new(Peers {
+        status: vec![std::sync::Mutex::new(PeerStatus::default())],
+        ctl: vec![mpsc::unbounded_channel().0],
+        established: Arc::new(crate::pops::SessionFlags::new(1)),
+    });
+    peers.established.set(0, true);
+    let (rib, mut rib_rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(m) = rib_rx.recv().await {
+            if let RibMsg::Query { query, reply } = m {
+                let _ = reply.send(match query {
+                    Query::Summary => QueryReply::Summary(Default::default()),
+                    Query::PeerCounts => QueryReply::PeerCounts(Default::default()),
+                    _ => QueryReply::Route(route.clone()),
+                });
+            }
+        }
+    });
+    let steering = steer::handle(&cfg);
+    let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
+    let dns: crate::dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
+        crate::dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap(),
+    ));
+    let reload = Arc::new(crate::reload::Reloader::new(
+        None,
+        cfg.clone(),
+        dns.clone(),
+        steering.clone(),
+        pops.clone(),
+    ));
+    let ctx = Arc::new(AdminCtx {
+        reload,
+        cfg,
+        peers,
+        rib,
+        stats: Arc::new(RibStats::default()),
+        started: Instant::now(),
+        steering,
+        pops,
+        dns,
+    });
+    let path = temp_path(&format!("admin-{tag}.sock"));
+    let l = bind(&path, ctx.cfg.admin_mode()).unwrap();
+    tokio::spawn(serve(l, ctx.clone()));
+    (path, ctx)
+}
+
+async fn ask(path: &Path, req: Request) -> Value {
+    serde_json::from_str(request(path, &req).await.unwrap().trim()).unwrap()
+}
+
+/// `explain` for `target`.
+async fn explain(path: &Path, target: &str) -> Value {
+    ask(
+        path,
+        Request::Explain {
+            target: target.into(),
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn drain_undrain_and_pops() {
+    let (path, ctx) = serve_test("drain").await;
+    let drain = |pop: &str| Request::Drain {
+        pop: pop.into(),
+        by: Some("tester".into()),
+    };
+    let v = ask(&path, drain("y")).await;
+    assert_eq!(
+        v["data"],
+        json!({"pop": "y", "was_drained": false, "drained": true, "changed": true, "up": true, "usable": false})
+    );
+    assert!(ctx.pops.drained(1) && !ctx.pops.drained(0));
+    let v = ask(&path, drain("y")).await;
+    assert_eq!(
+        (
+            v["data"]["was_drained"].clone(),
+            v["data"]["changed"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    let v = ask(&path, Request::Pops).await;
+    assert_eq!(
+        v["data"]["pops"],
+        json!([
+            {"name": "x", "asn": 65001, "local": true, "up": true, "monitored": false, "drained": false, "usable": true},
+            {"name": "y", "asn": 65002, "local": false, "up": true, "monitored": true, "drained": true, "usable": false},
+        ])
+    );
+    // `by` is optional on the wire.
+    let raw = {
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(b"{\"cmd\":\"undrain\",\"pop\":\"y\"}\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+            .await
+            .unwrap();
+        out
+    };
+    let v: Value = serde_json::from_str(raw.trim()).unwrap();
+    assert_eq!(
+        (
+            v["data"]["was_drained"].clone(),
+            v["data"]["drained"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    assert!(!ctx.pops.drained(1));
+    // Unknown POP: an error naming the known ones, nothing changed.
+    let v = ask(&path, drain("z")).await;
+    assert_eq!(v["ok"], json!(false));
+    assert_eq!(v["error"], json!("no POP named \"z\" (known: x, y)"));
+    let v = ask(
+        &path,
+        Request::Undrain {
+            pop: "".into(),
+            by: None,
+        },
+    )
+    .await;
+    assert_eq!(v["ok"], json!(false));
+    assert!(!ctx.pops.drained(0) && !ctx.pops.drained(1));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn explain_marks_state_and_lists_answers() {
+    let (path, ctx) = serve_test("explain").await;
+    ctx.pops.set_drained("y", true).unwrap();
+    let v = explain(&path, "198.51.100.9").await;
+    let d = &v["data"];
+    assert_eq!(d["ranking"], json!(["y", "x"]), "{v}");
+    assert_eq!(
+        d["ranking_state"],
+        json!([
+            {"pop": "y", "local": false, "up": true, "drained": true},
+            {"pop": "x", "local": true, "up": true, "drained": false},
+        ])
+    );
+    // No zones configured: an empty list, never missing.
+    assert_eq!(d["answers"], json!([]));
+    assert_eq!(
+        d["rule"],
+        json!("steering.fallback (the RIB is not used yet): 198.51.100.0/24 ranks y first")
+    );
+    // Undrained and the session down: marked down instead.
+    ctx.pops.set_drained("y", false).unwrap();
+    ctx.peers.established.set(0, false);
+    let v = explain(&path, "::ffff:198.51.100.9").await;
+    assert_eq!(
+        v["data"]["ranking_state"][0],
+        json!({"pop": "y", "local": false, "up": false, "drained": false})
+    );
+    assert_eq!(v["data"]["address"], json!("198.51.100.9"));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn explain_applies_the_closest_pop_rule_to_the_best_path() {
+    let route = RouteReply {
+        query: "192.0.2.1/32".into(),
+        prefix: Some("192.0.2.0/24".into()),
+        paths: vec![PathInfo {
+            peer: "py".into(),
+            as_path: "65002 64500".into(),
+            as_path_segments: vec![Segment {
+                kind: "sequence".into(),
+                asns: vec![65002, 64500],
+            }],
+            next_hop: Some("10.0.0.2".into()),
+            origin: "igp".into(),
+            best: true,
+            ..PathInfo::default()
+        }],
+    };
+    let (path, _ctx) = serve_with_route("explain-rule", route).await;
+    let v = explain(&path, "192.0.2.1").await;
+    let d = &v["data"];
+    assert_eq!(
+        d["pop_asn"],
+        json!({"asn": 65002, "pop": "y", "position": 0, "path_length": 2})
+    );
+    assert_eq!(d["rib_prefix"], json!("192.0.2.0/24"));
+    assert_eq!(
+        d["best_path"],
+        json!({"peer": "py", "as_path": "65002 64500", "next_hop": "10.0.0.2", "origin": "igp"})
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The typed replies keep the socket's JSON keys.
+#[tokio::test]
+async fn peers_and_summary_keep_their_keys() {
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let (path, _ctx) = serve_test("keys").await;
+    let v = ask(&path, Request::Peers).await;
+    let mut want: Vec<String> = [
+        "name",
+        "address",
+        "remote_asn",
+        "role",
+        "state",
+        "since_secs",
+        "uptime_secs",
+        "received",
+        "accepted",
+        "eor",
+        "max_prefix_exceeded",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(keys(&serde_json::to_value(PeerStatus::default()).unwrap()))
+    .collect();
+    want.sort();
+    want.dedup();
+    assert_eq!(keys(&v["data"]["peers"][0]), want);
+    assert_eq!(
+        v["data"]["peers"][0]["received"],
+        json!({"ipv4": 0, "ipv6": 0})
+    );
+    let v = ask(&path, Request::Summary).await;
+    let mut want = [
+        "prefixes",
+        "paths",
+        "best_from",
+        "attr_sets",
+        "memory",
+        "uptime_secs",
+        "local_asn",
+        "router_id",
+        "pop",
+        "steering",
+        "peers",
+    ]
+    .map(String::from);
+    want.sort();
+    assert_eq!(keys(&v["data"]), want);
+    assert_eq!(
+        v["data"]["peers"],
+        json!({"configured": 1, "established": 0})
+    );
+    let _ = std::fs::remove_file(&path);
+}
