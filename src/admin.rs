@@ -349,14 +349,7 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<ExplainReply, String> {
                 })
                 .collect(),
             // What each steered name answers, from this same decision.
-            answers: ctx
-                .dns
-                .load()
-                .zones
-                .explain(&d, &ctx.pops)
-                .iter()
-                .map(Into::into)
-                .collect(),
+            answers: ctx.dns.load().zones.explain(&d, &ctx.pops),
             ..ExplainReply::default()
         }
     };

@@ -9,7 +9,7 @@
 use std::fmt::{Display, Write};
 
 use crate::admin::reply::{
-    DrainReply, ExplainAnswer, ExplainReply, PeersReply, PopsReply, RouteReply, SummaryReply,
+    DrainReply, ExplainReply, PeersReply, PopsReply, RouteReply, SummaryReply,
 };
 use crate::reload::Report;
 
@@ -250,7 +250,7 @@ pub fn explain(data: &ExplainReply) -> String {
 }
 
 /// The `answers` part of `explain`: what each steered name answers.
-fn answers(out: &mut String, list: &[ExplainAnswer]) {
+fn answers(out: &mut String, list: &[crate::dns::SteeredAnswer]) {
     if list.is_empty() {
         let _ = writeln!(out, "Answers:    no steered names configured");
         return;
@@ -417,23 +417,23 @@ mod tests {
         let answers = vec![
             SteeredAnswer {
                 name: "www.example.net.".into(),
-                rtype: "A",
+                rtype: "A".into(),
                 pop: Some("x".into()),
                 addresses: vec!["192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap()],
                 ttl: 30,
-                skipped: vec![("y".into(), "drained"), ("z".into(), "down")],
+                skipped: vec![("y".into(), "drained".into()), ("z".into(), "down".into())],
             },
             SteeredAnswer {
                 name: "www.example.net.".into(),
-                rtype: "AAAA",
+                rtype: "AAAA".into(),
                 pop: None,
                 addresses: vec![],
                 ttl: 30,
-                skipped: vec![("y".into(), "no records")],
+                skipped: vec![("y".into(), "no records".into())],
             },
             SteeredAnswer {
                 name: "cdn.example.net.".into(),
-                rtype: "AAAA",
+                rtype: "AAAA".into(),
                 pop: Some("y".into()),
                 addresses: vec!["2001:db8::1".parse().unwrap()],
                 ttl: 300,

@@ -7,8 +7,6 @@
 //! names and nesting are that contract. Every struct deserializes with missing
 //! fields defaulted, so a client can render a partial reply.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::dns::SteeredAnswer;
@@ -99,7 +97,7 @@ pub struct ExplainReply {
     /// The ranking's POPs with their state (drains and downs decide who answers).
     pub ranking_state: Vec<PopRankState>,
     /// What each steered name answers.
-    pub answers: Vec<ExplainAnswer>,
+    pub answers: Vec<SteeredAnswer>,
 }
 
 /// The RIB's best path, in brief.
@@ -132,37 +130,6 @@ pub struct PopRankState {
     pub local: bool,
     pub up: bool,
     pub drained: bool,
-}
-
-/// What one steered name answers (`dns::SteeredAnswer` on the wire).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ExplainAnswer {
-    pub name: String,
-    /// `A` or `AAAA`.
-    pub rtype: String,
-    pub pop: Option<String>,
-    pub addresses: Vec<IpAddr>,
-    pub ttl: u32,
-    /// POPs passed over and why (`down`, `drained`, `no records`).
-    pub skipped: Vec<(String, String)>,
-}
-
-impl From<&SteeredAnswer> for ExplainAnswer {
-    fn from(a: &SteeredAnswer) -> ExplainAnswer {
-        ExplainAnswer {
-            name: a.name.clone(),
-            rtype: a.rtype.into(),
-            pop: a.pop.clone(),
-            addresses: a.addresses.clone(),
-            ttl: a.ttl,
-            skipped: a
-                .skipped
-                .iter()
-                .map(|(p, why)| (p.clone(), (*why).into()))
-                .collect(),
-        }
-    }
 }
 
 /// `pops`: every POP in config order.

@@ -29,7 +29,7 @@ pub mod zone;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::pops::PopState;
@@ -74,20 +74,22 @@ pub struct Authority {
     pub ch_hostname: zone::RrSet,
 }
 
-/// What one steered name answers for an address (`sparrowctl explain`).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// What one steered name answers for an address (`sparrowctl explain`; the
+/// admin socket sends it as it is, in `admin::reply::ExplainReply`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct SteeredAnswer {
     /// Owner name, absolute, e.g. `www.example.net.`.
     pub name: String,
     /// `A` or `AAAA`.
-    pub rtype: &'static str,
+    pub rtype: String,
     /// The POP answered with (`None`: no POP has records of this type).
     pub pop: Option<String>,
     pub addresses: Vec<IpAddr>,
     pub ttl: u32,
     /// POPs ranked before `pop` and why they were passed over
     /// (`down`, `drained`, `no records`).
-    pub skipped: Vec<(String, &'static str)>,
+    pub skipped: Vec<(String, String)>,
 }
 
 impl Authority {

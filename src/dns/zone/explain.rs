@@ -37,7 +37,7 @@ impl Zones {
                     } else {
                         "passed over"
                     };
-                    skipped.push((self.pop_names[p].clone(), why));
+                    skipped.push((self.pop_names[p].clone(), why.to_string()));
                 }
                 let addresses = chosen
                     .and_then(|p| sets[p].as_ref())
@@ -54,7 +54,7 @@ impl Zones {
                     .unwrap_or_default();
                 out.push(SteeredAnswer {
                     name: node.name.to_ascii(),
-                    rtype: if rtype == RecordType::A { "A" } else { "AAAA" },
+                    rtype: if rtype == RecordType::A { "A" } else { "AAAA" }.to_string(),
                     pop: chosen.map(|p| self.pop_names[p].clone()),
                     addresses,
                     ttl: st.ttl,
