@@ -40,6 +40,8 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+#[cfg(test)]
+mod arch_tests;
 pub mod config;
 pub mod daemon;
 pub mod dns;
