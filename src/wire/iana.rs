@@ -180,13 +180,15 @@ registry! {
     }
 }
 
-/// Capability codes (IANA).
-pub mod cap {
-    pub const MULTIPROTOCOL: u8 = 1;
-    pub const ROUTE_REFRESH: u8 = 2;
-    pub const EXTENDED_MESSAGE: u8 = 6;
-    pub const GRACEFUL_RESTART: u8 = 64;
-    pub const AS4: u8 = 65;
-    /// Pre-standard Cisco route refresh code.
-    pub const ROUTE_REFRESH_OLD: u8 = 128;
+registry! {
+    /// Capability codes (IANA "Capability Codes"; RFC 5492).
+    pub mod cap {
+        MULTIPROTOCOL = 1 => "Multiprotocol Extensions",
+        ROUTE_REFRESH = 2 => "Route Refresh",
+        EXTENDED_MESSAGE = 6 => "Extended Message",
+        GRACEFUL_RESTART = 64 => "Graceful Restart",
+        AS4 = 65 => "4-octet AS Number",
+        // Pre-standard Cisco route refresh code.
+        ROUTE_REFRESH_OLD = 128 => "Route Refresh (pre-standard)",
+    }
 }
