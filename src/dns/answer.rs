@@ -11,7 +11,7 @@
 //! - CNAME: the CNAME, then the target's answer if it is ours (8 steps at most);
 //! - ANY: one RRset (RFC 8482 §4.2);
 //! - steered names: `steer::select` on the querier, then the first usable POP
-//!   in the ranking with records of the type (`zone::pick`); ECS scope is the
+//!   in the ranking with records of the type (`zone::pick` over `pops::pick`); ECS scope is the
 //!   decision's safe scope clamped to the source prefix length.
 //! - class CH: `id.server` / `hostname.bind` TXT; other CH names REFUSED.
 

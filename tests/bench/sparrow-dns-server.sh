@@ -12,7 +12,7 @@
 # DRAIN_LOCAL=auto (default) | 1 | 0: a POP with no `pop` session configured counts as up
 # (src/pops.rs), so with the generated config (no sessions) nothing is drained under `auto`.
 # Kept for daemons that count unwatched POPs as down: there a steered name answers with the first
-# *usable* POP of the client's ranking (src/dns/zone.rs `pick`), so with no sessions every answer
+# *usable* POP of the client's ranking (`pops::pick`), so with no sessions every answer
 # would be the local POP's (192.0.2.80). To answer the map's longest match anyway, the wrapper
 # drains the local POP (`dflt`) as soon as the admin socket is up: then no POP is usable and
 # `pick` falls back to the first ranked POP with records, which is exactly the fallback map's
