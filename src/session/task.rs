@@ -168,6 +168,8 @@ pub(super) struct Peer {
     queue: VecDeque<(u64, Event, Input)>,
     /// Writers of closed connections, still flushing a NOTIFICATION.
     closing: Vec<JoinHandle<()>>,
+    /// UPDATEs processed in the current batch, added to the status after it.
+    updates_received: u64,
     exit: bool,
 }
 
@@ -196,6 +198,7 @@ impl Peer {
             rib_ctl: None,
             queue: VecDeque::new(),
             closing: Vec::new(),
+            updates_received: 0,
             exit: false,
         }
     }
@@ -296,6 +299,8 @@ impl Peer {
                     c.abort();
                 }
                 if let Some(link) = m.link.take() {
+                    // Keep only writers still flushing: a flapping peer must not grow this.
+                    self.closing.retain(|w| !w.is_finished());
                     self.closing.push(link.close());
                 }
                 m.hold_at = None;
@@ -323,7 +328,7 @@ impl Peer {
                 let Input::Body(body) = std::mem::replace(input, Input::None) else {
                     return true;
                 };
-                ctx.with_status(|s| s.updates_received += 1);
+                self.updates_received += 1;
                 let Some(up) = &m.up else { return true };
                 match established::on_update(&ctx, up, &body).await {
                     Err(established::RibGone) => return false,
@@ -562,9 +567,14 @@ impl Peer {
                     // A message for a connection already closed is dropped.
                     match self.index(id) {
                         Some(i) if self.machines[i].link.is_some() => {}
-                        _ => return,
+                        _ => break,
                     }
                     self.on_message(id, ty, body).await;
+                }
+                // One status update per batch, not one lock per UPDATE.
+                let n = std::mem::take(&mut self.updates_received);
+                if n > 0 {
+                    self.ctx.with_status(|s| s.updates_received += n);
                 }
             }
             ConnEvent::Messages { id, result: Err(e) } => {
