@@ -38,9 +38,6 @@ use crate::steer;
 pub use answer::{Querier, Resolution};
 pub use zone::Zones;
 
-/// Moved to `crate::net`; kept here for old callers.
-pub use crate::net::tcp_listener;
-
 /// Errors starting the DNS service.
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {

@@ -201,6 +201,24 @@ pub fn decode(bytes: &[u8]) -> PathAttrs {
             asns: (0..k).map(|_| r.var32()).collect(),
         }
     }));
+    // The lists in the order `encode` writes them (read into locals, so that
+    // the struct literal's field order cannot change what is read).
+    let communities = r.list(has(COMMUNITIES), |r| u32::from_le_bytes(r.bytes()));
+    let large_communities = r.list(has(LARGE), |r| [r.var32(), r.var32(), r.var32()]);
+    let ext_communities = r.list(has(EXT), |r| u64::from_le_bytes(r.bytes()));
+    let cluster_list = r.list(has(CLUSTER), |r| Ipv4Addr::from(r.bytes::<4>()));
+    let other = r.list(has(OTHER), |r| {
+        let flags = r.u8();
+        let code = r.u8();
+        let len = r.count();
+        let (v, rest) = r.b.split_at(len);
+        r.b = rest;
+        RawAttr {
+            flags,
+            code,
+            value: v.into(),
+        }
+    });
     let a = PathAttrs {
         origin,
         as_path,
@@ -210,23 +228,12 @@ pub fn decode(bytes: &[u8]) -> PathAttrs {
         local_pref,
         atomic_aggregate: has(ATOMIC),
         aggregator,
-        communities: r.list(has(COMMUNITIES), |r| u32::from_le_bytes(r.bytes())),
-        large_communities: r.list(has(LARGE), |r| [r.var32(), r.var32(), r.var32()]),
-        ext_communities: r.list(has(EXT), |r| u64::from_le_bytes(r.bytes())),
+        communities,
+        large_communities,
+        ext_communities,
         originator_id,
-        cluster_list: r.list(has(CLUSTER), |r| Ipv4Addr::from(r.bytes::<4>())),
-        other: r.list(has(OTHER), |r| {
-            let flags = r.u8();
-            let code = r.u8();
-            let len = r.count();
-            let (v, rest) = r.b.split_at(len);
-            r.b = rest;
-            RawAttr {
-                flags,
-                code,
-                value: v.into(),
-            }
-        }),
+        cluster_list,
+        other,
     };
     debug_assert!(r.b.is_empty(), "trailing bytes in encoded attributes");
     a

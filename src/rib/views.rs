@@ -71,12 +71,6 @@ impl Rib {
         }
     }
 
-    /// Calls `f` with every ASN of the AS_PATH of attribute id `id` (from
-    /// [`Rib::best_routes`] or [`Rib::path_keys`]), in order; decodes nothing else.
-    pub fn for_each_asn(&self, id: u32, f: impl FnMut(u32)) {
-        self.asns(id).for_each(f)
-    }
-
     /// Every ASN of the AS_PATH of attribute id `id` (from [`Rib::best_routes`]
     /// or [`Rib::path_keys`]), in path order; decodes nothing else.
     pub fn asns(&self, id: u32) -> impl Iterator<Item = u32> + '_ {

@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 
+use super::iana::safi;
 use super::{
     cap, code, finish_msg, open_err, start_msg, Capabilities, GracefulRestartCap, Open, WireError,
     AS_TRANS, HEADER_LEN, MSG_OPEN,
@@ -223,7 +224,7 @@ fn decode_caps(mut v: &[u8], caps: &mut Capabilities) -> Result<(), WireError> {
                     return Err(bad());
                 };
                 match (Afi::from_code(u16::from_be_bytes([a0, a1])), safi_byte) {
-                    (Some(afi), super::iana::safi::UNICAST) => {
+                    (Some(afi), safi::UNICAST) => {
                         if !caps.multiprotocol.contains(&afi) {
                             caps.multiprotocol.push(afi);
                         }

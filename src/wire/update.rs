@@ -35,6 +35,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use super::iana::safi;
 use super::{attr, code, flag, update_err, DecodedUpdate, UpdateCtx, WireError, AS_TRANS};
 use crate::types::{
     Afi, AsPath, AsSegment, Origin, PathAttrs, Prefix, RawAttr, AS_CONFED_SEQUENCE, AS_CONFED_SET,
@@ -110,15 +111,11 @@ fn invalid_network(what: &str) -> WireError {
     )
 }
 
-/// A prefix's address bytes: its `len` bits (in `bytes`, `len.div_ceil(8)` of
-/// them, at most N) with the host bits past `len` cleared.
+/// A prefix's address bytes (`len.div_ceil(8)` of them, at most N), zero-padded.
 #[inline]
-fn prefix_bits<const N: usize>(bytes: &[u8], len: u8) -> [u8; N] {
+fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a[..bytes.len()].copy_from_slice(bytes);
-    if len % 8 != 0 {
-        a[bytes.len() - 1] &= 0xff << (8 - len % 8);
-    }
     a
 }
 
@@ -144,17 +141,12 @@ fn parse_prefixes(
             return Err(invalid_network(what));
         };
         b = tail;
+        // `Prefix::v4`/`v6` clear the host bits past `len`.
         let p = match afi {
-            Afi::Ipv4 => Prefix::V4 {
-                addr: u32::from_be_bytes(prefix_bits(bytes, len)),
-                len,
-            },
-            Afi::Ipv6 => Prefix::V6 {
-                addr: u128::from_be_bytes(prefix_bits(bytes, len)),
-                len,
-            },
+            Afi::Ipv4 => Prefix::v4(u32::from_be_bytes(padded(bytes)), len),
+            Afi::Ipv6 => Prefix::v6(u128::from_be_bytes(padded(bytes)), len),
         };
-        out.push(p);
+        out.push(p.ok_or_else(|| invalid_network(what))?);
     }
     Ok(())
 }
@@ -498,9 +490,8 @@ fn walk_attrs(
                     None => w.withdraw("malformed CLUSTER_LIST (RFC 7606 §7.10)".into()),
                 }
             }
-            attr::MP_REACH_NLRI | attr::MP_UNREACH_NLRI => {
-                mp_nlri(code == attr::MP_REACH_NLRI, fl, raw, value, ctx, w, out)?
-            }
+            attr::MP_REACH_NLRI => mp_reach(fl, raw, value, ctx, w, out)?,
+            attr::MP_UNREACH_NLRI => mp_unreach(fl, raw, value, ctx, w, out)?,
             attr::EXT_COMMUNITIES => {
                 let ext = |c: &[u8]| (u64::from(be32(c)) << 32) | u64::from(be32(&c[4..]));
                 match list_attr(fl, OPT_TRANS, value, 8, ext) {
@@ -563,8 +554,8 @@ fn walk_attrs(
 /// The (AFI, SAFI) of an MP attribute as one of our families, or a warning.
 fn mp_family(afi: u16, safi: u8, ctx: &UpdateCtx, w: &mut Walk, what: &str) -> Option<Afi> {
     match (Afi::from_code(afi), safi) {
-        (Some(f), super::iana::safi::UNICAST) if ctx.afis[f.index()] => Some(f),
-        (Some(f), super::iana::safi::UNICAST) => {
+        (Some(f), safi::UNICAST) if ctx.afis[f.index()] => Some(f),
+        (Some(f), safi::UNICAST) => {
             w.warnings.push(format!(
                 "{what} for {f} unicast, not negotiated: ignored (RFC 4760 §7)"
             ));
@@ -579,12 +570,27 @@ fn mp_family(afi: u16, safi: u8, ctx: &UpdateCtx, w: &mut Walk, what: &str) -> O
     }
 }
 
-/// MP_REACH_NLRI (`reach`) or MP_UNREACH_NLRI (RFC 4760): wrong flags are 3/4;
-/// a malformed one (too short, next hop overrunning or of the wrong length) is
-/// 3/9 with the attribute as data; a family not negotiated is ignored with a
-/// warning. Prefixes go to `out`; the next hop and the End-of-RIB marker to `w`.
-fn mp_nlri(
-    reach: bool,
+/// The checks MP_REACH_NLRI and MP_UNREACH_NLRI (RFC 4760) share: wrong flags
+/// are 3/4; a malformed attribute is 3/9 with the attribute as data (`mp_err`).
+fn mp_flags(fl: u8, raw: &[u8], what: &str) -> Result<(), WireError> {
+    if fl != OPT_NON_TRANS {
+        let why = format!("{what} with wrong flags");
+        return Err(update_error(update_err::ATTR_FLAGS, raw, why));
+    }
+    Ok(())
+}
+
+fn mp_err(raw: &[u8], what: &str, why: &str) -> WireError {
+    update_error(
+        update_err::OPTIONAL_ATTR,
+        raw,
+        format!("malformed {what}: {why}"),
+    )
+}
+
+/// MP_UNREACH_NLRI: withdrawn prefixes go to `out`, the End-of-RIB marker to
+/// `w`; a family not negotiated is ignored with a warning.
+fn mp_unreach(
     fl: u8,
     raw: &[u8],
     v: &[u8],
@@ -592,38 +598,38 @@ fn mp_nlri(
     w: &mut Walk,
     out: &mut DecodedUpdate,
 ) -> Result<(), WireError> {
-    let what = if reach {
-        "MP_REACH_NLRI"
-    } else {
-        "MP_UNREACH_NLRI"
-    };
-    if fl != OPT_NON_TRANS {
-        let why = format!("{what} with wrong flags");
-        return Err(update_error(update_err::ATTR_FLAGS, raw, why));
+    let what = "MP_UNREACH_NLRI";
+    mp_flags(fl, raw, what)?;
+    if v.len() < 3 {
+        return Err(mp_err(raw, what, "too short"));
     }
-    let err = |why: &str| {
-        update_error(
-            update_err::OPTIONAL_ATTR,
-            raw,
-            format!("malformed {what}: {why}"),
-        )
-    };
-    if !reach {
-        if v.len() < 3 {
-            return Err(err("too short"));
-        }
-        let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
-            return Ok(());
-        };
-        let field = &v[3..];
-        let list = match fam {
-            Afi::Ipv4 => &mut out.v4.withdrawn,
-            Afi::Ipv6 => &mut out.v6.withdrawn,
-        };
-        parse_prefixes(field, fam, list, what)?;
-        w.mp_unreach = Some((fam, field.is_empty()));
+    let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
         return Ok(());
-    }
+    };
+    let field = &v[3..];
+    let list = match fam {
+        Afi::Ipv4 => &mut out.v4.withdrawn,
+        Afi::Ipv6 => &mut out.v6.withdrawn,
+    };
+    parse_prefixes(field, fam, list, what)?;
+    w.mp_unreach = Some((fam, field.is_empty()));
+    Ok(())
+}
+
+/// MP_REACH_NLRI: announced prefixes go to `out`, the next hop to `w`; a next
+/// hop overrunning the attribute or of the wrong length is 3/9; a family not
+/// negotiated is ignored with a warning.
+fn mp_reach(
+    fl: u8,
+    raw: &[u8],
+    v: &[u8],
+    ctx: &UpdateCtx,
+    w: &mut Walk,
+    out: &mut DecodedUpdate,
+) -> Result<(), WireError> {
+    let what = "MP_REACH_NLRI";
+    mp_flags(fl, raw, what)?;
+    let err = |why: &str| mp_err(raw, what, why);
     if v.len() < 5 {
         return Err(err("too short"));
     }
