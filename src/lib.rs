@@ -6,7 +6,7 @@
 //!   validated `Config` with its derived tables (local POP index, POP by ASN,
 //!   admin socket mode) and zones parsed once (`config::zones`); a leaf.
 //! - `wire`: pure BGP encode/decode with our own RFC 4271/7606 validation;
-//!   `wire::iana` names every protocol number.
+//!   `wire::iana` names every protocol number (tables from `registry!`).
 //! - `fsm`: pure RFC 4271 state machine, `(state, event) -> (state, actions)`,
 //!   the only place a session's state changes.
 //! - `session`: one task per peer feeds its connections' events to `fsm` and
@@ -24,7 +24,7 @@
 //!   `steer::Ranker::closest_pop` the one closest-POP rule.
 //! - `pops`: which POPs are up (the sessions' `pops::SessionFlags`) and
 //!   drained (operator), lock-free, and `pops::pick`, the one usable-POP pick.
-//! - `dns`: the authority: request parsing and shared decisions
+//! - `dns`: the authority: protocol numbers (`dns::iana`), request parsing and shared decisions
 //!   (`dns::packet`), the pure resolver (`dns::answer`) over the zone data
 //!   (`dns::zone`), response writing (`dns::response`), our UDP socket loop
 //!   (`dns::fast`) and hickory-server for TCP (`dns::server`).
@@ -38,6 +38,9 @@
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
 #![deny(unsafe_code)]
+
+#[macro_use]
+mod registry;
 
 pub mod admin;
 #[cfg(test)]

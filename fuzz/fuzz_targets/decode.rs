@@ -7,8 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use libfuzzer_sys::fuzz_target;
 use sparrow::wire::{
     check_header, decode_notification, decode_open, decode_route_refresh, decode_update, UpdateCtx,
-    HEADER_LEN, MAX_EXT_MSG_LEN, MAX_MSG_LEN, MSG_NOTIFICATION, MSG_OPEN, MSG_ROUTE_REFRESH,
-    MSG_UPDATE,
+    HEADER_LEN, MAX_EXT_MSG_LEN, MAX_MSG_LEN, msg,
 };
 
 fn ctxs() -> [UpdateCtx; 5] {
@@ -51,12 +50,12 @@ fuzz_target!(|data: &[u8]| {
         };
         let body = &msg[HEADER_LEN..];
         match ty {
-            MSG_OPEN => {
+            msg::OPEN => {
                 if let Ok(o) = decode_open(body) {
                     assert!(o.hold_time == 0 || o.hold_time >= 3);
                 }
             }
-            MSG_UPDATE => {
+            msg::UPDATE => {
                 for c in &ctxs {
                     if let Ok(d) = decode_update(body, c) {
                         let n = d.v4.announced.len()
@@ -69,10 +68,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            MSG_NOTIFICATION => {
+            msg::NOTIFICATION => {
                 let _ = decode_notification(body);
             }
-            MSG_ROUTE_REFRESH => {
+            msg::ROUTE_REFRESH => {
                 let _ = decode_route_refresh(body);
             }
             _ => {}

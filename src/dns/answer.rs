@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::RecordType;
 use smallvec::SmallVec;
 
+use super::iana::{class, rcode};
 use super::zone::{pick, Found, RrSet};
 use super::Authority;
 use crate::steer;
@@ -40,22 +41,6 @@ impl Querier {
         }
     }
 }
-
-/// RCODEs we produce.
-pub mod rcode {
-    pub const NOERROR: u16 = 0;
-    pub const FORMERR: u16 = 1;
-    pub const SERVFAIL: u16 = 2;
-    pub const NXDOMAIN: u16 = 3;
-    pub const NOTIMP: u16 = 4;
-    pub const REFUSED: u16 = 5;
-    /// Extended (needs OPT): 16.
-    pub const BADVERS: u16 = 16;
-}
-
-pub const CLASS_IN: u16 = 1;
-pub const CLASS_CH: u16 = 3;
-pub const CLASS_ANY: u16 = 255;
 
 /// The answer to one question.
 #[derive(Debug, Default)]
@@ -89,10 +74,10 @@ pub fn resolve<'z>(
     qclass: u16,
     querier: Querier,
 ) -> Resolution<'z> {
-    if qclass == CLASS_CH {
+    if qclass == class::CH {
         return chaos(auth, qname, qtype);
     }
-    if qclass != CLASS_IN {
+    if qclass != class::IN {
         return Resolution::rcode(rcode::REFUSED);
     }
     let qtype = RecordType::from(qtype);

@@ -21,6 +21,7 @@
 
 pub mod answer;
 pub mod fast;
+pub mod iana;
 mod packet;
 mod response;
 pub mod server;

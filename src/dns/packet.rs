@@ -23,12 +23,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::answer::{rcode, Querier};
+use super::answer::Querier;
+use super::iana::{hflag, rcode, ECS_CODE, OPT_DO_BYTE, TYPE_OPT};
 
-/// RR type of the OPT pseudo-record.
-pub(super) const TYPE_OPT: u16 = 41;
-/// EDNS option code of Client Subnet.
-pub(super) const ECS_CODE: u16 = 8;
 /// Most labels a 255-byte name can have.
 const MAX_LABELS: usize = 128;
 
@@ -114,14 +111,14 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
     }
     p.id = u16::from_be_bytes([q[0], q[1]]);
     p.flags = u16::from_be_bytes([q[2], q[3]]);
-    if p.flags & 0x8000 != 0 {
+    if p.flags & hflag::QR != 0 {
         return Err(Bad::Drop);
     }
     let formerr = Err(Bad::Rcode(rcode::FORMERR));
     let count = |i: usize| u16::from_be_bytes([q[4 + 2 * i], q[5 + 2 * i]]) as usize;
     let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
     if qd != 1 {
-        return if (p.flags >> 11) & 0xF != 0 {
+        return if p.flags & hflag::OPCODE_MASK != 0 {
             Err(Bad::Rcode(rcode::NOTIMP))
         } else {
             formerr
@@ -154,7 +151,7 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
     p.qclass = qclass;
     at += 4;
     p.question_end = at;
-    if (p.flags >> 11) & 0xF != 0 {
+    if p.flags & hflag::OPCODE_MASK != 0 {
         return Err(Bad::Rcode(rcode::NOTIMP));
     }
     // Answer and authority sections: skipped (a query has none normally).
@@ -186,7 +183,7 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
             let mut opt = Opt {
                 payload: class,
                 version: q[at + 5],
-                dnssec_ok: q[at + 6] & 0x80 != 0,
+                dnssec_ok: q[at + 6] & OPT_DO_BYTE != 0,
                 ecs: None,
             };
             let mut o = rd;

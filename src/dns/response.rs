@@ -9,7 +9,8 @@
 //! hickory instead.
 
 use super::answer::Resolution;
-use super::packet::{echo_ecs, our_payload, udp_payload, Parsed, ECS_CODE, TYPE_OPT};
+use super::iana::{hflag, ECS_CODE, OPT_DO_BYTE, TYPE_OPT};
+use super::packet::{echo_ecs, our_payload, udp_payload, Parsed};
 use super::zone::RrSet;
 
 /// Write `owner` as a pointer into the question when it is the question name
@@ -58,12 +59,11 @@ pub(super) fn write(
     out.clear();
     let has_question = p.question_end > 12;
     // Header: QR, opcode copied, AA, RD and CD copied, RA clear.
-    let flags = 0x8000
-        | (p.flags & 0x7800)
-        | if res.aa { 0x0400 } else { 0 }
-        | (p.flags & 0x0100)
-        | (p.flags & 0x0010)
-        | (rcode & 0xF);
+    let flags = hflag::QR
+        | (p.flags & hflag::OPCODE_MASK)
+        | if res.aa { hflag::AA } else { 0 }
+        | (p.flags & (hflag::RD | hflag::CD))
+        | (rcode & hflag::RCODE_MASK);
     out.extend_from_slice(&p.id.to_be_bytes());
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&[0, has_question as u8, 0, 0, 0, 0, 0, 0]);
@@ -85,7 +85,7 @@ pub(super) fn write(
     let (an, ns, ar) = if out.len() + opt_len > limit {
         // TC: drop every record (the client retries over TCP).
         out.truncate(body_start);
-        out[2] |= 0x02;
+        out[2] |= (hflag::TC >> 8) as u8;
         (0, 0, 0)
     } else {
         (an, ns, ar)
@@ -101,7 +101,7 @@ pub(super) fn write(
         out.extend_from_slice(&our_payload(max_udp_payload).to_be_bytes());
         out.push((rcode >> 4) as u8);
         out.push(0);
-        out.push(if o.dnssec_ok { 0x80 } else { 0 });
+        out.push(if o.dnssec_ok { OPT_DO_BYTE } else { 0 });
         out.push(0);
         match echo_ecs(&o, parsed_ok, rcode) {
             Some(e) => {

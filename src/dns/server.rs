@@ -23,7 +23,8 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::answer::{rcode, resolve, Resolution};
+use super::answer::{resolve, Resolution};
+use super::iana::rcode;
 use super::packet::{
     decide, echo_ecs, our_payload, parse, udp_payload, wire_rcode, Decision, Parsed,
 };

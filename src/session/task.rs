@@ -615,11 +615,11 @@ impl Peer {
         let Some(i) = self.index(id) else { return };
         let state = self.machines[i].state;
         let ev = match ty {
-            wire::MSG_OPEN if state == State::OpenSent => return self.on_open(i, &body).await,
-            wire::MSG_UPDATE => Event::UpdateReceived,
-            wire::MSG_KEEPALIVE => Event::KeepaliveReceived,
-            wire::MSG_ROUTE_REFRESH => Event::RouteRefreshReceived,
-            wire::MSG_NOTIFICATION => {
+            wire::msg::OPEN if state == State::OpenSent => return self.on_open(i, &body).await,
+            wire::msg::UPDATE => Event::UpdateReceived,
+            wire::msg::KEEPALIVE => Event::KeepaliveReceived,
+            wire::msg::ROUTE_REFRESH => Event::RouteRefreshReceived,
+            wire::msg::NOTIFICATION => {
                 let n = wire::decode_notification(&body);
                 self.ctx.with_status(|s| s.notifications_received += 1);
                 self.machines[i].err = Some(SessionError::Received(n));
@@ -629,10 +629,13 @@ impl Peer {
         };
         let expected = matches!(
             (ty, state),
-            (wire::MSG_NOTIFICATION, _)
-                | (wire::MSG_KEEPALIVE, State::OpenConfirm | State::Established)
+            (wire::msg::NOTIFICATION, _)
                 | (
-                    wire::MSG_UPDATE | wire::MSG_ROUTE_REFRESH,
+                    wire::msg::KEEPALIVE,
+                    State::OpenConfirm | State::Established
+                )
+                | (
+                    wire::msg::UPDATE | wire::msg::ROUTE_REFRESH,
                     State::Established
                 )
         );

@@ -186,8 +186,8 @@ impl Scripted {
     async fn expect_notification(&mut self) -> Notification {
         loop {
             match self.recv().await {
-                Some((wire::MSG_KEEPALIVE, _)) => continue,
-                Some((wire::MSG_NOTIFICATION, body)) => {
+                Some((wire::msg::KEEPALIVE, _)) => continue,
+                Some((wire::msg::NOTIFICATION, body)) => {
                     let n = wire::decode_notification(&body);
                     assert!(
                         self.recv().await.is_none(),
@@ -220,10 +220,10 @@ impl Scripted {
 
     /// OPEN and KEEPALIVE both ways: the daemon's session reaches Established.
     async fn establish(&mut self, id: Ipv4Addr, hold_time: u16) {
-        let ours = wire::decode_open(&self.expect(wire::MSG_OPEN).await).unwrap();
+        let ours = wire::decode_open(&self.expect(wire::msg::OPEN).await).unwrap();
         assert_eq!(ours.asn, 64999);
         self.send_open(id, hold_time).await;
-        self.expect(wire::MSG_KEEPALIVE).await;
+        self.expect(wire::msg::KEEPALIVE).await;
         self.send(&wire::encode_keepalive()).await;
     }
 }
@@ -263,7 +263,7 @@ async fn passive_open_never_connects() {
     let waited = tokio::time::timeout(Duration::from_millis(2500), l.accept()).await;
     assert!(waited.is_err(), "a passive peer connected");
     let mut p = d.incoming().await;
-    p.expect(wire::MSG_OPEN).await;
+    p.expect(wire::msg::OPEN).await;
     d.wait_status("OpenSent", |s| s.state == State::OpenSent)
         .await;
 }
@@ -280,7 +280,7 @@ async fn connect_retry_reconnects() {
         .await
         .unwrap();
     let mut p = Scripted::accept(&l).await;
-    p.expect(wire::MSG_OPEN).await;
+    p.expect(wire::msg::OPEN).await;
 }
 
 /// Established and the peer falls silent: keepalives, then Hold Timer Expired
@@ -301,7 +301,7 @@ async fn hold_timer_expiry_sends_4_0() {
         "{st:?}"
     );
     // Automatic restart after the connect-retry time.
-    Scripted::accept(&l).await.expect(wire::MSG_OPEN).await;
+    Scripted::accept(&l).await.expect(wire::msg::OPEN).await;
 }
 
 /// A zero hold time on either side: no hold timer and no keepalives.
@@ -349,15 +349,15 @@ async fn update_before_established_is_fsm_error() {
     let _d = Daemon::start(config(port, false, 90));
     let eor = wire::encode_end_of_rib(crate::types::Afi::Ipv4);
     let mut p = Scripted::accept(&l).await;
-    p.expect(wire::MSG_OPEN).await;
+    p.expect(wire::msg::OPEN).await;
     p.send(&eor).await;
     let n = p.expect_notification().await;
     assert_eq!((n.code, n.subcode), (code::FSM, fsm_err::IN_OPENSENT));
 
     let mut p = Scripted::accept(&l).await;
-    p.expect(wire::MSG_OPEN).await;
+    p.expect(wire::msg::OPEN).await;
     p.send_open(LOW_ID, 90).await;
-    p.expect(wire::MSG_KEEPALIVE).await;
+    p.expect(wire::msg::KEEPALIVE).await;
     p.send(&eor).await;
     let n = p.expect_notification().await;
     assert_eq!((n.code, n.subcode), (code::FSM, fsm_err::IN_OPENCONFIRM));
@@ -377,7 +377,7 @@ async fn notification_received_closes_without_sending() {
     loop {
         match p.recv().await {
             None => break,
-            Some((wire::MSG_KEEPALIVE, _)) => {}
+            Some((wire::msg::KEEPALIVE, _)) => {}
             other => panic!("expected close without NOTIFICATION, got {other:?}"),
         }
     }
@@ -395,11 +395,11 @@ async fn collision_keeps_higher_identifier_side() {
         let mut d = Daemon::start(config(port, false, 90));
         let mut out = Scripted::accept(&l).await; // the daemon initiated it
         let mut inc = d.incoming().await; // the peer initiated it
-        out.expect(wire::MSG_OPEN).await;
-        inc.expect(wire::MSG_OPEN).await;
+        out.expect(wire::msg::OPEN).await;
+        inc.expect(wire::msg::OPEN).await;
         out.send_open(peer_id, 90).await;
         if ours_kept {
-            out.expect(wire::MSG_KEEPALIVE).await; // OpenConfirm on the daemon's connection
+            out.expect(wire::msg::KEEPALIVE).await; // OpenConfirm on the daemon's connection
             inc.send_open(peer_id, 90).await;
             assert_eq!(
                 cease_subcode(&inc.expect_notification().await),
@@ -413,7 +413,7 @@ async fn collision_keeps_higher_identifier_side() {
                 cease::COLLISION
             );
             inc.send_open(peer_id, 90).await;
-            inc.expect(wire::MSG_KEEPALIVE).await;
+            inc.expect(wire::msg::KEEPALIVE).await;
             inc.send(&wire::encode_keepalive()).await;
         }
         assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::{attr, finish_msg, flag, start_msg, EncodeCtx, AS_TRANS, MAX_EXT_MSG_LEN, MSG_UPDATE};
+use super::{attr, finish_msg, flag, msg, start_msg, EncodeCtx, AS_TRANS, MAX_EXT_MSG_LEN};
 use crate::types::{Afi, AsPath, PathAttrs, Prefix, AS_CONFED_SEQUENCE, AS_CONFED_SET};
 
 /// Why an announcement could not be encoded.
@@ -264,7 +264,7 @@ pub fn try_encode_announce(
             }
             chunks(prefixes, room, |run, size| {
                 out.reserve(FIXED + fixed_attrs + size);
-                let s = start_msg(out, MSG_UPDATE);
+                let s = start_msg(out, msg::UPDATE);
                 out.extend_from_slice(&[0, 0]);
                 out.extend_from_slice(&(fixed_attrs as u16).to_be_bytes());
                 out.extend_from_slice(&a.before_mp);
@@ -300,7 +300,7 @@ pub fn try_encode_announce(
                 let mp_len = mp_head.len() + size;
                 let attr_len = fixed_attrs + attr_header_len(mp_len) + mp_len;
                 out.reserve(FIXED + attr_len);
-                let s = start_msg(out, MSG_UPDATE);
+                let s = start_msg(out, msg::UPDATE);
                 out.extend_from_slice(&[0, 0]);
                 out.extend_from_slice(&(attr_len as u16).to_be_bytes());
                 out.extend_from_slice(&a.before_mp);
@@ -364,7 +364,7 @@ pub fn encode_withdraw(ctx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], out: &mut
     match afi {
         Afi::Ipv4 => chunks(prefixes, max - FIXED, |run, size| {
             out.reserve(FIXED + size);
-            let s = start_msg(out, MSG_UPDATE);
+            let s = start_msg(out, msg::UPDATE);
             out.extend_from_slice(&(size as u16).to_be_bytes());
             for p in run {
                 put_prefix(out, p);
@@ -376,7 +376,7 @@ pub fn encode_withdraw(ctx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], out: &mut
             let mp_len = 3 + size;
             let attr_len = attr_header_len(mp_len) + mp_len;
             out.reserve(FIXED + attr_len);
-            let s = start_msg(out, MSG_UPDATE);
+            let s = start_msg(out, msg::UPDATE);
             out.extend_from_slice(&[0, 0]);
             out.extend_from_slice(&(attr_len as u16).to_be_bytes());
             put_attr_header(out, flag::OPTIONAL, attr::MP_UNREACH_NLRI, mp_len);
@@ -394,7 +394,7 @@ pub fn encode_withdraw(ctx: &EncodeCtx, afi: Afi, prefixes: &[Prefix], out: &mut
 /// UPDATE with only an empty MP_UNREACH_NLRI otherwise.
 pub fn encode_end_of_rib(afi: Afi) -> Vec<u8> {
     let mut out = Vec::with_capacity(30);
-    let s = start_msg(&mut out, MSG_UPDATE);
+    let s = start_msg(&mut out, msg::UPDATE);
     match afi {
         Afi::Ipv4 => out.extend_from_slice(&[0, 0, 0, 0]),
         Afi::Ipv6 => {

@@ -8,41 +8,20 @@
 /// AS_TRANS (RFC 6793).
 pub const AS_TRANS: u32 = 23456;
 
-pub const MSG_OPEN: u8 = 1;
-pub const MSG_UPDATE: u8 = 2;
-pub const MSG_NOTIFICATION: u8 = 3;
-pub const MSG_KEEPALIVE: u8 = 4;
-pub const MSG_ROUTE_REFRESH: u8 = 5;
-
-/// A registry from one table of `NAME = value => "Name"`: a module with
-/// `pub const NAME: u8 = value;` for each entry and `name(value)`, the
-/// registry's name for a value, so that a number and its name cannot drift
-/// apart. Items after a `;` go into the module too.
-macro_rules! registry {
-    ($(#[$doc:meta])* pub mod $module:ident {
-        $($konst:ident = $value:literal => $name:literal,)*
-        $(; $($extra:item)*)?
-    }) => {
-        $(#[$doc])*
-        pub mod $module {
-            $(pub const $konst: u8 = $value;)*
-
-            /// The registry's name of `v` (`None`: not one we know).
-            pub fn name(v: u8) -> Option<&'static str> {
-                match v {
-                    $($konst => Some($name),)*
-                    _ => None,
-                }
-            }
-
-            $($($extra)*)?
-        }
-    };
+registry! {
+    /// BGP message types (RFC 4271 §4.1, RFC 2918).
+    pub mod msg: u8 {
+        OPEN = 1 => "OPEN",
+        UPDATE = 2 => "UPDATE",
+        NOTIFICATION = 3 => "NOTIFICATION",
+        KEEPALIVE = 4 => "KEEPALIVE",
+        ROUTE_REFRESH = 5 => "ROUTE-REFRESH",
+    }
 }
 
 registry! {
     /// NOTIFICATION error codes (RFC 4271 §4.5, RFC 7313, RFC 9687).
-    pub mod code {
+    pub mod code: u8 {
         MSG_HEADER = 1 => "Message Header Error",
         OPEN = 2 => "OPEN Message Error",
         UPDATE = 3 => "UPDATE Message Error",
@@ -60,7 +39,7 @@ pub const NO_SUBCODE: u8 = 0;
 
 registry! {
     /// Cease subcodes (RFC 4486, RFC 8538, RFC 9384).
-    pub mod cease {
+    pub mod cease: u8 {
         MAX_PREFIX = 1 => "Maximum Number of Prefixes Reached",
         ADMIN_SHUTDOWN = 2 => "Administrative Shutdown",
         PEER_DECONFIGURED = 3 => "Peer De-configured",
@@ -76,7 +55,7 @@ registry! {
 
 registry! {
     /// Message Header Error subcodes (RFC 4271 §6.1).
-    pub mod header_err {
+    pub mod header_err: u8 {
         CONNECTION_NOT_SYNCHRONIZED = 1 => "Connection Not Synchronized",
         BAD_MESSAGE_LENGTH = 2 => "Bad Message Length",
         BAD_MESSAGE_TYPE = 3 => "Bad Message Type",
@@ -85,7 +64,7 @@ registry! {
 
 registry! {
     /// Finite State Machine Error subcodes (RFC 6608).
-    pub mod fsm_err {
+    pub mod fsm_err: u8 {
         UNSPECIFIED = 0 => "Unspecified Error",
         IN_OPENSENT = 1 => "Unexpected Message in OpenSent State",
         IN_OPENCONFIRM = 2 => "Unexpected Message in OpenConfirm State",
@@ -95,7 +74,7 @@ registry! {
 
 registry! {
     /// ROUTE-REFRESH Message Error subcodes (RFC 7313).
-    pub mod route_refresh_err {
+    pub mod route_refresh_err: u8 {
         INVALID_MESSAGE_LENGTH = 1 => "Invalid Message Length",
     }
 }
@@ -113,7 +92,7 @@ pub mod safi {
 
 registry! {
     /// Path attribute type codes we interpret, with their IANA names.
-    pub mod attr {
+    pub mod attr: u8 {
         ORIGIN = 1 => "ORIGIN",
         AS_PATH = 2 => "AS_PATH",
         NEXT_HOP = 3 => "NEXT_HOP",
@@ -150,7 +129,7 @@ pub mod flag {
 
 registry! {
     /// UPDATE Message Error subcodes (RFC 4271 §6.3).
-    pub mod update_err {
+    pub mod update_err: u8 {
         MALFORMED_ATTR_LIST = 1 => "Malformed Attribute List",
         UNRECOGNIZED_WELL_KNOWN = 2 => "Unrecognized Well-known Attribute",
         MISSING_WELL_KNOWN = 3 => "Missing Well-known Attribute",
@@ -167,7 +146,7 @@ registry! {
 
 registry! {
     /// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492, RFC 9234).
-    pub mod open_err {
+    pub mod open_err: u8 {
         UNSPECIFIC = 0 => "Unspecific",
         UNSUPPORTED_VERSION = 1 => "Unsupported Version Number",
         BAD_PEER_AS = 2 => "Bad Peer AS",
@@ -182,7 +161,7 @@ registry! {
 
 registry! {
     /// Capability codes (IANA "Capability Codes"; RFC 5492).
-    pub mod cap {
+    pub mod cap: u8 {
         MULTIPROTOCOL = 1 => "Multiprotocol Extensions",
         ROUTE_REFRESH = 2 => "Route Refresh",
         EXTENDED_MESSAGE = 6 => "Extended Message",

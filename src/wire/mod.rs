@@ -34,8 +34,8 @@ pub use open::{decode_open, encode_open};
 pub use update::{decode_update, merge_as4_path};
 
 pub use iana::{
-    attr, cap, cease, code, flag, fsm_err, header_err, open_err, route_refresh_err, update_err,
-    AS_TRANS, MSG_KEEPALIVE, MSG_NOTIFICATION, MSG_OPEN, MSG_ROUTE_REFRESH, MSG_UPDATE, NO_SUBCODE,
+    attr, cap, cease, code, flag, fsm_err, header_err, msg, open_err, route_refresh_err,
+    update_err, AS_TRANS, NO_SUBCODE,
 };
 
 pub const HEADER_LEN: usize = 19;
@@ -157,11 +157,11 @@ impl WireError {
 /// Minimum total length of each message type (RFC 4271 §4, RFC 2918).
 fn min_len(ty: u8) -> Option<usize> {
     match ty {
-        MSG_OPEN => Some(29),
-        MSG_UPDATE => Some(23),
-        MSG_NOTIFICATION => Some(21),
-        MSG_KEEPALIVE => Some(19),
-        MSG_ROUTE_REFRESH => Some(23),
+        msg::OPEN => Some(29),
+        msg::UPDATE => Some(23),
+        msg::NOTIFICATION => Some(21),
+        msg::KEEPALIVE => Some(19),
+        msg::ROUTE_REFRESH => Some(23),
         _ => None,
     }
 }
@@ -227,7 +227,7 @@ pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError
             format!("bad message type {ty}"),
         ));
     };
-    if len < min || (ty == MSG_KEEPALIVE && len != HEADER_LEN) {
+    if len < min || (ty == msg::KEEPALIVE && len != HEADER_LEN) {
         return Err(bad_len("below the type's minimum"));
     }
     Ok((ty, len))
@@ -235,7 +235,7 @@ pub fn check_header(buf: &[u8], max_len: usize) -> Result<(u8, usize), WireError
 
 pub fn encode_keepalive() -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN);
-    let s = start_msg(&mut out, MSG_KEEPALIVE);
+    let s = start_msg(&mut out, msg::KEEPALIVE);
     finish_msg(&mut out, s);
     out
 }
@@ -244,7 +244,7 @@ pub fn encode_keepalive() -> Vec<u8> {
 pub fn encode_notification(n: &Notification) -> Vec<u8> {
     let data = &n.data[..n.data.len().min(MAX_MSG_LEN - 21)];
     let mut out = Vec::with_capacity(21 + data.len());
-    let s = start_msg(&mut out, MSG_NOTIFICATION);
+    let s = start_msg(&mut out, msg::NOTIFICATION);
     out.push(n.code);
     out.push(n.subcode);
     out.extend_from_slice(data);
@@ -271,7 +271,7 @@ pub fn decode_notification(body: &[u8]) -> Notification {
 /// ROUTE-REFRESH for a unicast family (RFC 2918; subtype 0 = normal request, RFC 7313).
 pub fn encode_route_refresh(afi: Afi) -> Vec<u8> {
     let mut out = Vec::with_capacity(23);
-    let s = start_msg(&mut out, MSG_ROUTE_REFRESH);
+    let s = start_msg(&mut out, msg::ROUTE_REFRESH);
     out.extend_from_slice(&afi.code().to_be_bytes());
     out.push(0);
     out.push(1);
@@ -287,7 +287,7 @@ pub fn encode_route_refresh(afi: Afi) -> Vec<u8> {
 pub fn decode_route_refresh(body: &[u8]) -> Result<Option<Afi>, WireError> {
     let [a0, a1, subtype, safi_byte] = *body else {
         let mut data = Vec::with_capacity(HEADER_LEN + body.len());
-        let s = start_msg(&mut data, MSG_ROUTE_REFRESH);
+        let s = start_msg(&mut data, msg::ROUTE_REFRESH);
         data.extend_from_slice(&body[..body.len().min(MAX_EXT_MSG_LEN - HEADER_LEN)]);
         finish_msg(&mut data, s);
         return Err(WireError::new(

@@ -4,8 +4,8 @@ use std::net::Ipv4Addr;
 
 use super::iana::safi;
 use super::{
-    cap, code, finish_msg, open_err, start_msg, Capabilities, GracefulRestartCap, Open, WireError,
-    AS_TRANS, HEADER_LEN, MSG_OPEN,
+    cap, code, finish_msg, msg, open_err, start_msg, Capabilities, GracefulRestartCap, Open,
+    WireError, AS_TRANS, HEADER_LEN,
 };
 use crate::types::Afi;
 
@@ -64,7 +64,7 @@ pub fn encode_open(open: &Open) -> Vec<u8> {
 
     let my_as = u16::try_from(open.asn).unwrap_or(AS_TRANS as u16);
     let mut out = Vec::with_capacity(HEADER_LEN + 10 + 6 + c.len());
-    let s = start_msg(&mut out, MSG_OPEN);
+    let s = start_msg(&mut out, msg::OPEN);
     out.push(4);
     out.extend_from_slice(&my_as.to_be_bytes());
     out.extend_from_slice(&open.hold_time.to_be_bytes());

@@ -89,7 +89,7 @@ fn open_round_trip_every_capability() {
     let open = full_open();
     let msg = encode_open(&open);
     let (ty, len) = check_header(&msg, MAX_MSG_LEN).unwrap();
-    assert_eq!((ty, len), (MSG_OPEN, msg.len()));
+    assert_eq!((ty, len), (msg::OPEN, msg.len()));
     let back = decode_open(&msg[HEADER_LEN..]).unwrap();
     assert_eq!(back, open);
 }
@@ -215,7 +215,7 @@ fn check_peer_as_bad_peer_as() {
 fn keepalive_bytes() {
     let k = encode_keepalive();
     assert_eq!(k.len(), 19);
-    assert_eq!(check_header(&k, MAX_MSG_LEN).unwrap(), (MSG_KEEPALIVE, 19));
+    assert_eq!(check_header(&k, MAX_MSG_LEN).unwrap(), (msg::KEEPALIVE, 19));
 }
 
 #[test]

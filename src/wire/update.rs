@@ -490,8 +490,9 @@ fn walk_attrs(
                     None => w.withdraw("malformed CLUSTER_LIST (RFC 7606 §7.10)".into()),
                 }
             }
-            attr::MP_REACH_NLRI => mp_reach(fl, raw, value, ctx, w, out)?,
-            attr::MP_UNREACH_NLRI => mp_unreach(fl, raw, value, ctx, w, out)?,
+            attr::MP_REACH_NLRI | attr::MP_UNREACH_NLRI => {
+                mp_attr(code, fl, raw, value, ctx, w, out)?
+            }
             attr::EXT_COMMUNITIES => {
                 let ext = |c: &[u8]| (u64::from(be32(c)) << 32) | u64::from(be32(&c[4..]));
                 match list_attr(fl, OPT_TRANS, value, 8, ext) {
@@ -588,9 +589,13 @@ fn mp_err(raw: &[u8], what: &str, why: &str) -> WireError {
     )
 }
 
-/// MP_UNREACH_NLRI: withdrawn prefixes go to `out`, the End-of-RIB marker to
-/// `w`; a family not negotiated is ignored with a warning.
-fn mp_unreach(
+/// MP_REACH_NLRI and MP_UNREACH_NLRI (RFC 4760): the flags and length checks
+/// they share, then the family. Withdrawn prefixes go to `out` and the
+/// End-of-RIB marker to `w`; announced prefixes go to `out` and the next hop
+/// to `w`. A next hop overrunning the attribute or of the wrong length is 3/9;
+/// a family not negotiated is ignored with a warning.
+fn mp_attr(
+    code: u8,
     fl: u8,
     raw: &[u8],
     v: &[u8],
@@ -598,40 +603,30 @@ fn mp_unreach(
     w: &mut Walk,
     out: &mut DecodedUpdate,
 ) -> Result<(), WireError> {
-    let what = "MP_UNREACH_NLRI";
-    mp_flags(fl, raw, what)?;
-    if v.len() < 3 {
-        return Err(mp_err(raw, what, "too short"));
-    }
-    let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
-        return Ok(());
+    let reach = code == attr::MP_REACH_NLRI;
+    let what = if reach {
+        "MP_REACH_NLRI"
+    } else {
+        "MP_UNREACH_NLRI"
     };
-    let field = &v[3..];
-    let list = match fam {
-        Afi::Ipv4 => &mut out.v4.withdrawn,
-        Afi::Ipv6 => &mut out.v6.withdrawn,
-    };
-    parse_prefixes(field, fam, list, what)?;
-    w.mp_unreach = Some((fam, field.is_empty()));
-    Ok(())
-}
-
-/// MP_REACH_NLRI: announced prefixes go to `out`, the next hop to `w`; a next
-/// hop overrunning the attribute or of the wrong length is 3/9; a family not
-/// negotiated is ignored with a warning.
-fn mp_reach(
-    fl: u8,
-    raw: &[u8],
-    v: &[u8],
-    ctx: &UpdateCtx,
-    w: &mut Walk,
-    out: &mut DecodedUpdate,
-) -> Result<(), WireError> {
-    let what = "MP_REACH_NLRI";
     mp_flags(fl, raw, what)?;
     let err = |why: &str| mp_err(raw, what, why);
-    if v.len() < 5 {
+    // AFI, SAFI; for MP_REACH also the next hop length and the reserved byte.
+    if v.len() < if reach { 5 } else { 3 } {
         return Err(err("too short"));
+    }
+    if !reach {
+        let Some(fam) = mp_family(be16(v), v[2], ctx, w, what) else {
+            return Ok(());
+        };
+        let field = &v[3..];
+        let list = match fam {
+            Afi::Ipv4 => &mut out.v4.withdrawn,
+            Afi::Ipv6 => &mut out.v6.withdrawn,
+        };
+        parse_prefixes(field, fam, list, what)?;
+        w.mp_unreach = Some((fam, field.is_empty()));
+        return Ok(());
     }
     let nh_len = v[3] as usize;
     let Some(nh) = v.get(4..4 + nh_len) else {

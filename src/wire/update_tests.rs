@@ -143,7 +143,7 @@ fn split(buf: &[u8], max: usize) -> Vec<&[u8]> {
     let mut b = buf;
     while !b.is_empty() {
         let (ty, len) = check_header(b, max).unwrap();
-        assert_eq!(ty, MSG_UPDATE);
+        assert_eq!(ty, msg::UPDATE);
         assert!(len <= max);
         out.push(&b[HEADER_LEN..len]);
         b = &b[len..];
@@ -795,7 +795,7 @@ fn end_of_rib_detection() {
     for afi in Afi::ALL {
         let m = encode_end_of_rib(afi);
         let (ty, len) = check_header(&m, MAX_MSG_LEN).unwrap();
-        assert_eq!((ty, len), (MSG_UPDATE, m.len()));
+        assert_eq!((ty, len), (msg::UPDATE, m.len()));
         let d = dec(&m[HEADER_LEN..], &ebgp4());
         assert_eq!(d.end_of_rib, Some(afi));
         assert!(d.warnings.is_empty());
@@ -1408,7 +1408,7 @@ fn write_fuzz_seeds() {
     let mut seeds: Vec<Vec<u8>> = vec![];
     for m in valid_messages() {
         let mut s = vec![0u8];
-        let st = start_msg(&mut s, MSG_UPDATE);
+        let st = start_msg(&mut s, msg::UPDATE);
         s.extend_from_slice(&m);
         finish_msg(&mut s, st);
         seeds.push(s);

@@ -157,10 +157,10 @@ async fn try_establish(shared: &Shared, peer: &PeerPlan) -> Result<Established, 
     wr.write_all(&wire::encode_open(&open)).await?;
     let (ty, body) = read_msg(&mut rd).await?;
     let theirs = match ty {
-        wire::MSG_OPEN => {
+        wire::msg::OPEN => {
             wire::decode_open(&body).map_err(|e| anyhow!("receiver's OPEN does not decode: {e}"))?
         }
-        wire::MSG_NOTIFICATION => {
+        wire::msg::NOTIFICATION => {
             return Err(PeerError::Notification(wire::decode_notification(&body)))
         }
         t => return Err(anyhow!("expected OPEN, got message type {t}").into()),
@@ -169,8 +169,8 @@ async fn try_establish(shared: &Shared, peer: &PeerPlan) -> Result<Established, 
     // OpenConfirm: the receiver's KEEPALIVE (an UPDATE also proves Established).
     let (ty, body) = read_msg(&mut rd).await?;
     match ty {
-        wire::MSG_KEEPALIVE | wire::MSG_UPDATE => {}
-        wire::MSG_NOTIFICATION => {
+        wire::msg::KEEPALIVE | wire::msg::UPDATE => {}
+        wire::msg::NOTIFICATION => {
             return Err(PeerError::Notification(wire::decode_notification(&body)))
         }
         t => return Err(anyhow!("expected KEEPALIVE, got message type {t}").into()),
@@ -216,7 +216,7 @@ async fn read_loop(mut rd: tokio::io::BufReader<OwnedReadHalf>, hold: u16) -> Re
             }
         };
         match r {
-            Ok((wire::MSG_NOTIFICATION, body)) => {
+            Ok((wire::msg::NOTIFICATION, body)) => {
                 return ReadEnd::Notification(wire::decode_notification(&body))
             }
             Ok(_) => {}
