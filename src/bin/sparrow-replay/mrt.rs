@@ -421,20 +421,24 @@ mod tests {
         assert_eq!(p.duplicates, 5);
     }
 
-    #[test]
-    fn truncated_stream_stops_cleanly() {
-        let elems: Vec<BgpElem> = (0..200u32)
+    /// `n` routes of one peer for 10.x.y.0/24, the AS path of route `i` from `path`.
+    fn numbered(n: u32, path: impl Fn(u32) -> Vec<u32>) -> Vec<BgpElem> {
+        (0..n)
             .map(|i| {
                 elem(
                     "192.0.2.9",
                     65001,
                     &format!("10.{}.{}.0/24", i / 256, i % 256),
-                    &[65001, i + 1],
+                    &path(i),
                     "192.0.2.9",
                 )
             })
-            .collect();
-        let bytes = tdv2(&elems);
+            .collect()
+    }
+
+    #[test]
+    fn truncated_stream_stops_cleanly() {
+        let bytes = tdv2(&numbered(200, |i| vec![65001, i + 1]));
         let full = load_reader(&bytes[..], "full", None);
         assert_eq!(full.peers[0].total(), 200);
         let cut = &bytes[..bytes.len() * 2 / 3];
@@ -466,18 +470,9 @@ mod tests {
     #[test]
     fn cut_bz2_keeps_complete_blocks() {
         use std::io::Write;
-        let elems: Vec<BgpElem> = (0..6000u32)
-            .map(|i| {
-                elem(
-                    "192.0.2.9",
-                    65001,
-                    &format!("10.{}.{}.0/24", i / 256, i % 256),
-                    &[65001, i + 1, i % 7 + 100, i % 13 + 200],
-                    "192.0.2.9",
-                )
-            })
-            .collect();
-        let raw = tdv2(&elems);
+        let raw = tdv2(&numbered(6000, |i| {
+            vec![65001, i + 1, i % 7 + 100, i % 13 + 200]
+        }));
         assert!(
             raw.len() > 250_000,
             "{} bytes: want several 100k blocks",
