@@ -405,30 +405,29 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<ExplainReply, String> {
     Ok(v)
 }
 
-/// Stream every path as JSON lines, a page of prefixes at a time, so a full
-/// table never sits in memory as one document (other queries interleave).
+/// Bytes of JSON lines per dump page: the RIB builds one page per query
+/// (a few hundred paths), and the page is written out before the next is asked
+/// for, so a dump of any table holds about this much at a time.
+const DUMP_PAGE_BYTES: usize = 256 * 1024;
+
+/// Stream every path as JSON lines, one bounded page at a time, so a full
+/// table never sits in memory (other queries and RIB work interleave between
+/// pages).
 async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result<()> {
-    const PAGE: usize = 20_000;
     for afi in Afi::ALL {
         let mut start = Some(0);
         while let Some(s) = start {
             let query = Query::DumpPage {
                 afi,
                 start: s,
-                limit: PAGE,
+                max_bytes: DUMP_PAGE_BYTES,
             };
             let page = match ask_rib(ctx, query).await {
                 Ok(QueryReply::DumpPage(p)) => p,
                 Ok(_) => return write_json(w, &json!({"ok": false, "error": WRONG_REPLY})).await,
                 Err(e) => return write_json(w, &json!({"ok": false, "error": e})).await,
             };
-            let mut out = Vec::with_capacity(PAGE * 256);
-            for p in &page.paths {
-                // Through a `Value`: its keys in name order, as every reply.
-                serde_json::to_writer(&mut out, &serde_json::to_value(p)?)?;
-                out.push(b'\n');
-            }
-            w.write_all(&out).await?;
+            w.write_all(page.lines.as_bytes()).await?;
             start = page.next;
         }
     }

@@ -137,17 +137,14 @@ fn run() -> anyhow::Result<()> {
             .block_on(lookup(&args.socket))
             .with_context(|| format!("admin socket {}", args.socket.display()));
     }
+    if let Cmd::Dump = args.cmd {
+        return rt
+            .block_on(dump(&args.socket, &req))
+            .with_context(|| format!("admin socket {}", args.socket.display()));
+    }
     let reply = rt
         .block_on(admin::request(&args.socket, &req))
         .with_context(|| format!("admin socket {}", args.socket.display()))?;
-    if let Cmd::Dump = args.cmd {
-        if reply.starts_with("{\"ok\":false") {
-            let v: Value = serde_json::from_str(reply.trim())?;
-            bail!("{}", v["error"].as_str().unwrap_or("error"));
-        }
-        print!("{reply}");
-        return Ok(());
-    }
     let v: Value = serde_json::from_str(reply.trim()).context("reply is not JSON")?;
     if v["ok"] != Value::Bool(true) {
         bail!("{}", v["error"].as_str().unwrap_or("error"));
@@ -176,6 +173,33 @@ fn run() -> anyhow::Result<()> {
 /// The reply's `data` as its type (`sparrow::admin::reply`).
 fn typed<T: serde::de::DeserializeOwned>(data: &Value) -> anyhow::Result<T> {
     T::deserialize(data).context("unexpected reply from the daemon")
+}
+
+/// Copy the dump's JSON lines to stdout as they arrive (a full table is never
+/// held here either); an `{"ok":false,...}` line is the daemon's error.
+async fn dump(socket: &std::path::Path, req: &Request) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+    let mut stream = tokio::net::UnixStream::connect(socket).await?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    stream.write_all(&line).await?;
+    let mut rd = BufReader::with_capacity(1 << 16, stream);
+    let mut stdout = BufWriter::with_capacity(1 << 16, tokio::io::stdout());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if rd.read_until(b'\n', &mut buf).await? == 0 {
+            break;
+        }
+        if buf.starts_with(b"{\"ok\":false") {
+            stdout.flush().await?;
+            let v: Value = serde_json::from_slice(&buf)?;
+            bail!("{}", v["error"].as_str().unwrap_or("error"));
+        }
+        stdout.write_all(&buf).await?;
+    }
+    stdout.flush().await?;
+    Ok(())
 }
 
 /// Copy stdin lines to the daemon and its answers to stdout, one line each, flushed.

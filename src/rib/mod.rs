@@ -127,13 +127,14 @@ pub enum Query {
     /// Every path held, one [`reply::DumpPath`] per (prefix, peer): the same
     /// per-path fields as `Route` plus `prefix`.
     Dump,
-    /// One page of a dump for the admin socket: prefixes `start..start+limit` of the
-    /// family in table order. Replies a [`reply::DumpPage`], whose `next` is the
-    /// `start` of the following page.
+    /// One page of a dump for the admin socket: the family's prefixes in table
+    /// order from table slot `start`, as JSON lines of about `max_bytes` (the
+    /// page ends after the entry that reaches it). Replies a
+    /// [`reply::DumpPage`], whose `next` is the `start` of the following page.
     DumpPage {
         afi: Afi,
-        start: usize,
-        limit: usize,
+        start: u32,
+        max_bytes: usize,
     },
 }
 

@@ -1,6 +1,8 @@
 //! Admin queries: answers the RIB task builds from its tables, as the typed
 //! replies of `reply` (sent as JSON by `crate::admin`).
 
+use std::fmt::Write as _;
+
 use super::reply::{
     BestFrom, DumpPage, DumpPath, Memory, PathInfo, PeerCounts, PeerCountsReply, PerFamily,
     QueryReply, RibSummary, RouteCounts, RouteReply, Segment,
@@ -77,9 +79,13 @@ impl Rib {
             Query::Route { prefix, exact } => QueryReply::Route(self.route(prefix, *exact)),
             Query::PeerCounts => QueryReply::PeerCounts(self.peer_counts()),
             Query::Dump => QueryReply::Dump(self.dump_all()),
-            Query::DumpPage { afi, start, limit } => QueryReply::DumpPage(match afi {
-                Afi::Ipv4 => self.dump_page(&self.v4, *start, *limit),
-                Afi::Ipv6 => self.dump_page(&self.v6, *start, *limit),
+            Query::DumpPage {
+                afi,
+                start,
+                max_bytes,
+            } => QueryReply::DumpPage(match afi {
+                Afi::Ipv4 => self.dump_page(&self.v4, *start, *max_bytes),
+                Afi::Ipv6 => self.dump_page(&self.v6, *start, *max_bytes),
             }),
         }
     }
@@ -219,21 +225,39 @@ impl Rib {
         out
     }
 
-    fn dump_page<K: PrefixKey>(&self, t: &Table<K>, start: usize, limit: usize) -> DumpPage {
-        let mut out = Vec::new();
-        let mut seen = 0;
-        for e in t.iter().skip(start).take(limit) {
-            seen += 1;
+    /// One page of a dump: the JSON lines of the live entries from slab slot
+    /// `start` on, stopping after the entry that brings the page to
+    /// `max_bytes` (an entry's paths stay together). The cursor is a slot
+    /// index, so each page costs only its own entries, and nothing but the
+    /// page's text is built: the RIB thread is held for one bounded page.
+    fn dump_page<K: PrefixKey>(&self, t: &Table<K>, start: u32, max_bytes: usize) -> DumpPage {
+        let mut lines = String::new();
+        let mut paths = 0;
+        let end = t.slot_count();
+        let mut idx = start;
+        while idx < end && lines.len() < max_bytes {
+            let e = t.entry(idx);
+            idx += 1;
+            if e.paths.is_empty() {
+                continue;
+            }
             let prefix = e.prefix().to_string();
             for (i, p) in e.paths.iter().enumerate() {
-                out.push(DumpPath {
+                let d = DumpPath {
                     prefix: prefix.clone(),
                     path: self.path_info(p, i == 0),
-                });
+                };
+                // Through a `Value`: its keys in name order, as every reply.
+                let v = serde_json::to_value(&d).unwrap_or_default();
+                let _ = writeln!(lines, "{v}");
+                paths += 1;
             }
         }
-        let next = (seen == limit && start + limit < t.len()).then_some(start + limit);
-        DumpPage { paths: out, next }
+        DumpPage {
+            lines,
+            paths,
+            next: (idx < end).then_some(idx),
+        }
     }
 
     fn peer_counts(&self) -> PeerCountsReply {
@@ -254,5 +278,145 @@ impl Rib {
             })
             .collect();
         PeerCountsReply { peers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use super::super::{Query, QueryReply, Rib, RibMsg, RibStats, SessionInfo};
+    use crate::testutil::TestConfig;
+    use crate::types::{Afi, AsPath, PathAttrs, Prefix, RouteChange};
+
+    const PEERS: u16 = 3;
+
+    /// Three upstreams with overlapping IPv4 and IPv6 tables, some prefixes
+    /// withdrawn again so the table has free slots between live entries.
+    fn rib() -> Rib {
+        let peers: Vec<String> = (0..PEERS)
+            .map(|p| {
+                format!(
+                    "{{name: up{p}, address: 10.0.0.{}, remote_asn: {}, role: upstream}}",
+                    p + 1,
+                    65001 + u32::from(p)
+                )
+            })
+            .collect();
+        let cfg = Arc::new(TestConfig::embedded_default().peers(&peers).build());
+        let mut rib = Rib::new(cfg.clone(), Arc::new(RibStats::default()), None);
+        for p in 0..PEERS {
+            let (ctl, _rx) = tokio::sync::mpsc::unbounded_channel();
+            rib.handle(RibMsg::PeerUp {
+                peer: p,
+                info: SessionInfo {
+                    remote_as: 65001 + u32::from(p),
+                    router_id: Ipv4Addr::new(1, 1, 1, p as u8 + 1),
+                    remote_addr: cfg.peers[p as usize].address,
+                    local_addr: "10.0.0.254".parse().unwrap(),
+                    afis: [true, true],
+                    gr_preserved: [true, true],
+                },
+                ctl,
+            });
+            let v4: Vec<Prefix> = (0..1500u32 + 500 * u32::from(p))
+                .map(|i| Prefix::v4(0x0a00_0000 | (i << 8), 24).unwrap())
+                .collect();
+            let v6: Vec<Prefix> = (0..300u128)
+                .map(|i| Prefix::v6((0x2001_0db8u128 << 96) | (i << 80), 48).unwrap())
+                .collect();
+            for (afi, announced) in [(Afi::Ipv4, v4), (Afi::Ipv6, v6)] {
+                let attrs = PathAttrs {
+                    as_path: AsPath::sequence(&[65001 + u32::from(p), 64500, 64501]),
+                    next_hop: Some(if afi == Afi::Ipv4 {
+                        format!("10.0.0.{}", p + 1).parse().unwrap()
+                    } else {
+                        "2001:db8::9".parse().unwrap()
+                    }),
+                    communities: vec![(64500 << 16) | u32::from(p)],
+                    ..Default::default()
+                };
+                rib.handle(RibMsg::Update {
+                    peer: p,
+                    afi,
+                    change: RouteChange {
+                        withdrawn: vec![],
+                        announced,
+                        attrs: Some(Arc::new(attrs)),
+                    },
+                });
+            }
+        }
+        // The last peer's extra prefixes go again: free slots inside the table.
+        let gone: Vec<Prefix> = (2500..3000u32)
+            .step_by(3)
+            .map(|i| Prefix::v4(0x0a00_0000 | (i << 8), 24).unwrap())
+            .collect();
+        rib.handle(RibMsg::Update {
+            peer: PEERS - 1,
+            afi: Afi::Ipv4,
+            change: RouteChange {
+                withdrawn: gone,
+                announced: vec![],
+                attrs: None,
+            },
+        });
+        rib.flush();
+        rib
+    }
+
+    /// Pages bounded in bytes, a slot cursor: every path exactly once, as
+    /// many lines as the RIB holds paths, the same objects as the one-shot dump.
+    #[test]
+    fn dump_pages_return_every_path_once() {
+        let rib = rib();
+        let held = rib.v4.paths() + rib.v6.paths();
+        const MAX: usize = 8 * 1024;
+        let mut lines = Vec::new();
+        let mut pages = 0;
+        for afi in Afi::ALL {
+            let mut start = Some(0);
+            while let Some(s) = start {
+                let q = Query::DumpPage {
+                    afi,
+                    start: s,
+                    max_bytes: MAX,
+                };
+                let QueryReply::DumpPage(p) = rib.query(&q) else {
+                    panic!("not a dump page");
+                };
+                pages += 1;
+                // One entry (3 paths of well under 1 KiB) may cross the bound.
+                assert!(p.lines.len() < MAX + 3 * 1024, "{}", p.lines.len());
+                assert_eq!(p.lines.lines().count(), p.paths);
+                lines.extend(p.lines.lines().map(String::from));
+                assert!(p.next.is_none_or(|n| n > s), "cursor moves on");
+                start = p.next;
+            }
+        }
+        assert!(pages > 20, "{pages} pages");
+        assert_eq!(lines.len(), held);
+        let objs: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let keys: HashSet<(String, String)> = objs
+            .iter()
+            .map(|o| (o["prefix"].to_string(), o["peer"].to_string()))
+            .collect();
+        assert_eq!(keys.len(), held, "no (prefix, peer) twice");
+        let QueryReply::Dump(all) = rib.query(&Query::Dump) else {
+            panic!("not a dump");
+        };
+        let mut want: Vec<String> = all
+            .iter()
+            .map(|d| serde_json::to_value(d).unwrap().to_string())
+            .collect();
+        let mut got: Vec<String> = objs.iter().map(|o| o.to_string()).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
     }
 }

@@ -123,13 +123,18 @@ pub struct DumpPath {
     pub path: PathInfo,
 }
 
-/// [`Query::DumpPage`](super::Query::DumpPage).
+/// [`Query::DumpPage`](super::Query::DumpPage): one page of `sparrowctl
+/// dump`, already as the JSON lines the admin socket sends (one
+/// [`DumpPath`] a line), so a page never exists twice.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DumpPage {
-    pub paths: Vec<DumpPath>,
-    /// `start` of the following page; `None`: this was the last.
-    pub next: Option<usize>,
+    /// The page's paths, one JSON object per line, each line ending in `\n`.
+    pub lines: String,
+    /// Paths (lines) in `lines`.
+    pub paths: usize,
+    /// `start` (slab slot) of the following page; `None`: this was the last.
+    pub next: Option<u32>,
 }
 
 /// [`Query::PeerCounts`](super::Query::PeerCounts): one per configured peer, in config order.

@@ -722,16 +722,18 @@ fn finish(
         return Ok(out);
     }
 
-    // RFC 6793 §4.2.3: AS4 reconstruction on 2-octet sessions.
+    // RFC 6793 §4.2.3: AS4 reconstruction on 2-octet sessions. Only when
+    // AGGREGATOR and AS4_AGGREGATOR are both received and AGGREGATOR is not
+    // AS_TRANS (aggregated by an OLD speaker) are AS4_PATH and
+    // AS4_AGGREGATOR ignored; otherwise AS4_AGGREGATOR replaces an AS_TRANS
+    // AGGREGATOR and AS4_PATH is merged, as BIRD does.
     if !ctx.as4 {
         let agg_trans = w.attrs.aggregator.map(|(a, _)| a == AS_TRANS);
-        if agg_trans == Some(false) {
-            if w.as4_path.is_some() || w.as4_aggregator.is_some() {
-                w.warnings.push(
-                    "AS4_PATH/AS4_AGGREGATOR ignored: AGGREGATOR is not AS_TRANS (RFC 6793 §4.2.3)"
-                        .into(),
-                );
-            }
+        if agg_trans == Some(false) && w.as4_aggregator.is_some() {
+            w.warnings.push(
+                "AS4_PATH/AS4_AGGREGATOR ignored: AGGREGATOR is not AS_TRANS (RFC 6793 §4.2.3)"
+                    .into(),
+            );
         } else {
             if let (Some(true), Some(a4)) = (agg_trans, w.as4_aggregator) {
                 w.attrs.aggregator = Some(a4);

@@ -980,6 +980,75 @@ fn rfc6793_4_2_3_aggregator_rules() {
     assert_eq!(at.as_path, AsPath::sequence(&[65001, T]));
 }
 
+/// RFC 6793 §4.2.3: AGGREGATOR and AS4_AGGREGATOR both received, AGGREGATOR
+/// AS_TRANS: AS4_AGGREGATOR is the aggregator and AS4_PATH is merged even when
+/// AS4_PATH is shorter (an OLD speaker prepended).
+#[test]
+fn rfc6793_4_2_3_aggregator_as_trans_with_as4_aggregator_merges() {
+    let agg_trans = a(0xc0, 7, &[0x5b, 0xa0, 10, 0, 0, 1]);
+    let as4_agg = a(0xc0, 18, &[0xfa, 0x56, 0xea, 0x00, 10, 0, 0, 2]);
+    let d = decode_2octet_path(
+        &[seq(&[65010, 65001, T])],
+        &[
+            agg_trans,
+            as4_agg,
+            as4_path_attr(&[seq(&[65001, 4_200_000_000])]),
+        ]
+        .concat(),
+        AsPath::sequence(&[65010, 65001, 4_200_000_000]),
+    );
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+/// RFC 6793 §4.2.3: an AGGREGATOR that is not AS_TRANS without AS4_AGGREGATOR
+/// does not stop the AS4_PATH merge (only "both received" does); the
+/// AGGREGATOR is kept.
+#[test]
+fn rfc6793_4_2_3_aggregator_without_as4_aggregator_merges() {
+    let agg_small = a(0xc0, 7, &[0xfd, 0xe9, 10, 0, 0, 1]);
+    let d = decode_2octet_path(
+        &[seq(&[65001, T])],
+        &[agg_small, as4_path_attr(&[seq(&[65001, 4_200_000_000])])].concat(),
+        AsPath::sequence(&[65001, 4_200_000_000]),
+    );
+    let at = assert_ok_announce(&d);
+    assert_eq!(at.aggregator, Some((65001, Ipv4Addr::new(10, 0, 0, 1))));
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    // AGGREGATOR AS_TRANS without AS4_AGGREGATOR: kept as is, path merged.
+    let agg_trans = a(0xc0, 7, &[0x5b, 0xa0, 10, 0, 0, 1]);
+    let d = decode_2octet_path(
+        &[seq(&[65001, T])],
+        &[agg_trans, as4_path_attr(&[seq(&[65001, 4_200_000_000])])].concat(),
+        AsPath::sequence(&[65001, 4_200_000_000]),
+    );
+    let at = assert_ok_announce(&d);
+    assert_eq!(at.aggregator, Some((T, Ipv4Addr::new(10, 0, 0, 1))));
+}
+
+/// Issue 8 defect 8: a real 2010 RIS UPDATE from a 2-octet peer with an
+/// AGGREGATOR for AS 1234 (no AS4_AGGREGATOR). BIRD holds
+/// `5385 3356 2914 4230 262685`: AS4_PATH must be merged.
+#[test]
+fn rfc6793_4_2_3_ris_update_with_aggregator_merges_as4_path() {
+    const MSG: &str = "ffffffffffffffffffffffffffffffff005302000000384001010040020c\
+        020515090d1c0b6210865ba0400304c1cb0058c0070604d2c0000201e01112020400000d1c\
+        00000b62000010860004021d14bb7820";
+    let msg: Vec<u8> = (0..MSG.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&MSG[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(msg.len(), 0x53);
+    let d = dec(&msg[19..], &ctx(false, true));
+    assert_eq!(d.v4.announced, vec![p4("187.120.32.0/20")]);
+    let at = d.v4.attrs.clone().expect("attrs");
+    assert_eq!(
+        at.as_path,
+        AsPath::sequence(&[5385, 3356, 2914, 4230, 262_685])
+    );
+    assert_eq!(at.aggregator, Some((1234, Ipv4Addr::new(192, 0, 2, 1))));
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
 /// RFC 6793 §4.1: AS4_PATH/AS4_AGGREGATOR from a 4-octet session are discarded.
 #[test]
 fn rfc6793_4_1_as4_attrs_discarded_on_as4_session() {

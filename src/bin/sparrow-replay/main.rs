@@ -1,7 +1,8 @@
 //! `sparrow-replay`: replay MRT RIB dumps to a BGP speaker over loopback.
 //!
-//! Reads TABLE_DUMP (v1) and TABLE_DUMP_V2 RIB dumps (plain, gzip, or bzip2
-//! through the system `bzip2`), stopping cleanly where a stream is cut.
+//! Reads TABLE_DUMP (v1) and TABLE_DUMP_V2 RIB dumps (plain, gzip, or bzip2,
+//! decompressed in-process), keeping every complete record of a cut stream
+//! and stopping cleanly where it ends.
 //! Routes are grouped by the collector's peer (peer IP + peer ASN); each such
 //! peer gets its own BGP session to `--connect`, from its own loopback source
 //! address (`--bind-base` + index), speaking as the peer's ASN. Every route is
