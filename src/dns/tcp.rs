@@ -45,6 +45,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause between accept attempts while errors last.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// Least time between two warnings about failing accepts.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// The TCP limits in force.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -212,6 +215,7 @@ impl Drop for Registered<'_> {
 pub async fn serve(listener: TcpListener, auth: super::Shared, conns: Arc<Conns>) {
     let mut tasks = JoinSet::new();
     let mut backoff = BACKOFF_MIN;
+    let mut warned: Option<Instant> = None;
     loop {
         while tasks.try_join_next().is_some() {}
         match listener.accept().await {
@@ -231,7 +235,9 @@ pub async fn serve(listener: TcpListener, auth: super::Shared, conns: Arc<Conns>
             }
             Err(e) => {
                 let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-                if backoff == BACKOFF_MIN {
+                // At most one warning per LOG_EVERY (errors may alternate with accepts).
+                if warned.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                    warned = Some(Instant::now());
                     warn!(error = %e, open = conns.len(), "DNS TCP accept failed; pausing accepts");
                 } else {
                     debug!(error = %e, pause = ?backoff, "DNS TCP accept failed again");
