@@ -381,13 +381,17 @@ mod tests {
         for (what, q, want) in [
             (
                 "malformed ECS",
-                raw(0x0100, &[QUESTION], &[bad_ecs.clone()]),
+                raw(0x0100, &[QUESTION], std::slice::from_ref(&bad_ecs)),
                 formerr,
             ),
-            ("QDCOUNT 0", raw(0x0100, &[], &[edns.clone()]), formerr),
+            (
+                "QDCOUNT 0",
+                raw(0x0100, &[], std::slice::from_ref(&edns)),
+                formerr,
+            ),
             (
                 "QDCOUNT 2",
-                raw(0x0100, &[QUESTION, QUESTION], &[edns.clone()]),
+                raw(0x0100, &[QUESTION, QUESTION], std::slice::from_ref(&edns)),
                 formerr,
             ),
             (
@@ -430,9 +434,9 @@ mod tests {
             );
         }
         for op in 1..=15u16 {
-            let q = raw(op << 11, &[QUESTION], &[edns.clone()]);
+            let q = raw(op << 11, &[QUESTION], std::slice::from_ref(&edns));
             assert_eq!(rcode_and_opt(&a, &q), (notimp, true), "opcode {op}");
-            let q = raw(op << 11, &[], &[edns.clone()]);
+            let q = raw(op << 11, &[], std::slice::from_ref(&edns));
             assert_eq!(
                 rcode_and_opt(&a, &q),
                 (notimp, true),
@@ -454,7 +458,7 @@ mod tests {
             assert_eq!(rcode_and_opt(&a, &q), (want, false), "{what}");
         }
         // A question cut short: the walk never reaches an OPT.
-        let mut q = raw(0, &[QUESTION], &[edns.clone()]);
+        let mut q = raw(0, &[QUESTION], std::slice::from_ref(&edns));
         q.truncate(20);
         q[11] = 1;
         assert_eq!(rcode_and_opt(&a, &q), (formerr, false));
