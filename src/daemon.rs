@@ -24,7 +24,8 @@
 //!                          steer::Publisher ──Batch (std mpsc)──▶ th "steer-build"
 //!                                                          │ ArcSwap<Snapshot>::store
 //!                                                          ▼
-//!  th "dns-udp-N" (dns::fast), hickory TCP (T), HTTP (T), admin explain/lookup:
+//!  th "dns-udp-N" (dns::fast), DNS TCP accept (T per address, dns::tcp) and
+//!  one task (T) per TCP connection, HTTP (T), admin explain/lookup:
 //!      ArcSwap::load per query ─▶ steer::select ─▶ pops (SessionFlags, drains)
 //!  SIGHUP / `sparrowctl reload` ─▶ reload ─▶ ArcSwap<dns::Authority>::store
 //! ```

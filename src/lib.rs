@@ -26,8 +26,9 @@
 //!   drained (operator), lock-free, and `pops::pick`, the one usable-POP pick.
 //! - `dns`: the authority: protocol numbers (`dns::iana`), request parsing and shared decisions
 //!   (`dns::packet`), the pure resolver (`dns::answer`) over the zone data
-//!   (`dns::zone`), response writing (`dns::response`), our UDP socket loop
-//!   (`dns::fast`) and hickory-server for TCP (`dns::server`).
+//!   (`dns::zone`), response writing (`dns::response`), the one
+//!   query-to-reply function and our UDP socket loop (`dns::fast`), and our
+//!   TCP server with its connection limits (`dns::tcp`).
 //! - `http`: optional 302 redirector on the same decision.
 //! - `net`: listener and socket helpers for BGP, DNS and HTTP, and the one
 //!   address canonicalisation.

@@ -119,12 +119,12 @@ impl Reloader {
             ("steering", r.steering != new.steering),
             ("http", r.http != new.http),
             (
-                "dns.listen/udp_workers/udp_engine/max_in_flight/tcp_timeout",
+                "dns.listen/udp_workers/tcp_*",
                 r.dns.listen != new.dns.listen
                     || r.dns.udp_workers != new.dns.udp_workers
-                    || r.dns.udp_engine != new.dns.udp_engine
-                    || r.dns.max_in_flight != new.dns.max_in_flight
-                    || r.dns.tcp_timeout != new.dns.tcp_timeout,
+                    || r.dns.tcp_idle_timeout != new.dns.tcp_idle_timeout
+                    || r.dns.tcp_max_connections != new.dns.tcp_max_connections
+                    || r.dns.tcp_max_per_client != new.dns.tcp_max_per_client,
             ),
         ] {
             if changed {

@@ -80,10 +80,9 @@ fn main() -> ExitCode {
 fn run(cfg: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| {
-            // hickory-server logs every request at info: keep it to warnings
-            // unless RUST_LOG asks (nothing above debug per query).
+            // hickory-proto (zone data) stays at warnings unless RUST_LOG asks.
             tracing_subscriber::EnvFilter::try_new(format!(
-                "{},hickory_server=warn,hickory_net=warn,hickory_proto=warn",
+                "{},hickory_proto=warn",
                 cfg.logging.level
             ))
         })

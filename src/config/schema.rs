@@ -54,16 +54,25 @@ pub struct DnsConfig {
     /// SO_REUSEPORT UDP sockets per address, one receive thread each.
     #[serde(default = "default_udp_workers")]
     pub udp_workers: usize,
-    /// `fast` (our UDP loop on precomputed answers) or `hickory` (hickory-server's).
-    #[serde(default)]
-    pub udp_engine: UdpEngine,
-    /// Cap on requests being answered by hickory-server at once (TCP, and UDP
-    /// with `udp_engine: hickory`); more are dropped.
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    /// Idle seconds before a DNS TCP connection is closed.
-    #[serde(default = "default_tcp_timeout")]
-    pub tcp_timeout: u16,
+    /// Only `fast` (our UDP loop, the only engine) is accepted; kept so that
+    /// configs naming it still load. `hickory` was removed (validation says so).
+    pub udp_engine: Option<String>,
+    /// Removed with hickory-server (validation says so); TCP is capped by
+    /// `tcp_max_connections` and `tcp_max_per_client`.
+    pub max_in_flight: Option<u64>,
+    /// Seconds a DNS TCP connection may wait for its next whole query (and
+    /// for a reply to be taken) before it is closed (`tcp_timeout` before).
+    #[serde(default = "default_tcp_idle_timeout", alias = "tcp_timeout")]
+    pub tcp_idle_timeout: u16,
+    /// Most DNS TCP connections open at once (also at most half the
+    /// process's descriptor limit, checked at start). At the cap, the
+    /// longest-idle connection is closed to admit a new one.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+    /// Most DNS TCP connections from one client address; at the cap, that
+    /// client's longest-idle connection is closed to admit a new one.
+    #[serde(default = "default_tcp_max_per_client")]
+    pub tcp_max_per_client: usize,
     /// Largest UDP response with EDNS (our side of RFC 6891 §6.2.5).
     #[serde(default = "default_max_udp_payload")]
     pub max_udp_payload: u16,
@@ -76,9 +85,11 @@ impl Default for DnsConfig {
         DnsConfig {
             listen: Vec::new(),
             udp_workers: default_udp_workers(),
-            udp_engine: UdpEngine::Fast,
-            max_in_flight: default_max_in_flight(),
-            tcp_timeout: default_tcp_timeout(),
+            udp_engine: None,
+            max_in_flight: None,
+            tcp_idle_timeout: default_tcp_idle_timeout(),
+            tcp_max_connections: default_tcp_max_connections(),
+            tcp_max_per_client: default_tcp_max_per_client(),
             max_udp_payload: default_max_udp_payload(),
             identity: None,
         }
@@ -88,23 +99,18 @@ impl Default for DnsConfig {
 fn default_udp_workers() -> usize {
     2
 }
-fn default_max_in_flight() -> usize {
-    1024
-}
-fn default_tcp_timeout() -> u16 {
+/// Knot DNS's `tcp-idle-timeout` default.
+fn default_tcp_idle_timeout() -> u16 {
     10
+}
+fn default_tcp_max_connections() -> usize {
+    1000
+}
+fn default_tcp_max_per_client() -> usize {
+    64
 }
 fn default_max_udp_payload() -> u16 {
     1232
-}
-
-/// Which code answers UDP queries.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum UdpEngine {
-    #[default]
-    Fast,
-    Hickory,
 }
 
 /// `http`: the optional redirect listener.

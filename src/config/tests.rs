@@ -580,3 +580,34 @@ fn duplicate_key_names_second_occurrence() {
     assert_eq!(es[0].key, "peers[0].gtsm");
     assert_eq!(es[0].line, line_of(&text, "gtsm: false"));
 }
+
+#[test]
+fn dns_tcp_keys_defaults_and_errors() {
+    let d = ok(BASE).dns;
+    assert_eq!(
+        (
+            d.tcp_idle_timeout,
+            d.tcp_max_connections,
+            d.tcp_max_per_client
+        ),
+        (10, 1000, 64)
+    );
+    // The old name of the idle timeout still loads; `udp_engine: fast` too.
+    let c = ok(&format!(
+        "{BASE}dns:\n  tcp_timeout: 7\n  udp_engine: fast\n  tcp_max_per_client: 3\n"
+    ));
+    assert_eq!((c.dns.tcp_idle_timeout, c.dns.tcp_max_per_client), (7, 3));
+    for (yaml, key) in [
+        ("udp_engine: hickory", "dns.udp_engine"),
+        ("udp_engine: turbo", "dns.udp_engine"),
+        ("max_in_flight: 100", "dns.max_in_flight"),
+        ("tcp_idle_timeout: 0", "dns.tcp_idle_timeout"),
+        ("tcp_max_connections: 0", "dns.tcp_max_connections"),
+        ("tcp_max_per_client: 0", "dns.tcp_max_per_client"),
+    ] {
+        let e = expect_one_in(&format!("{BASE}dns:\n  {yaml}\n"), key, yaml);
+        if yaml.contains("hickory") {
+            assert!(e.msg.contains("removed") && e.msg.contains("`fast`"), "{e}");
+        }
+    }
+}

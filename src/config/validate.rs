@@ -386,11 +386,31 @@ fn check_dns(c: &mut Checker, cfg: &RawConfig) {
     if d.udp_workers == 0 || d.udp_workers > 64 {
         c.err("dns.udp_workers", "must be 1 to 64");
     }
-    if d.max_in_flight == 0 {
-        c.err("dns.max_in_flight", "must be at least 1");
+    match d.udp_engine.as_deref() {
+        None | Some("fast") => {}
+        Some("hickory") => c.err(
+            "dns.udp_engine",
+            "`hickory` was removed (its replies differed from the fast path); `fast` is the only engine: drop the key",
+        ),
+        Some(e) => c.err(
+            "dns.udp_engine",
+            format!("unknown engine `{e}`; `fast` is the only one"),
+        ),
     }
-    if d.tcp_timeout == 0 {
-        c.err("dns.tcp_timeout", "must be at least 1 second");
+    if d.max_in_flight.is_some() {
+        c.err(
+            "dns.max_in_flight",
+            "was removed with hickory-server; TCP is limited by dns.tcp_max_connections and dns.tcp_max_per_client",
+        );
+    }
+    if d.tcp_idle_timeout == 0 {
+        c.err("dns.tcp_idle_timeout", "must be at least 1 second");
+    }
+    if d.tcp_max_connections == 0 {
+        c.err("dns.tcp_max_connections", "must be at least 1");
+    }
+    if d.tcp_max_per_client == 0 {
+        c.err("dns.tcp_max_per_client", "must be at least 1");
     }
     if d.max_udp_payload < 512 {
         c.err("dns.max_udp_payload", "must be at least 512 (RFC 1035)");

@@ -12,7 +12,8 @@
 //! - ANY: one RRset (RFC 8482 §4.2);
 //! - steered names: `steer::select` on the querier, then the first usable POP
 //!   in the ranking with records of the type (`zone::pick` over `pops::pick`); ECS scope is the
-//!   decision's safe scope clamped to the source prefix length.
+//!   decision's safe scope, even when longer than the source prefix length
+//!   (RFC 7871 §7.2.1: the resolver learns its prefix was not specific enough).
 //! - class CH: `id.server` / `hostname.bind` TXT; other CH names REFUSED.
 
 use std::net::IpAddr;
@@ -158,7 +159,7 @@ pub fn resolve<'z>(
                             if let Some(set) = &sets[p] {
                                 res.answer.push(set);
                                 res.scope = match querier {
-                                    Querier::Ecs(_, source) => d.scope.min(source),
+                                    Querier::Ecs(..) => d.scope,
                                     Querier::Source(_) => 0,
                                 };
                                 return res;

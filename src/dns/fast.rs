@@ -1,13 +1,14 @@
-//! UDP fast path: the socket loop. One blocking thread per SO_REUSEPORT
-//! socket (`net::udp_reuseport`) takes up to [`BATCH`] datagrams per
-//! `recvmmsg` and answers them in one `sendmmsg`; each query goes through
-//! [`respond`]: `packet` (parse and decide), `answer` (resolve), `response`
-//! (the reply spliced from the question bytes and precomputed RRset bytes).
+//! [`respond`], the one query-to-reply function of UDP and TCP (`tcp`), and
+//! the UDP socket loop. One blocking thread per SO_REUSEPORT socket
+//! (`net::udp_reuseport`) takes up to [`BATCH`] datagrams per `recvmmsg` and
+//! answers them in one `sendmmsg`; each query goes through [`respond`]:
+//! `packet` (parse and decide), `answer` (resolve), `response` (the reply
+//! spliced from the question bytes and precomputed RRset bytes).
 //!
 //! One request at a time per thread, so requests in flight are capped at the
 //! number of sockets times the batch (the kernel's receive buffer queues or
-//! drops the rest). Why not hickory-server here: see BENCHMARKS.md ("DNS"),
-//! measured.
+//! drops the rest). hickory-server's UDP engine, slower and not byte-identical,
+//! was removed: see BENCHMARKS.md ("DNS").
 //!
 //! [`respond`] is pure (bytes in, bytes out) and fuzzed (`fuzz/fuzz_targets/dns.rs`).
 
@@ -28,8 +29,8 @@ use super::{response, Authority};
 
 /// Build the reply to `query` from `src` into `out`; `false`: send nothing
 /// (and `out` is empty). `udp`: limit the reply to 512 bytes, or with EDNS
-/// to the client's payload capped at `max_udp_payload` (TC when over); TCP:
-/// 65535.
+/// to the client's payload capped at `max_udp_payload` (TC when over); TCP
+/// (`udp` false, from `tcp`): 65535. Both transports answer through here.
 pub fn respond(auth: &Authority, query: &[u8], src: IpAddr, udp: bool, out: &mut Vec<u8>) -> bool {
     let mut p = Parsed::new();
     let parsed = parse(query, &mut p);
@@ -228,14 +229,29 @@ mod tests {
         );
         // Question echoed as asked (case kept), owner compressed onto it.
         assert_eq!(r.queries[0].name().to_ascii(), "WWW.example.net.");
-        // Safe scope 15 (10.2.0.0/15 is all "y first"), clamped to source 24.
+        // Safe scope 15 (10.2.0.0/15 is all "y first"), shorter than source 24.
         assert_eq!(scope(&r), Some(15));
-        // The scope is clamped to the source length; source 0: scope 0, the
-        // decision on the transport source.
-        for (subnet, len) in [("10.1.0.0", 16), ("10.0.0.0", 12), ("0.0.0.0", 0)] {
+        // The safe scope even when longer than the source (RFC 7871 §7.2.1):
+        // 10.0.0.0/16 is all "y first" but 10.1.0.0/16 is not, so a /12 or /8
+        // source is not specific enough. Source 0: scope 0, the decision on
+        // the transport source.
+        for (subnet, len, want) in [
+            ("10.1.0.0", 16, 16),
+            ("10.0.0.0", 12, 16),
+            ("10.0.0.0", 8, 16),
+            ("0.0.0.0", 0, 0),
+        ] {
             let r = ask_q(&a, "www.example.net.", RecordType::A, Some((subnet, len)));
-            assert_eq!(scope(&r), Some(len), "{subnet}/{len}");
+            assert_eq!(scope(&r), Some(want), "{subnet}/{len}");
         }
+        // A client-independent answer: scope 0.
+        let r = ask_q(
+            &a,
+            "mail.example.net.",
+            RecordType::A,
+            Some(("10.0.0.0", 8)),
+        );
+        assert_eq!((r.answers.len(), scope(&r)), (1, Some(0)));
         // Drain x: y is down, x drained -> nothing usable -> first with records (y).
         a.pops.set_drained("x", true).unwrap();
         let r = ask_q(
@@ -317,6 +333,140 @@ mod tests {
             );
             assert!(scope(&r).is_none(), "no ECS echo on FORMERR");
         }
+    }
+
+    /// A query from raw parts: header flags, questions, additional records.
+    fn raw(flags: u16, qd: &[&[u8]], ar: &[Vec<u8>]) -> Vec<u8> {
+        let mut q = vec![0xAB, 0xCD];
+        q.extend_from_slice(&flags.to_be_bytes());
+        q.extend_from_slice(&(qd.len() as u16).to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0]);
+        q.extend_from_slice(&(ar.len() as u16).to_be_bytes());
+        for x in qd {
+            q.extend_from_slice(x);
+        }
+        for x in ar {
+            q.extend_from_slice(x);
+        }
+        q
+    }
+
+    /// www.example.net. IN A
+    const QUESTION: &[u8] = b"\x03www\x07example\x03net\x00\x00\x01\x00\x01";
+
+    /// An OPT record: owner, EDNS version, RDATA (options).
+    fn opt(owner: &[u8], version: u8, rdata: &[u8]) -> Vec<u8> {
+        let mut o = owner.to_vec();
+        o.extend_from_slice(&[0, 41, 0x04, 0xD0, 0, version, 0, 0]);
+        o.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        o.extend_from_slice(rdata);
+        o
+    }
+
+    /// The reply's full RCODE (extended with the OPT's bits) and whether it
+    /// has an OPT.
+    fn rcode_and_opt(a: &Authority, q: &[u8]) -> (u16, bool) {
+        let r = ask(a, q).expect("a reply");
+        (u16::from(r.metadata.response_code), r.edns.is_some())
+    }
+
+    #[test]
+    fn every_reply_to_an_edns_query_has_opt() {
+        let a = auth();
+        let edns = opt(b"\0", 0, &[]);
+        // Malformed ECS (RFC 7871 §7.1.1: FORMERR), e.g. dig +ednsopt=8:00011800c0000201.
+        let ecs: &[u8] = &[0, 8, 0, 8, 0, 1, 0x18, 0, 0xc0, 0, 2, 1];
+        let bad_ecs = opt(b"\0", 0, ecs);
+        let (formerr, notimp, badvers) = (1, 4, 16);
+        for (what, q, want) in [
+            (
+                "malformed ECS",
+                raw(0x0100, &[QUESTION], std::slice::from_ref(&bad_ecs)),
+                formerr,
+            ),
+            (
+                "QDCOUNT 0",
+                raw(0x0100, &[], std::slice::from_ref(&edns)),
+                formerr,
+            ),
+            (
+                "QDCOUNT 2",
+                raw(0x0100, &[QUESTION, QUESTION], std::slice::from_ref(&edns)),
+                formerr,
+            ),
+            (
+                "non-root OPT owner",
+                raw(0, &[QUESTION], &[opt(b"\x01a\0", 0, &[])]),
+                formerr,
+            ),
+            (
+                "two OPTs",
+                raw(0, &[QUESTION], &[edns.clone(), edns.clone()]),
+                formerr,
+            ),
+            (
+                "option overruns",
+                raw(0, &[QUESTION], &[opt(b"\0", 0, &[0, 8, 0, 9])]),
+                formerr,
+            ),
+            (
+                "version 1",
+                raw(0, &[QUESTION], &[opt(b"\0", 1, &[])]),
+                badvers,
+            ),
+            // BADVERS before other refusals (as Knot): the options of an
+            // unknown version are not read.
+            (
+                "version 1, bad ECS",
+                raw(0, &[QUESTION], &[opt(b"\0", 1, ecs)]),
+                badvers,
+            ),
+            (
+                "version 1, QDCOUNT 0",
+                raw(0, &[], &[opt(b"\0", 1, &[])]),
+                badvers,
+            ),
+        ] {
+            assert_eq!(rcode_and_opt(&a, &q), (want, true), "{what}");
+            assert!(
+                scope(&ask(&a, &q).unwrap()).is_none(),
+                "{what}: no ECS echo"
+            );
+        }
+        for op in 1..=15u16 {
+            let q = raw(op << 11, &[QUESTION], std::slice::from_ref(&edns));
+            assert_eq!(rcode_and_opt(&a, &q), (notimp, true), "opcode {op}");
+            let q = raw(op << 11, &[], std::slice::from_ref(&edns));
+            assert_eq!(
+                rcode_and_opt(&a, &q),
+                (notimp, true),
+                "opcode {op}, QDCOUNT 0"
+            );
+            let q = raw(op << 11, &[QUESTION], &[opt(b"\0", 1, &[])]);
+            assert_eq!(
+                rcode_and_opt(&a, &q),
+                (badvers, true),
+                "opcode {op}, version 1"
+            );
+        }
+        // Without EDNS: no OPT.
+        for (what, q, want) in [
+            ("QDCOUNT 0", raw(0, &[], &[]), formerr),
+            ("QDCOUNT 2", raw(0, &[QUESTION, QUESTION], &[]), formerr),
+            ("opcode 2", raw(2 << 11, &[QUESTION], &[]), notimp),
+        ] {
+            assert_eq!(rcode_and_opt(&a, &q), (want, false), "{what}");
+        }
+        // A question cut short: the walk never reaches an OPT.
+        let mut q = raw(0, &[QUESTION], std::slice::from_ref(&edns));
+        q.truncate(20);
+        q[11] = 1;
+        assert_eq!(rcode_and_opt(&a, &q), (formerr, false));
+        // A well-formed EDNS query still resolves (and the OPT walk keeps
+        // going past other additional records).
+        let other = b"\0\0\x10\0\x01\0\0\0\0\0\x01\0".to_vec();
+        let q = raw(0, &[QUESTION], &[other, edns.clone()]);
+        assert_eq!(rcode_and_opt(&a, &q), (0, true));
     }
 
     #[test]

@@ -5,16 +5,17 @@
 //! - `zone`: compiles the config's zones into lookup tables of hickory-proto
 //!   `Record`s and, for the UDP fast path, their precomputed wire form.
 //! - `answer`: the pure resolver, `(query, querier, snapshot, pop state) ->
-//!   Resolution`, shared by both request paths.
+//!   Resolution`.
 //! - `packet`: request parsing (header, question, OPT/ECS) and the decisions
-//!   both request paths share (drop, FORMERR/NOTIMP, BADVERS, the querier,
-//!   ECS echo, UDP size limits).
-//! - `response`: the fast path's reply writer (answers spliced from
-//!   precomputed bytes).
-//! - `fast`: our UDP loop (one thread per SO_REUSEPORT socket), calling
-//!   `packet`, `answer` and `response`.
-//! - `server`: a hickory-server `RequestHandler` over the same `packet`
-//!   decisions and resolver, for TCP (and UDP with `dns.udp_engine: hickory`).
+//!   (drop, FORMERR/NOTIMP, BADVERS, the querier, ECS echo, UDP size limits).
+//! - `response`: the reply writer (answers spliced from precomputed bytes).
+//! - `fast`: `fast::respond`, the one query-to-reply function (`packet`,
+//!   `answer`, `response`), and our UDP loop (one thread per SO_REUSEPORT
+//!   socket).
+//! - `tcp`: our TCP server (length-framed, pipelined queries answered in
+//!   order through `fast::respond`; connection caps, idle timeout, eviction
+//!   of the longest idle, accept back-off). UDP and TCP replies are the same
+//!   bytes except where UDP truncates.
 //!
 //! Owns the DNS sockets (made by `crate::net`) and threads. Reads `steer::Handle` with one `load()`
 //! per query (never held across an `.await`).
@@ -24,7 +25,7 @@ pub mod fast;
 pub mod iana;
 mod packet;
 mod response;
-pub mod server;
+pub mod tcp;
 pub mod zone;
 
 use std::net::IpAddr;
@@ -110,43 +111,29 @@ impl Authority {
 }
 
 /// Bind every `dns.listen` address (UDP and TCP) and start answering: UDP on
-/// `dns.udp_workers` SO_REUSEPORT sockets (fast path threads, or hickory-server
-/// tasks with `udp_engine: hickory`), TCP through hickory-server. Binding
-/// errors are returned (the daemon does not start half-listening).
+/// `dns.udp_workers` SO_REUSEPORT sockets (one `dns-udp-N` thread each), TCP
+/// through one `tcp::serve` task per address, all under one set of TCP
+/// limits (`tcp::Conns`). Binding errors are returned (the daemon does not
+/// start half-listening).
 pub async fn start(
     auth: Shared,
     cfg: &Config,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), DnsError> {
-    use crate::config::UdpEngine;
     if cfg.dns.listen.is_empty() {
         return Ok(());
     }
     let d = &cfg.dns;
-    let mut server = hickory_server::Server::new(server::Handler {
-        auth: auth.clone(),
-        in_flight: Arc::new(tokio::sync::Semaphore::new(d.max_in_flight)),
-    });
+    let limits = tcp::Limits::new(d);
+    let conns = Arc::new(tcp::Conns::new(limits));
     let mut threads = Vec::new();
     for &addr in &d.listen {
         let bind_err = |source| DnsError::Bind { addr, source };
-        let udp = fast::bind(addr, d.udp_workers).map_err(bind_err)?;
-        match d.udp_engine {
-            UdpEngine::Fast => threads.extend(udp),
-            UdpEngine::Hickory => {
-                for s in udp {
-                    s.set_nonblocking(true).map_err(bind_err)?;
-                    server.register_socket(tokio::net::UdpSocket::from_std(s).map_err(bind_err)?);
-                }
-            }
-        }
-        let tcp = crate::net::tcp_listener(addr).map_err(bind_err)?;
-        server.register_listener(
-            tcp,
-            std::time::Duration::from_secs(d.tcp_timeout.into()),
-            64,
-        );
-        tracing::info!(%addr, udp_sockets = d.udp_workers, engine = ?d.udp_engine, "DNS listening (UDP, TCP)");
+        threads.extend(fast::bind(addr, d.udp_workers).map_err(bind_err)?);
+        let listener = crate::net::tcp_listener(addr).map_err(bind_err)?;
+        tasks.spawn(tcp::serve(listener, auth.clone(), conns.clone()));
+        tracing::info!(%addr, udp_sockets = d.udp_workers, tcp_max_connections = limits.max_connections,
+            tcp_max_per_client = limits.max_per_client, "DNS listening (UDP, TCP)");
     }
     for (i, sock) in threads.into_iter().enumerate() {
         let auth = auth.clone();
@@ -155,10 +142,5 @@ pub async fn start(
             .spawn(move || fast::serve(auth, sock))
             .map_err(DnsError::Thread)?;
     }
-    tasks.spawn(async move {
-        if let Err(e) = server.block_until_done().await {
-            tracing::error!(error = %e, "DNS server stopped");
-        }
-    });
     Ok(())
 }

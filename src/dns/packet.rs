@@ -1,17 +1,23 @@
-//! DNS request parsing and the decisions both engines share: the UDP fast path
-//! (`fast`) and hickory-server's handler (`server`) call this one module, so
-//! they accept, reject and answer alike.
+//! DNS request parsing and the decisions UDP and TCP share: the UDP loop
+//! (`fast`) and the TCP server (`tcp`) both answer through `fast::respond`,
+//! which calls this one module, so they accept, reject and answer alike.
 //!
 //! Parsing: the header, the one question (name lowercased, label offsets kept
 //! for owner pointers), and the OPT record with ECS (RFC 6891, RFC 7871),
-//! into a fixed-size [`Parsed`] on the stack (no allocation).
+//! into a fixed-size [`Parsed`] on the stack (no allocation). The whole
+//! message is walked even after a refusal (QDCOUNT 0, another opcode, a bad
+//! ECS) or a malformed OPT, so that the query's OPT is known whenever the
+//! walk reaches it and every reply to an EDNS query carries an OPT (RFC 6891
+//! §7): see [`Parsed::opt`].
 //!
-//! Decisions ([`decide`] and the helpers after it):
+//! Decisions ([`decide`] and the helpers after it), in this order:
 //! - dropped: shorter than a header, or a response;
-//! - FORMERR: not exactly one question (NOTIMP if the opcode is not QUERY),
-//!   a malformed question, section or OPT, two OPTs, a non-root OPT owner,
-//!   two ECS options, a malformed ECS; NOTIMP: an opcode other than QUERY;
+//! - FORMERR: malformed: a truncated question or section, more than one
+//!   question (RFC 9619), two OPTs, a non-root OPT owner, OPT options
+//!   overrunning the RDATA, two ECS options;
 //! - BADVERS: an EDNS version other than 0;
+//! - NOTIMP: an opcode other than QUERY; FORMERR: no question (QDCOUNT 0), a
+//!   malformed ECS option (RFC 7871 §7.1.1);
 //! - the querier: the ECS address when ECS has a source prefix length above
 //!   0, else the transport source;
 //! - ECS is echoed (with the answer's scope) only on a query that parsed and
@@ -34,8 +40,13 @@ const MAX_LABELS: usize = 128;
 pub(super) enum Bad {
     /// Drop silently (shorter than a header, or a response).
     Drop,
-    /// Answer with this RCODE (and the question, if it parsed).
-    Rcode(u16),
+    /// Malformed (a section, the question, QDCOUNT over 1, the OPT record
+    /// itself): FORMERR, before BADVERS.
+    Malformed,
+    /// Well-formed but refused with this RCODE (NOTIMP for an opcode other
+    /// than QUERY; FORMERR for QDCOUNT 0 or a malformed ECS option); BADVERS
+    /// comes first.
+    Refuse(u16),
 }
 
 /// What we parsed from the query.
@@ -48,6 +59,11 @@ pub(super) struct Parsed {
     pub(super) name: QName,
     pub(super) qtype: u16,
     pub(super) qclass: u16,
+    /// The query's OPT record, kept as soon as the walk through the
+    /// additional section reaches an RR of type OPT whose RDATA lies within
+    /// the message (the first one, if there are two), even when the query is
+    /// then refused or found malformed: every reply to it carries an OPT
+    /// (RFC 6891 §7). A query malformed before its OPT has none.
     pub(super) opt: Option<Opt>,
 }
 
@@ -102,9 +118,10 @@ fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
-/// Parse `q` into `p` (a fresh [`Parsed::new`]). On an error RCODE, `p`
-/// holds what was parsed before it (the question, if `question_end > 12`,
-/// and the OPT if it came before the fault).
+/// Parse `q` into `p` (a fresh [`Parsed::new`]). On an error, `p` holds what
+/// was parsed: the question (if `question_end > 12`) and the query's OPT
+/// whenever the walk reached one (see [`Parsed::opt`]), even if a check
+/// after it failed.
 pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
     if q.len() < 12 {
         return Err(Bad::Drop);
@@ -114,101 +131,129 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
     if p.flags & hflag::QR != 0 {
         return Err(Bad::Drop);
     }
-    let formerr = Err(Bad::Rcode(rcode::FORMERR));
     let count = |i: usize| u16::from_be_bytes([q[4 + 2 * i], q[5 + 2 * i]]) as usize;
     let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
-    if qd != 1 {
-        return if p.flags & hflag::OPCODE_MASK != 0 {
-            Err(Bad::Rcode(rcode::NOTIMP))
-        } else {
-            formerr
-        };
+    // The first refusal of a well-formed query (BADVERS comes before it),
+    // and whether the message is malformed (FORMERR before anything else).
+    let mut refuse = None;
+    let mut malformed = false;
+    if p.flags & hflag::OPCODE_MASK != 0 {
+        refuse = Some(rcode::NOTIMP);
     }
-    // The question name, lowercased, no compression (nothing to point back to).
+    let mut at = 12;
+    match qd {
+        1 => {
+            at = parse_question(q, p).ok_or(Bad::Malformed)?;
+            p.question_end = at;
+        }
+        // More than one question: malformed (RFC 9619); none: refused below,
+        // but the OPT is still looked for.
+        0 => {
+            refuse.get_or_insert(rcode::FORMERR);
+        }
+        _ => {
+            for _ in 0..qd {
+                at = skip_name(q, at).ok_or(Bad::Malformed)? + 4;
+            }
+            if at > q.len() {
+                return Err(Bad::Malformed);
+            }
+            malformed = true;
+        }
+    }
+    // Answer and authority sections: skipped (a query has none normally).
+    for _ in 0..an + ns {
+        at = skip_rr(q, at).ok_or(Bad::Malformed)?.2;
+    }
+    for _ in 0..ar {
+        let name_at = at;
+        let (rr, rd, end) = skip_rr(q, at).ok_or(Bad::Malformed)?;
+        at = end;
+        if be16(q, rr) != Some(TYPE_OPT) {
+            continue;
+        }
+        // Found: remembered from here on, whatever fails next.
+        if p.opt.is_some() {
+            // Two OPTs (RFC 6891 §6.1.1); the first one stays.
+            malformed = true;
+            continue;
+        }
+        let mut opt = Opt {
+            payload: be16(q, rr + 2).unwrap_or(0),
+            version: q[rr + 5],
+            dnssec_ok: q[rr + 6] & OPT_DO_BYTE != 0,
+            ecs: None,
+        };
+        // Owned by the root (RFC 6891 §6.1.1).
+        if rr != name_at + 1 || q[name_at] != 0 {
+            malformed = true;
+        }
+        let mut o = rd;
+        while o < end {
+            let (Some(code), Some(olen)) = (be16(q, o), be16(q, o + 2)) else {
+                malformed = true;
+                break;
+            };
+            let d = o + 4;
+            let dend = d + olen as usize;
+            if dend > end {
+                malformed = true;
+                break;
+            }
+            if code == ECS_CODE {
+                if opt.ecs.is_some() {
+                    malformed = true;
+                } else {
+                    match parse_ecs(&q[d..dend]) {
+                        Some(e) => opt.ecs = Some(e),
+                        None => {
+                            refuse.get_or_insert(rcode::FORMERR);
+                        }
+                    }
+                }
+            }
+            o = dend;
+        }
+        p.opt = Some(opt);
+    }
+    if malformed {
+        return Err(Bad::Malformed);
+    }
+    refuse.map_or(Ok(()), |rc| Err(Bad::Refuse(rc)))
+}
+
+/// The one question at offset 12 into `p` (name lowercased, no compression:
+/// nothing to point back to); the offset after it, `None` if malformed.
+fn parse_question(q: &[u8], p: &mut Parsed) -> Option<usize> {
     let mut at = 12;
     p.name.clear();
     loop {
-        let Some(&l) = q.get(at) else { return formerr };
-        let l = l as usize;
+        let l = *q.get(at)? as usize;
         if l & 0xC0 != 0 {
-            return formerr;
+            return None;
         }
-        let Some(label) = q.get(at + 1..at + 1 + l) else {
-            return formerr;
-        };
+        let label = q.get(at + 1..at + 1 + l)?;
         if !p.name.push_label(label) {
-            return formerr;
+            return None;
         }
         at += 1 + l;
         if l == 0 {
             break;
         }
     }
-    let (Some(qtype), Some(qclass)) = (be16(q, at), be16(q, at + 2)) else {
-        return formerr;
-    };
-    p.qtype = qtype;
-    p.qclass = qclass;
-    at += 4;
-    p.question_end = at;
-    if p.flags & hflag::OPCODE_MASK != 0 {
-        return Err(Bad::Rcode(rcode::NOTIMP));
-    }
-    // Answer and authority sections: skipped (a query has none normally).
-    for _ in 0..an + ns {
-        at = skip_name(q, at).ok_or(Bad::Rcode(rcode::FORMERR))?;
-        let len = be16(q, at + 8).ok_or(Bad::Rcode(rcode::FORMERR))? as usize;
-        at += 10 + len;
-        if at > q.len() {
-            return formerr;
-        }
-    }
-    for _ in 0..ar {
-        let name_at = at;
-        at = skip_name(q, at).ok_or(Bad::Rcode(rcode::FORMERR))?;
-        let (Some(rtype), Some(class), Some(len)) = (be16(q, at), be16(q, at + 2), be16(q, at + 8))
-        else {
-            return formerr;
-        };
-        let rd = at + 10;
-        let end = rd + len as usize;
-        if end > q.len() {
-            return formerr;
-        }
-        if rtype == TYPE_OPT {
-            // One OPT, owned by the root (RFC 6891 §6.1.1).
-            if p.opt.is_some() || q[name_at] != 0 || at != name_at + 1 {
-                return formerr;
-            }
-            let mut opt = Opt {
-                payload: class,
-                version: q[at + 5],
-                dnssec_ok: q[at + 6] & OPT_DO_BYTE != 0,
-                ecs: None,
-            };
-            let mut o = rd;
-            while o < end {
-                let (Some(code), Some(olen)) = (be16(q, o), be16(q, o + 2)) else {
-                    return formerr;
-                };
-                let d = o + 4;
-                let dend = d + olen as usize;
-                if dend > end {
-                    return formerr;
-                }
-                if code == ECS_CODE {
-                    if opt.ecs.is_some() {
-                        return formerr;
-                    }
-                    opt.ecs = Some(parse_ecs(&q[d..dend]).ok_or(Bad::Rcode(rcode::FORMERR))?);
-                }
-                o = dend;
-            }
-            p.opt = Some(opt);
-        }
-        at = end;
-    }
-    Ok(())
+    p.qtype = be16(q, at)?;
+    p.qclass = be16(q, at + 2)?;
+    Some(at + 4)
+}
+
+/// Skip the resource record at `at`: where its TYPE and its RDATA start,
+/// and where it ends (within `q`).
+fn skip_rr(q: &[u8], at: usize) -> Option<(usize, usize, usize)> {
+    let rr = skip_name(q, at)?;
+    let len = be16(q, rr + 8)? as usize;
+    let rd = rr + 10;
+    let end = rd + len;
+    (end <= q.len()).then_some((rr, rd, end))
 }
 
 /// RFC 7871 §6: FAMILY 1/2, SOURCE within the family, exactly ceil(SOURCE/8)
@@ -327,17 +372,19 @@ pub(super) enum Decision {
     Resolve(Querier),
 }
 
-/// The one decision of both engines on a parsed query from `src` (the
-/// transport source, canonical): drop, an error RCODE (parse errors first,
-/// then BADVERS for an EDNS version other than 0), or resolve for the
-/// querier (the ECS address when its source prefix length is above 0, else
-/// `src`).
+/// The one decision on a parsed query from `src` (the transport source,
+/// canonical), for UDP and TCP alike: drop; FORMERR for a malformed message;
+/// BADVERS for an EDNS version other than 0 (before any other refusal, as
+/// Knot does: options of an unknown version are not read); the refusal
+/// (NOTIMP, FORMERR for QDCOUNT 0 or a bad ECS); or resolve for the querier
+/// (the ECS address when its source prefix length is above 0, else `src`).
 #[inline]
 pub(super) fn decide(parsed: Result<(), Bad>, p: &Parsed, src: IpAddr) -> Decision {
     match parsed {
         Err(Bad::Drop) => Decision::Drop,
-        Err(Bad::Rcode(rc)) => Decision::Error(rc),
-        Ok(()) if p.opt.is_some_and(|o| o.version != 0) => Decision::Error(rcode::BADVERS),
+        Err(Bad::Malformed) => Decision::Error(rcode::FORMERR),
+        _ if p.opt.is_some_and(|o| o.version != 0) => Decision::Error(rcode::BADVERS),
+        Err(Bad::Refuse(rc)) => Decision::Error(rc),
         Ok(()) => Decision::Resolve(match p.opt.and_then(|o| o.ecs) {
             Some(e) if e.source > 0 => Querier::Ecs(e.ip(), e.source),
             _ => Querier::Source(src),

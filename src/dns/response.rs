@@ -1,12 +1,12 @@
-//! The fast path's reply writer: header, the question copied from the query
+//! The reply writer of UDP and TCP alike: header, the question copied from the query
 //! as asked, the answer's RRsets spliced from their precomputed wire bytes
 //! (`zone::RrSet::tails`) behind 2-byte owner pointers into the question, and
 //! the OPT record (extended RCODE, DO, ECS echo with the answer's scope).
 //!
 //! Pure: writes into a caller's buffer (no allocation once it has grown).
 //! What goes in (RCODE, ECS echo, size limits) is decided in `packet`; the
-//! records come from `answer`. The hickory handler (`server`) encodes with
-//! hickory instead.
+//! records come from `answer`. An EDNS query's reply always ends with an OPT
+//! (RFC 6891 §7), errors included.
 
 use super::answer::Resolution;
 use super::iana::{hflag, ECS_CODE, OPT_DO_BYTE, TYPE_OPT};
