@@ -95,7 +95,8 @@ impl RequestHandler for Handler {
             }
             e
         });
-        let answers = res.answer.iter().flat_map(|s| s.records.iter());
+        let answers = res.answer_records(p.qname());
+        let answers = answers.iter();
         let authority = res.authority.iter().flat_map(|s| s.records.iter());
         let additional = res.additional.iter().flat_map(|s| s.records.iter());
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
