@@ -230,17 +230,18 @@ impl FileAt<'_> {
 }
 
 /// The records of the zone file, checked: inside the zone, class IN, SOA
-/// only at the apex. Errors name the file and line.
-fn file_records(z: &ZoneConfig, origin: &Name, errs: &mut Vec<ZoneError>) -> Vec<Record> {
+/// only at the apex. Errors name the file and line; `None`: the file did
+/// not parse (nothing else is checked then).
+fn file_records(z: &ZoneConfig, origin: &Name, errs: &mut Vec<ZoneError>) -> Option<Vec<Record>> {
     let Some(path) = &z.file else {
-        return Vec::new();
+        return Some(Vec::new());
     };
     let Some(f) = &z.source else {
         errs.push(ZoneError::new(
             ".file",
             format!("zone file `{path}` was not read"),
         ));
-        return Vec::new();
+        return None;
     };
     let fa = FileAt {
         file: Some(f),
@@ -251,7 +252,7 @@ fn file_records(z: &ZoneConfig, origin: &Name, errs: &mut Vec<ZoneError>) -> Vec
         Ok(r) => r,
         Err((line, m)) => {
             errs.push(ZoneError::new(".file", m).at(f.path.clone(), line));
-            return Vec::new();
+            return None;
         }
     };
     let mut ok = Vec::with_capacity(records.len());
@@ -272,7 +273,7 @@ fn file_records(z: &ZoneConfig, origin: &Name, errs: &mut Vec<ZoneError>) -> Vec
             None => ok.push(r),
         }
     }
-    ok
+    Some(ok)
 }
 
 /// Parse and check one zone against the POP list: the spec, or every error
@@ -291,7 +292,9 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
         origin: &origin,
         ttl: z.ttl,
     };
-    let from_file = file_records(z, &origin, &mut errs);
+    let Some(from_file) = file_records(z, &origin, &mut errs) else {
+        return Err(errs);
+    };
     let mut owners: Owners = BTreeMap::new();
     let note = |owners: &mut Owners, name: &Name, t: RecordType, src: Src| {
         let e = owners
