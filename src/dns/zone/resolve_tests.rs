@@ -15,15 +15,8 @@ use crate::dns::Authority;
 use crate::pops::PopState;
 use crate::testutil::TestConfig;
 
-/// POPs x and y (no sessions: both usable), 10.0.0.0/8 steered to y and
-/// 10.1.0.0/16 to x.
-const POPS: &str = "\
-local_asn: 65001
-router_id: 10.0.0.1
-pop: x
-pops:
-  - {name: x, asn: 65001}
-  - {name: y, asn: 65002}
+/// 10.0.0.0/8 steered to y and 10.1.0.0/16 to x.
+const STEERING: &str = "\
 steering:
   fallback:
     - {prefix: 10.0.0.0/8, pop: y}
@@ -69,8 +62,13 @@ const WILD: &str = "  - origin: sparrow.test
           y: {a: [198.51.100.10]}
 ";
 
+/// POPs x and y with no sessions (both usable), [`STEERING`], then `yaml`.
 fn authority(yaml: &str) -> Authority {
-    let cfg = TestConfig::yaml(yaml).build();
+    let cfg = TestConfig::two_pops()
+        .peers::<&str>(&[])
+        .with(STEERING)
+        .with(yaml)
+        .build();
     let pops = Arc::new(PopState::new(&cfg, None));
     Authority::new(&cfg, crate::steer::handle(&cfg), pops).unwrap()
 }
@@ -111,7 +109,7 @@ fn no_duplicates(r: &Resolution<'_>, qname: &str) {
 #[test]
 fn child_zone_beside_parent_answers_for_itself_in_either_order() {
     for zones in [[PARENT, CHILD], [CHILD, PARENT]] {
-        let a = authority(&format!("{POPS}zones:\n{}{}", zones[0], zones[1]));
+        let a = authority(&format!("zones:\n{}{}", zones[0], zones[1]));
         // The child's SOA, authoritative (not a referral).
         let r = ask(&a, "child.sparrow.test.", RecordType::SOA, src());
         assert!(r.aa && r.rcode == rcode::NOERROR, "{r:?}");
@@ -147,7 +145,7 @@ fn child_zone_beside_parent_answers_for_itself_in_either_order() {
 
 #[test]
 fn referral_glue_is_listed_once() {
-    let a = authority(&format!("{POPS}zones:\n{PARENT}"));
+    let a = authority(&format!("zones:\n{PARENT}"));
     let r = ask(&a, "x.child.sparrow.test.", RecordType::A, src());
     assert!(
         !r.aa && r.authority.len() == 1 && r.additional.len() == 1,
@@ -158,7 +156,7 @@ fn referral_glue_is_listed_once() {
 
 #[test]
 fn wildcard_synthesises_for_names_that_do_not_exist() {
-    let a = authority(&format!("{POPS}zones:\n{WILD}"));
+    let a = authority(&format!("zones:\n{WILD}"));
     for q in ["x.wild.sparrow.test.", "a.b.wild.sparrow.test."] {
         let r = ask(&a, q, RecordType::TXT, src());
         assert!(r.aa && r.rcode == rcode::NOERROR, "{q}: {r:?}");
@@ -185,7 +183,7 @@ fn wildcard_synthesises_for_names_that_do_not_exist() {
 
 #[test]
 fn wildcard_does_not_cover_existing_names_or_names_below_them() {
-    let a = authority(&format!("{POPS}zones:\n{WILD}"));
+    let a = authority(&format!("zones:\n{WILD}"));
     // sub.wild exists: NODATA for TXT, not the wildcard.
     let r = ask(&a, "sub.wild.sparrow.test.", RecordType::TXT, src());
     assert!(r.rcode == rcode::NOERROR && r.answer.is_empty());
@@ -210,7 +208,7 @@ fn wildcard_does_not_cover_existing_names_or_names_below_them() {
 
 #[test]
 fn cname_at_a_wildcard_is_followed() {
-    let a = authority(&format!("{POPS}zones:\n{WILD}"));
+    let a = authority(&format!("zones:\n{WILD}"));
     let q = "x.alias.sparrow.test.";
     let r = ask(&a, q, RecordType::A, src());
     assert_eq!(r.answer.len(), 2, "{r:?}");
@@ -223,7 +221,7 @@ fn cname_at_a_wildcard_is_followed() {
 
 #[test]
 fn steered_wildcard_answers_each_client_with_its_pop() {
-    let a = authority(&format!("{POPS}zones:\n{WILD}"));
+    let a = authority(&format!("zones:\n{WILD}"));
     let q = "img.cdn.sparrow.test.";
     let ecs = |s: &str, l| Querier::Ecs(s.parse::<IpAddr>().unwrap(), l);
     let r = ask(&a, q, RecordType::A, ecs("10.2.0.0", 16));
@@ -239,7 +237,7 @@ fn steered_wildcard_answers_each_client_with_its_pop() {
 
 #[test]
 fn explain_names_the_matching_wildcard() {
-    let a = authority(&format!("{POPS}zones:\n{WILD}"));
+    let a = authority(&format!("zones:\n{WILD}"));
     let snap = a.steering.load();
     let d = crate::steer::select("10.2.0.1".parse().unwrap(), &snap);
     let all = a.zones.explain(&d, &a.pops, None);
