@@ -10,7 +10,8 @@ One loopback sparrowd, no BGP peers: answers come from the `steering.fallback` m
 Checks the issue's commands: `dig +norec child.sparrow.test SOA` (AA, the child's SOA),
 `nx.child.sparrow.test` (NXDOMAIN, the child's SOA), no duplicate RR in any section,
 `x.wild.sparrow.test TXT` answered with the query name as owner, `*.cdn` per client (ECS),
-the default SOA timers, and a conflicting zone file rejected by `--check-config` with file:line.
+the default SOA timers, a reload re-reading the zone file (a bad one keeps the running
+zones), and a conflicting zone file rejected by `--check-config` with file:line.
 """
 
 from __future__ import annotations
@@ -151,6 +152,16 @@ def test_nested_zone_wildcards_and_zone_file(tmp_path, child_first):
         v = d.ctl("explain", "10.2.0.1", "img.cdn.sparrow.test")
         assert {a["wildcard"] for a in v["answers"]} == {"*.cdn.sparrow.test."}, v
         assert any(a["pop"] == "y" for a in v["answers"]), v
+
+        # Reload re-reads the zone file; a bad one keeps the running zones.
+        zf = d.conf.parent / "sparrow.zone"
+        zf.write_text(ZONE_FILE + "new IN A 192.0.2.77\n")
+        d.ctl("reload", as_json=False)
+        assert [a[4] for a in _section(dig(port, "new.sparrow.test", "A"), "ANSWER")] == ["192.0.2.77"]
+        zf.write_text(ZONE_FILE + "bad IN A not-an-address\n")
+        r = d.run_ctl("reload")
+        assert r.returncode != 0 and f"{zf}:9" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert [a[4] for a in _section(dig(port, "new.sparrow.test", "A"), "ANSWER")] == ["192.0.2.77"]
         d.stop()
 
 
