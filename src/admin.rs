@@ -59,6 +59,9 @@ pub enum Request {
     /// Why an address gets its POP: snapshot decision, RIB best path, POP ASN found.
     Explain {
         target: String,
+        /// Only what this query name answers (through its wildcard, if any).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// Streaming: after this request, each line in (an address) gets one line out
     /// (the chosen POP's name, or `NULL` for input that is not an address).
@@ -322,7 +325,7 @@ where
 }
 
 /// `explain`: the steering decision for an address and the routing facts behind it.
-async fn explain(ctx: &AdminCtx, target: &str) -> Result<ExplainReply, String> {
+async fn explain(ctx: &AdminCtx, target: &str, name: Option<&str>) -> Result<ExplainReply, String> {
     let addr = parse_addr(target).ok_or_else(|| format!("{target:?} is not an IP address"))?;
     let mut v = {
         let snap = ctx.steering.load();
@@ -349,7 +352,7 @@ async fn explain(ctx: &AdminCtx, target: &str) -> Result<ExplainReply, String> {
                 })
                 .collect(),
             // What each steered name answers, from this same decision.
-            answers: ctx.dns.load().zones.explain(&d, &ctx.pops),
+            answers: ctx.dns.load().zones.explain(&d, &ctx.pops, name),
             ..ExplainReply::default()
         }
     };
@@ -470,7 +473,7 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
             data(ResetReply { reset: peer })
         }
         Request::Peers => data(peers(ctx).await?),
-        Request::Explain { target } => data(explain(ctx, &target).await?),
+        Request::Explain { target, name } => data(explain(ctx, &target, name.as_deref()).await?),
         Request::Dump | Request::Lookup => Err("streamed requests are handled above".into()),
     }
 }

@@ -266,7 +266,10 @@ fn answers(out: &mut String, list: &[crate::dns::SteeredAnswer]) {
                 .map(|(pop, why)| format!("{pop} ({why})"))
                 .collect();
             vec![
-                a.name.clone(),
+                match &a.wildcard {
+                    Some(w) => format!("{} ({w})", a.name),
+                    None => a.name.clone(),
+                },
                 a.rtype.clone(),
                 a.pop.clone().unwrap_or_else(|| "none".into()),
                 a.ttl.to_string(),
@@ -422,6 +425,7 @@ mod tests {
                 addresses: vec!["192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap()],
                 ttl: 30,
                 skipped: vec![("y".into(), "drained".into()), ("z".into(), "down".into())],
+                ..SteeredAnswer::default()
             },
             SteeredAnswer {
                 name: "www.example.net.".into(),
@@ -430,6 +434,7 @@ mod tests {
                 addresses: vec![],
                 ttl: 30,
                 skipped: vec![("y".into(), "no records".into())],
+                ..SteeredAnswer::default()
             },
             SteeredAnswer {
                 name: "cdn.example.net.".into(),
@@ -438,6 +443,7 @@ mod tests {
                 addresses: vec!["2001:db8::1".parse().unwrap()],
                 ttl: 300,
                 skipped: vec![],
+                ..SteeredAnswer::default()
             },
         ];
         let v = json!({"address":"192.0.2.1","ranking":["y","x"],

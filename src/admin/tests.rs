@@ -77,6 +77,7 @@ async fn explain(path: &Path, target: &str) -> Value {
         path,
         Request::Explain {
             target: target.into(),
+            name: None,
         },
     )
     .await

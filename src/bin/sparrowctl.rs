@@ -61,6 +61,8 @@ enum Cmd {
     Explain {
         /// An IPv4 or IPv6 address.
         address: String,
+        /// Only what this query name answers, and the wildcard it matches.
+        name: Option<String>,
     },
     /// Read addresses on stdin, write the chosen POP per line, unbuffered
     /// (Apache RewriteMap `prg:` style; `NULL` for a line that is not an address).
@@ -115,8 +117,9 @@ fn run() -> anyhow::Result<()> {
         Cmd::Dump => Request::Dump,
         Cmd::Reset { peer } => Request::Reset { peer: peer.clone() },
         Cmd::Reload => Request::Reload,
-        Cmd::Explain { address } => Request::Explain {
+        Cmd::Explain { address, name } => Request::Explain {
             target: address.clone(),
+            name: name.clone(),
         },
         Cmd::Lookup => Request::Lookup,
         Cmd::Pops => Request::Pops,

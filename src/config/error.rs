@@ -34,12 +34,15 @@ fn key_part(key: &str) -> String {
 }
 
 /// One problem in one zone, keyed relative to the zone (`.soa.mname`,
-/// `.records[2].data`); config validation prefixes `zones[i]`.
+/// `.records[2].data`); config validation prefixes `zones[i]`. An error in
+/// a zone file carries that file and line in `at`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {msg}")]
 pub struct ZoneError {
     pub key: String,
     pub msg: String,
+    /// (file, line) when the error is in a zone file rather than the config.
+    pub at: Option<(String, usize)>,
 }
 
 impl ZoneError {
@@ -47,7 +50,14 @@ impl ZoneError {
         ZoneError {
             key: key.into(),
             msg: msg.into(),
+            at: None,
         }
+    }
+
+    /// The same error, located in a zone file.
+    pub(super) fn at(mut self, file: String, line: usize) -> ZoneError {
+        self.at = Some((file, line));
+        self
     }
 }
 

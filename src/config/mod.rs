@@ -27,6 +27,7 @@ mod recover;
 mod schema;
 mod validate;
 mod validated;
+mod zonefile;
 pub mod zones;
 
 #[cfg(test)]

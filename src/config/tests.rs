@@ -611,3 +611,137 @@ fn dns_tcp_keys_defaults_and_errors() {
         }
     }
 }
+
+/// A directory with `t.yaml` (zone `sparrow.test` with `file: sparrow.zone`
+/// and `yaml` appended to the zone) and `sparrow.zone` (`zone`).
+fn zone_file_config(name: &str, zone: &str, yaml: &str) -> (std::path::PathBuf, String) {
+    let dir = crate::testutil::temp_path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sparrow.zone"), zone).unwrap();
+    let text = format!(
+        "{}zones:\n  - origin: sparrow.test\n    file: sparrow.zone\n{yaml}",
+        crate::testutil::TWO_POPS
+    );
+    let path = dir.join("t.yaml");
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
+
+const ZONE_FILE: &str = "\
+$ORIGIN sparrow.test.
+@   IN SOA ns1 hostmaster ( 3 14400 3600 1209600 300 )
+    IN NS  ns1
+ns1 IN A   192.0.2.53
+www 300 IN A 192.0.2.80
+txt IN TXT \"from the file\"
+";
+
+#[test]
+fn zone_file_loads_relative_to_the_config_and_merges_yaml() {
+    let (path, _) = zone_file_config(
+        "zf-ok",
+        ZONE_FILE,
+        "    records:\n      - {name: www, type: TXT, data: '\"yaml\"'}\n    steered:\n      - {name: cdn, pops: {x: {a: [192.0.2.10]}}}\n",
+    );
+    let cfg = load(&path).unwrap();
+    let spec = zones::parse_zone(&cfg.zones[0], &cfg.pops).unwrap();
+    assert_eq!(spec.soa.serial, 3);
+    assert!(spec.ns.is_empty(), "apex NS from the file");
+    let owners: Vec<String> = spec.records.iter().map(|r| r.owner.to_ascii()).collect();
+    for o in [
+        "sparrow.test.",
+        "ns1.sparrow.test.",
+        "www.sparrow.test.",
+        "txt.sparrow.test.",
+    ] {
+        assert!(owners.iter().any(|x| x == o), "{o} in {owners:?}");
+    }
+    assert_eq!(spec.steered.len(), 1);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn zone_file_conflicts_name_file_line_and_owner() {
+    // A YAML record at an owner/type the file has.
+    let (path, text) = zone_file_config(
+        "zf-dup",
+        ZONE_FILE,
+        "    records:\n      - {name: www, type: A, data: 192.0.2.81}\n    steered:\n      - {name: ns1, pops: {x: {a: [192.0.2.10]}}}\n",
+    );
+    let errs = load(&path).unwrap_err();
+    let zf = path
+        .parent()
+        .unwrap()
+        .join("sparrow.zone")
+        .display()
+        .to_string();
+    let e = errs
+        .iter()
+        .find(|e| e.key == "zones[0].records[0].type")
+        .expect("dup");
+    assert_eq!(e.line, line_of(&text, "{name: www"));
+    assert!(
+        e.msg.contains("www.sparrow.test.") && e.msg.contains(&format!("{zf}:5")),
+        "{e}"
+    );
+    let e = errs
+        .iter()
+        .find(|e| e.key == "zones[0].steered[0].name")
+        .expect("steered");
+    assert!(e.msg.contains(&format!("{zf}:4")), "{e}");
+    // A CNAME beside other data in the file: the file's line.
+    std::fs::write(
+        path.parent().unwrap().join("sparrow.zone"),
+        format!("{ZONE_FILE}www IN CNAME ns1\n"),
+    )
+    .unwrap();
+    std::fs::write(&path, text.split("    records:").next().unwrap()).unwrap();
+    let errs = load(&path).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        (errs[0].file.as_str(), errs[0].line),
+        (zf.as_str(), 7),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].msg.contains("www.sparrow.test.") && errs[0].msg.contains("CNAME"));
+    // A syntax error (a record spanning lines is found at its first line).
+    std::fs::write(
+        path.parent().unwrap().join("sparrow.zone"),
+        format!("{ZONE_FILE}mx IN MX ( ten\n  mail )\n"),
+    )
+    .unwrap();
+    let errs = load(&path).unwrap_err();
+    assert_eq!(
+        (errs[0].file.as_str(), errs[0].line),
+        (zf.as_str(), 7),
+        "{}",
+        errs[0]
+    );
+    // A missing file: the config's `file` key.
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let errs = errs_missing();
+    assert!(
+        errs[0].key == "zones[0].file" && errs[0].msg.contains("cannot read"),
+        "{errs:?}"
+    );
+}
+
+fn errs_missing() -> Vec<ConfigError> {
+    errs(&format!(
+        "{}zones:\n  - origin: sparrow.test\n    file: /nonexistent/sparrow.zone\n",
+        crate::testutil::TWO_POPS
+    ))
+}
+
+#[test]
+fn default_soa_timers_meet_zonemaster() {
+    let cfg = ok(&format!(
+        "{}zones:\n  - {{origin: a.test, soa: {{mname: ns, rname: h.a.test.}}, ns: [ns]}}\n",
+        crate::testutil::TWO_POPS
+    ));
+    let s = cfg.zones[0].soa.as_ref().unwrap();
+    assert!(s.refresh >= 14_400 && s.retry >= 3_600 && s.retry < s.refresh);
+    assert!(s.expire >= 604_800 && s.expire >= 7 * s.refresh);
+    assert!((300..=86_400).contains(&s.minimum));
+}

@@ -1,7 +1,8 @@
 //! Semantic validation: one `check_*` function per section of a
 //! [`RawConfig`], each error located in the text by the [`Locator`] from its
 //! key path; a config with no error becomes the validated [`Config`].
-//! Zones are checked by `zones::parse_zone`.
+//! Zones are checked by `zones::parse_zone`, after their zone files are read
+//! (relative to the config file).
 //!
 //! Talks to `schema`, `zones`, `locator`; uses `crate::types::Prefix` and
 //! `crate::wire::AS_TRANS`.
@@ -69,12 +70,17 @@ impl Checker<'_> {
 
 /// Check a deserialized config: the validated [`Config`], or every error found
 /// (sorted by line).
-pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+pub(super) fn validate(
+    mut raw: RawConfig,
+    text: &str,
+    file: &str,
+) -> Result<Config, Vec<ConfigError>> {
     let mut c = Checker {
         file,
         loc: Locator::new(text),
         errors: Vec::new(),
     };
+    read_zone_files(&mut c, &mut raw);
     let cfg = &raw;
     check_top(&mut c, cfg);
     let admin_mode = check_listen_admin_logging(&mut c, cfg);
@@ -87,7 +93,10 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     match admin_mode {
         Some(mode) if c.errors.is_empty() => Ok(Config::new(raw, mode)),
         _ => {
-            c.errors.sort_by_key(|e| e.line);
+            // The config file's errors first, then each zone file's; by line.
+            c.errors.sort_by(|a, b| {
+                (a.file != file, &a.file, a.line).cmp(&(b.file != file, &b.file, b.line))
+            });
             Err(c.errors)
         }
     }
@@ -432,7 +441,17 @@ fn check_dns(c: &mut Checker, cfg: &RawConfig) {
     for (i, z) in cfg.zones.iter().enumerate() {
         if let Err(errs) = zones::parse_zone(z, &cfg.pops) {
             for e in errs {
-                c.err(format!("zones[{i}]{}", e.key), e.msg);
+                let key = format!("zones[{i}]{}", e.key);
+                match e.at {
+                    // In a zone file: its path and line.
+                    Some((file, line)) => c.errors.push(ConfigError {
+                        file,
+                        line,
+                        key,
+                        msg: e.msg,
+                    }),
+                    None => c.err(key, e.msg),
+                }
             }
         }
         let o = z.origin.trim_end_matches('.').to_ascii_lowercase();
@@ -443,6 +462,19 @@ fn check_dns(c: &mut Checker, cfg: &RawConfig) {
             );
         }
         origins.push((o, i));
+    }
+}
+
+/// Read every `zones[].file` (relative to the config file) into the zone's
+/// `source`, for `zones::parse_zone` and for reload to compare.
+fn read_zone_files(c: &mut Checker, cfg: &mut RawConfig) {
+    for (i, z) in cfg.zones.iter_mut().enumerate() {
+        if let Some(f) = &z.file {
+            match zones::ZoneFile::read(c.file, f) {
+                Ok(zf) => z.source = Some(zf),
+                Err(m) => c.err(format!("zones[{i}].file"), m),
+            }
+        }
     }
 }
 

@@ -1,21 +1,25 @@
 //! Zones in the config: the `zones[]` schema (serde, as parsed) and
 //! [`parse_zone`], the one function that parses and checks a zone's names,
-//! types and record data, returning every error or a [`ZoneSpec`] (names and
-//! RDATA parsed, steered POPs by index). Config validation calls it for the
-//! errors; `dns::zone` calls it for the spec it compiles.
+//! types and record data (its zone file's records first, the YAML records
+//! and steered names merged on top, conflicts reported with file, line and
+//! owner), returning every error or a [`ZoneSpec`] (names and RDATA parsed,
+//! steered POPs by index). Config validation reads the zone files and calls
+//! it for the errors; `dns::zone` calls it for the spec it compiles.
 //!
-//! Talks to `schema` (the POP list) and hickory-proto (names, RDATA).
+//! Talks to `schema` (the POP list), `zonefile` (zone files) and
+//! hickory-proto (names, RDATA).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use hickory_proto::rr::rdata::{CNAME, MX, NS, SOA, SRV};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
 
 use super::error::ZoneError;
 use super::schema::{pop_index, PopConfig};
+pub use super::zonefile::ZoneFile;
 
 /// One authoritative zone.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -26,9 +30,19 @@ pub struct ZoneConfig {
     /// TTL of records that give none, and of the apex NS set.
     #[serde(default = "default_zone_ttl")]
     pub ttl: u32,
-    pub soa: SoaConfig,
-    /// Apex NS names (absolute, or relative to the origin).
+    /// The SOA (else the zone file's).
+    #[serde(default)]
+    pub soa: Option<SoaConfig>,
+    /// Apex NS names (absolute, or relative to the origin); else the zone file's.
+    #[serde(default)]
     pub ns: Vec<String>,
+    /// An RFC 1035 master file with static records (relative to the config
+    /// file); `records` and `steered` merge on top.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// The zone file as read at load (`validate`); compared on reload.
+    #[serde(skip)]
+    pub source: Option<ZoneFile>,
     #[serde(default)]
     pub records: Vec<RecordConfig>,
     #[serde(default)]
@@ -61,17 +75,20 @@ pub struct SoaConfig {
 fn one() -> u32 {
     1
 }
+// Default timers within Zonemaster's recommendations (its Zone02–Zone06
+// test cases): refresh at least 4 hours, retry at least 1 hour and below
+// refresh, expire at least 1 week and 7 refreshes, minimum 5 minutes to 1 day.
 fn default_refresh() -> i32 {
-    3600
+    14_400
 }
 fn default_retry() -> i32 {
-    600
+    3_600
 }
 fn default_expire() -> i32 {
     1_209_600
 }
 fn default_minimum() -> u32 {
-    60
+    300
 }
 
 /// One static record, with its data in zone-file syntax.
@@ -135,7 +152,9 @@ pub struct ZoneSpec {
     /// TTL of records that give none, of the SOA and of the apex NS set.
     pub ttl: u32,
     pub soa: SOA,
-    /// Apex NS names, absolute.
+    /// TTL of the SOA record (the zone's, or the file's SOA record's).
+    pub soa_ttl: u32,
+    /// Apex NS names, absolute (from `ns`; the file's apex NS are in `records`).
     pub ns: Vec<Name>,
     /// Static records in config order.
     pub records: Vec<RecordSpec>,
@@ -162,26 +181,202 @@ pub struct SteeredSpec {
     pub pops: Vec<(usize, Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
 }
 
+/// Where an owner's data of one type came from, for conflict messages.
+enum Src {
+    /// A config key, relative to the zone (`.records[2].type`).
+    Key(String),
+    /// The zone file.
+    File,
+}
+
+/// Owner (lowercase wire) -> its name and (type, source) pairs.
+type Owners = BTreeMap<Vec<u8>, (Name, Vec<(RecordType, Src)>)>;
+
+/// The zone file of a zone being parsed, to name lines in errors.
+struct FileAt<'a> {
+    file: Option<&'a ZoneFile>,
+    origin: &'a Name,
+    ttl: u32,
+}
+
+impl FileAt<'_> {
+    /// `file:line` of the first `name`/`rtype` record of the zone file.
+    fn at(&self, name: &Name, rtype: RecordType) -> (String, usize) {
+        match self.file {
+            Some(f) => (
+                f.path.clone(),
+                f.line_of(self.origin, self.ttl, name, rtype),
+            ),
+            None => (String::new(), 0),
+        }
+    }
+
+    /// Where a source is, in words.
+    fn describe(&self, name: &Name, rtype: RecordType, src: &Src) -> String {
+        match src {
+            Src::Key(k) => format!("zones[]{k}"),
+            Src::File => {
+                let (p, l) = self.at(name, rtype);
+                format!("{rtype} in the zone file {p}:{l}")
+            }
+        }
+    }
+
+    /// An error at the zone file's line of `name`/`rtype`.
+    fn error(&self, name: &Name, rtype: RecordType, msg: String) -> ZoneError {
+        let (p, l) = self.at(name, rtype);
+        ZoneError::new(".file", format!("`{name}`: {msg}")).at(p, l)
+    }
+}
+
+/// The records of the zone file, checked: inside the zone, class IN, SOA
+/// only at the apex. Errors name the file and line; `None`: the file did
+/// not parse (nothing else is checked then).
+fn file_records(z: &ZoneConfig, origin: &Name, errs: &mut Vec<ZoneError>) -> Option<Vec<Record>> {
+    let Some(path) = &z.file else {
+        return Some(Vec::new());
+    };
+    let Some(f) = &z.source else {
+        errs.push(ZoneError::new(
+            ".file",
+            format!("zone file `{path}` was not read"),
+        ));
+        return None;
+    };
+    let fa = FileAt {
+        file: Some(f),
+        origin,
+        ttl: z.ttl,
+    };
+    let records = match f.records(origin, z.ttl) {
+        Ok(r) => r,
+        Err((line, m)) => {
+            errs.push(ZoneError::new(".file", m).at(f.path.clone(), line));
+            return None;
+        }
+    };
+    let mut ok = Vec::with_capacity(records.len());
+    for mut r in records {
+        let t = r.record_type();
+        r.name = r.name.to_lowercase();
+        let bad = if !origin.zone_of(&r.name) {
+            Some(format!("not inside zone {origin}"))
+        } else if r.dns_class != DNSClass::IN {
+            Some(format!("class {} (only IN is served)", r.dns_class))
+        } else if t == RecordType::SOA && r.name != *origin {
+            Some("an SOA only at the zone apex".into())
+        } else {
+            None
+        };
+        match bad {
+            Some(m) => errs.push(fa.error(&r.name, t, m)),
+            None => ok.push(r),
+        }
+    }
+    Some(ok)
+}
+
 /// Parse and check one zone against the POP list: the spec, or every error
-/// (keys relative to the zone, e.g. `.records[2].data`).
+/// (keys relative to the zone, e.g. `.records[2].data`; errors in the zone
+/// file name its path and line). The zone file's records come first; YAML
+/// records and steered names merge on top, and may not repeat an owner and
+/// type the file has.
 pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<ZoneError>> {
     let mut errs = Vec::new();
     let origin = match parse_origin(&z.origin) {
         Ok(o) => o,
         Err(m) => return Err(vec![ZoneError::new(".origin", m)]),
     };
-    let soa = soa_rdata(z, &origin).map_err(|e| errs.push(e)).ok();
-    for (k, v) in [
-        ("refresh", z.soa.refresh),
-        ("retry", z.soa.retry),
-        ("expire", z.soa.expire),
-    ] {
-        if v < 0 {
-            errs.push(ZoneError::new(format!(".soa.{k}"), "must not be negative"));
+    let fa = FileAt {
+        file: z.source.as_ref().filter(|_| z.file.is_some()),
+        origin: &origin,
+        ttl: z.ttl,
+    };
+    let Some(from_file) = file_records(z, &origin, &mut errs) else {
+        return Err(errs);
+    };
+    let mut owners: Owners = BTreeMap::new();
+    let note = |owners: &mut Owners, name: &Name, t: RecordType, src: Src| {
+        let e = owners
+            .entry(name_wire(name))
+            .or_insert_with(|| (name.clone(), Vec::new()));
+        e.1.push((t, src));
+    };
+    let mut records = Vec::with_capacity(z.records.len() + from_file.len());
+    let mut file_soa = None;
+    for r in from_file {
+        let t = r.record_type();
+        if !owners
+            .get(&name_wire(&r.name))
+            .is_some_and(|(_, ts)| ts.iter().any(|(x, _)| *x == t))
+        {
+            note(&mut owners, &r.name, t, Src::File);
+        }
+        match r.data {
+            RData::SOA(soa) => file_soa = Some((soa, r.ttl)),
+            data => records.push(RecordSpec {
+                owner: r.name,
+                ttl: r.ttl,
+                data,
+            }),
         }
     }
-    if z.ns.is_empty() {
-        errs.push(ZoneError::new(".ns", "a zone needs at least one NS name"));
+    let soa = match (&z.soa, file_soa) {
+        (Some(_), Some(_)) => {
+            let (p, l) = fa.at(&origin, RecordType::SOA);
+            errs.push(ZoneError::new(
+                ".soa",
+                format!("the zone file {p}:{l} has the SOA already"),
+            ));
+            None
+        }
+        (None, None) => {
+            errs.push(ZoneError::new(
+                ".soa",
+                "a zone needs an SOA: give `soa` or put one in `file`",
+            ));
+            None
+        }
+        (None, Some(s)) => Some(s),
+        (Some(sc), None) => {
+            for (k, v) in [
+                ("refresh", sc.refresh),
+                ("retry", sc.retry),
+                ("expire", sc.expire),
+            ] {
+                if v < 0 {
+                    errs.push(ZoneError::new(format!(".soa.{k}"), "must not be negative"));
+                }
+            }
+            note(
+                &mut owners,
+                &origin,
+                RecordType::SOA,
+                Src::Key(".soa".into()),
+            );
+            soa_rdata(sc, &origin)
+                .map_err(|e| errs.push(e))
+                .ok()
+                .map(|s| (s, z.ttl))
+        }
+    };
+    let file_ns = owners
+        .get(&name_wire(&origin))
+        .and_then(|(_, ts)| ts.iter().find(|(t, _)| *t == RecordType::NS));
+    match (z.ns.is_empty(), file_ns) {
+        (true, None) => errs.push(ZoneError::new(
+            ".ns",
+            "a zone needs at least one NS name (in `ns` or in `file`)",
+        )),
+        (false, Some((t, src))) => errs.push(ZoneError::new(
+            ".ns",
+            format!(
+                "the apex NS set is {} already",
+                fa.describe(&origin, *t, src)
+            ),
+        )),
+        (false, None) => note(&mut owners, &origin, RecordType::NS, Src::Key(".ns".into())),
+        (true, Some(_)) => {}
     }
     let mut ns = Vec::with_capacity(z.ns.len());
     for (j, n) in z.ns.iter().enumerate() {
@@ -190,13 +385,6 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
             Err(m) => errs.push(ZoneError::new(format!(".ns[{j}]"), m)),
         }
     }
-    // Owner -> (types, first record index) to catch CNAME clashes.
-    let mut owners: BTreeMap<Vec<u8>, Vec<(RecordType, String)>> = BTreeMap::new();
-    owners.entry(name_wire(&origin)).or_default().extend([
-        (RecordType::SOA, ".soa".to_string()),
-        (RecordType::NS, ".ns".to_string()),
-    ]);
-    let mut records = Vec::with_capacity(z.records.len());
     for (j, r) in z.records.iter().enumerate() {
         let k = |f: &str| format!(".records[{j}].{f}");
         let owner = parse_owner(&r.name, &origin);
@@ -218,7 +406,16 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
             },
         };
         if let (Ok(o), Ok(t)) = (&owner, rtype) {
-            owners.entry(name_wire(o)).or_default().push((t, k("type")));
+            let in_file = owners
+                .get(&name_wire(o))
+                .and_then(|(_, ts)| ts.iter().find(|(x, s)| *x == t && matches!(s, Src::File)));
+            if let Some((_, src)) = in_file {
+                errs.push(ZoneError::new(
+                    k("type"),
+                    format!("`{o}` {t}: the set is {} already", fa.describe(o, t, src)),
+                ));
+            }
+            note(&mut owners, o, t, Src::Key(k("type")));
         }
         if let (Ok(owner), Some(data)) = (owner, data) {
             records.push(RecordSpec {
@@ -240,22 +437,31 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
                 if o == origin {
                     errs.push(ZoneError::new(k("name"), "the zone apex cannot be steered"));
                 }
-                let e = owners.entry(name_wire(&o)).or_default();
-                if e.iter()
-                    .any(|(t, _)| *t == RecordType::A || *t == RecordType::AAAA)
+                let e = owners
+                    .entry(name_wire(&o))
+                    .or_insert_with(|| (o.clone(), Vec::new()));
+                if let Some((t, src)) =
+                    e.1.iter()
+                        .find(|(t, _)| *t == RecordType::A || *t == RecordType::AAAA)
                 {
                     errs.push(ZoneError::new(
                         k("name"),
-                        format!("`{}` also has static A/AAAA records", s.name),
+                        format!(
+                            "`{}` also has static A/AAAA records ({})",
+                            s.name,
+                            fa.describe(&o, *t, src)
+                        ),
                     ));
                 }
-                if let Some((_, other)) = e.iter().find(|(t, _)| *t == RecordType::Unknown(0)) {
+                if let Some((_, Src::Key(other))) =
+                    e.1.iter().find(|(t, _)| *t == RecordType::Unknown(0))
+                {
                     errs.push(ZoneError::new(
                         k("name"),
                         format!("steered twice (also zones[]{other})"),
                     ));
                 }
-                e.push((RecordType::Unknown(0), k("name")));
+                e.1.push((RecordType::Unknown(0), Src::Key(k("name"))));
                 Some(o)
             }
         };
@@ -293,21 +499,26 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
             });
         }
     }
-    for types in owners.values() {
-        if let Some((_, key)) = types.iter().find(|(t, _)| *t == RecordType::CNAME) {
-            if types.len() > 1 {
-                errs.push(ZoneError::new(
-                    key.clone(),
-                    "a CNAME cannot share its name with other data (RFC 1034 §3.6.2)",
-                ));
-            }
-        }
+    const MSG: &str = "a CNAME cannot share its name with other data (RFC 1034 §3.6.2)";
+    for (name, types) in owners.values() {
+        let Some((_, src)) = types.iter().find(|(t, _)| *t == RecordType::CNAME) else {
+            continue;
+        };
+        let Some((t, other)) = types.iter().find(|(t, _)| *t != RecordType::CNAME) else {
+            continue;
+        };
+        let also = fa.describe(name, *t, other);
+        errs.push(match src {
+            Src::Key(key) => ZoneError::new(key.clone(), format!("{MSG}; also {also}")),
+            Src::File => fa.error(name, RecordType::CNAME, format!("{MSG}; also {also}")),
+        });
     }
     match soa {
-        Some(soa) if errs.is_empty() => Ok(ZoneSpec {
+        Some((soa, soa_ttl)) if errs.is_empty() => Ok(ZoneSpec {
             origin,
             ttl: z.ttl,
             soa,
+            soa_ttl,
             ns,
             records,
             steered,
@@ -393,23 +604,17 @@ fn parse_rdata(rtype: RecordType, s: &str, origin: &Name) -> Result<RData, Strin
     })
 }
 
-fn soa_rdata(zc: &ZoneConfig, origin: &Name) -> Result<SOA, ZoneError> {
-    let mname = parse_name(&zc.soa.mname, origin).map_err(|m| ZoneError::new(".soa.mname", m))?;
+fn soa_rdata(sc: &SoaConfig, origin: &Name) -> Result<SOA, ZoneError> {
+    let mname = parse_name(&sc.mname, origin).map_err(|m| ZoneError::new(".soa.mname", m))?;
     // `hostmaster@example.net` -> `hostmaster.example.net.`
-    let rname_text = match zc.soa.rname.split_once('@') {
+    let rname_text = match sc.rname.split_once('@') {
         Some((user, dom)) => {
             format!("{}.{}", user.replace('.', "\\."), dom.trim_end_matches('.')) + "."
         }
-        None => zc.soa.rname.clone(),
+        None => sc.rname.clone(),
     };
     let rname = parse_name(&rname_text, origin).map_err(|m| ZoneError::new(".soa.rname", m))?;
     Ok(SOA::new(
-        mname,
-        rname,
-        zc.soa.serial,
-        zc.soa.refresh,
-        zc.soa.retry,
-        zc.soa.expire,
-        zc.soa.minimum,
+        mname, rname, sc.serial, sc.refresh, sc.retry, sc.expire, sc.minimum,
     ))
 }

@@ -3,12 +3,19 @@
 //! the ECS scope. Pure apart from one `steering.load()` for steered names.
 //!
 //! Rules (RFC 1034 §4.3.2 in the small, RFC 2308 for negative answers):
+//! - the nearest enclosing zone answers (a child zone served beside its
+//!   parent answers for its own names; `zone::Zones::find`);
 //! - a name in no zone of ours: REFUSED, AA clear;
 //! - a name at or below a delegation point: referral (NS in authority, glue
 //!   in additional), AA clear;
-//! - no such name: NXDOMAIN with the zone's SOA in authority; a name without
-//!   the asked type: NODATA (NOERROR, SOA in authority);
+//! - no such name: the wildcard `*.<closest encloser>` answers if the zone
+//!   has one (RFC 4592: its static, CNAME or steered data, or NODATA, with
+//!   the query name as owner); else NXDOMAIN with the zone's SOA in
+//!   authority; a name without the asked type: NODATA (NOERROR, SOA in
+//!   authority);
 //! - CNAME: the CNAME, then the target's answer if it is ours (8 steps at most);
+//! - glue: A/AAAA of the NS targets from the referring zone, else from the
+//!   target's own zone, each set once;
 //! - ANY: one RRset (RFC 8482 §4.2);
 //! - steered names: `steer::select` on the querier, then the first usable POP
 //!   in the ranking with records of the type (`zone::pick` over `pops::pick`); ECS scope is the
@@ -18,7 +25,7 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, Record, RecordType};
 use smallvec::SmallVec;
 
 use super::iana::{class, rcode};
@@ -63,6 +70,51 @@ impl<'z> Resolution<'z> {
             ..Resolution::default()
         }
     }
+
+    /// The owner (lowercase wire form) of answer set `i` as written: its own,
+    /// or for a set owned by a wildcard the name it answered (RFC 4592
+    /// §3.3.1): `qname`, or the target of the CNAME before it.
+    pub fn owner<'a>(&'a self, i: usize, qname: &'a [u8]) -> &'a [u8] {
+        let set = self.answer[i];
+        match (set.wildcard, i.checked_sub(1)) {
+            (false, _) => &set.owner,
+            (true, None) => qname,
+            (true, Some(prev)) => &self.answer[prev].target,
+        }
+    }
+
+    /// The answer's records for an encoder that takes hickory `Record`s: as
+    /// compiled, with the owners of [`Resolution::owner`].
+    pub fn answer_records(&self, qname: &[u8]) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (i, set) in self.answer.iter().enumerate() {
+            let name = set.wildcard.then(|| wire_name(self.owner(i, qname)));
+            out.extend(set.records.iter().map(|r| {
+                let mut r = r.clone();
+                if let Some(n) = &name {
+                    r.name = n.clone();
+                }
+                r
+            }));
+        }
+        out
+    }
+}
+
+/// A `Name` from an uncompressed wire name (the root if it does not parse).
+fn wire_name(wire: &[u8]) -> Name {
+    let mut labels = Vec::new();
+    let mut rest = wire;
+    while let Some((&l, tail)) = rest.split_first() {
+        if l == 0 || tail.len() < l as usize {
+            break;
+        }
+        labels.push(&tail[..l as usize]);
+        rest = &tail[l as usize..];
+    }
+    let mut n = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
+    n.set_fqdn(true);
+    n
 }
 
 const MAX_CHAIN: usize = 8;
@@ -114,11 +166,12 @@ pub fn resolve<'z>(
                 let node = &zones.nodes[cut as usize];
                 if let Some(ns) = node.set(RecordType::NS) {
                     res.authority.push(ns);
-                    glue(auth, ns, &mut res);
+                    glue(auth, node.zone, ns, &mut res);
                 }
                 return res;
             }
-            Found::Node(n) => {
+            // A wildcard's data answers as if it were the name's own.
+            Found::Node(n) | Found::Wildcard(n) => {
                 let node = &zones.nodes[n as usize];
                 // CNAME first: it answers every type but itself.
                 if let Some(cname) = node.set(RecordType::CNAME) {
@@ -126,18 +179,12 @@ pub fn resolve<'z>(
                     if qtype == RecordType::CNAME || qtype == RecordType::ANY {
                         return res;
                     }
-                    let Some(target) = cname.records.first().and_then(|r| match &r.data {
-                        hickory_proto::rr::RData::CNAME(c) => Some(&c.0),
-                        _ => None,
-                    }) else {
-                        return res;
-                    };
-                    let key = super::zone::name_wire(target);
+                    let key = &cname.target[..];
                     // A loop back to a name already answered ends the chain.
-                    if res.answer.iter().any(|s| *s.owner == key[..]) {
+                    if key.is_empty() || res.answer.iter().any(|s| *s.owner == *key) {
                         return res;
                     }
-                    found = zones.find(&key);
+                    found = zones.find(key);
                     continue;
                 }
                 if let Some(st) = &node.steered {
@@ -177,7 +224,7 @@ pub fn resolve<'z>(
                     None => res.authority.push(&zones.zones[node.zone as usize].soa_neg),
                 }
                 if let (Some(s), RecordType::NS) = (set, qtype) {
-                    glue(auth, s, &mut res);
+                    glue(auth, node.zone, s, &mut res);
                 }
                 return res;
             }
@@ -186,18 +233,25 @@ pub fn resolve<'z>(
     res
 }
 
-/// A and AAAA sets of in-zone NS targets into the additional section.
-fn glue<'z>(auth: &'z Authority, ns: &'z RrSet, res: &mut Resolution<'z>) {
+/// A and AAAA sets of the NS targets into the additional section: from
+/// `zone` (the zone of the NS set: glue below its cut, or its own names),
+/// else from the target's own zone; each set once (RFC 2181 §5).
+fn glue<'z>(auth: &'z Authority, zone: u16, ns: &'z RrSet, res: &mut Resolution<'z>) {
+    let zones = &auth.zones;
     for r in &ns.records {
         if let hickory_proto::rr::RData::NS(n) = &r.data {
             let key = super::zone::name_wire(&n.0);
-            if let Some(t) = auth.zones.node(&key) {
-                for s in &auth.zones.nodes[t as usize].sets {
-                    if (s.rtype == RecordType::A || s.rtype == RecordType::AAAA)
-                        && res.additional.len() < 8
-                    {
-                        res.additional.push(s);
-                    }
+            let node = zones.node_in(zone, &key).or_else(|| {
+                let z = zones.zone_of(&key)?;
+                zones.node_in(z, &key)
+            });
+            let Some(t) = node else { continue };
+            for s in &zones.nodes[t as usize].sets {
+                if (s.rtype == RecordType::A || s.rtype == RecordType::AAAA)
+                    && res.additional.len() < 8
+                    && !res.additional.iter().any(|a| std::ptr::eq(*a, s))
+                {
+                    res.additional.push(s);
                 }
             }
         }

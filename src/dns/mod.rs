@@ -78,8 +78,11 @@ pub struct Authority {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct SteeredAnswer {
-    /// Owner name, absolute, e.g. `www.example.net.`.
+    /// Owner name, absolute, e.g. `www.example.net.` (the query name when
+    /// explaining one name).
     pub name: String,
+    /// The wildcard that answers for `name` (`*.cdn.example.net.`), if any.
+    pub wildcard: Option<String>,
     /// `A` or `AAAA`.
     pub rtype: String,
     /// The POP answered with (`None`: no POP has records of this type).

@@ -71,7 +71,14 @@ pub(super) fn write(
         out.extend_from_slice(&query[12..p.question_end]);
     }
     let body_start = out.len();
-    let an = put_sets(out, &res.answer, p);
+    let mut an = 0u16;
+    for (i, s) in res.answer.iter().enumerate() {
+        for t in s.tails() {
+            put_owner(out, res.owner(i, p.qname()), p);
+            out.extend_from_slice(t);
+            an += 1;
+        }
+    }
     let ns = put_sets(out, &res.authority, p);
     let ar = put_sets(out, &res.additional, p);
     let limit = match (udp, p.opt) {

@@ -1,7 +1,8 @@
 //! Compiling zones: each zone of a validated config, parsed and checked by
 //! `config::zones::parse_zone` into a `ZoneSpec`, becomes nodes and RRsets
 //! (grouped by owner and type, duplicates dropped, one TTL per set) in
-//! [`Zones`]; then delegation points are marked.
+//! [`Zones`], each zone with its own name index; then delegation points,
+//! the names under them, and each name's wildcard child are marked.
 //!
 //! Talks to `config` (the zones and POPs) and `rrset`.
 
@@ -36,7 +37,7 @@ impl Zones {
 
     fn node_for(&mut self, zone: u16, name: &Name) -> u32 {
         let key: Box<[u8]> = name_wire(name).into();
-        if let Some(&n) = self.index.get(&key) {
+        if let Some(&n) = self.zones[zone as usize].index.get(&key) {
             return n;
         }
         let n = self.nodes.len() as u32;
@@ -46,9 +47,10 @@ impl Zones {
             sets: Vec::new(),
             steered: None,
             cut: false,
-            under_cut: false,
+            referral: None,
+            wildcard: None,
         });
-        self.index.insert(key, n);
+        self.zones[zone as usize].index.insert(key, n);
         // Empty non-terminals up to the apex exist too (NODATA, not NXDOMAIN).
         let origin = self.zones[zone as usize].origin.clone();
         if name.num_labels() > origin.num_labels() {
@@ -67,7 +69,7 @@ impl Zones {
         let origin = spec.origin.clone();
         let zone = zi as u16;
         let soa = spec.soa.clone();
-        let neg_ttl = spec.ttl.min(soa.minimum);
+        let neg_ttl = spec.soa_ttl.min(soa.minimum);
         let soa_neg = RrSet::new(vec![Record::from_rdata(
             origin.clone(),
             neg_ttl,
@@ -77,6 +79,7 @@ impl Zones {
         self.origins.insert(name_wire(&origin).into(), zone);
         self.zones.push(Zone {
             origin: origin.clone(),
+            index: Default::default(),
             apex: 0,
             soa_neg,
         });
@@ -95,7 +98,7 @@ impl Zones {
         };
         push(Record::from_rdata(
             origin.clone(),
-            spec.ttl,
+            spec.soa_ttl,
             RData::SOA(soa),
         ));
         for n in &spec.ns {
@@ -155,7 +158,8 @@ impl Zones {
         Ok(())
     }
 
-    /// Mark delegation points (NS below an apex) and everything under them.
+    /// Mark delegation points (NS below an apex), the highest cut above
+    /// every name at or below one, and every name's wildcard child.
     fn mark_cuts(&mut self) {
         for i in 0..self.nodes.len() {
             let apex = self.zones[self.nodes[i].zone as usize].apex;
@@ -164,16 +168,24 @@ impl Zones {
             }
         }
         for i in 0..self.nodes.len() {
-            let zone = &self.zones[self.nodes[i].zone as usize];
+            let zi = self.nodes[i].zone;
+            let zone = &self.zones[zi as usize];
             let mut name = self.nodes[i].name.clone();
+            let mut highest = None;
             while name.num_labels() > zone.origin.num_labels() {
-                if let Some(&n) = self.index.get(&name_wire(&name)[..]) {
+                if let Some(n) = self.node_in(zi, &name_wire(&name)) {
                     if self.nodes[n as usize].cut {
-                        self.nodes[i].under_cut = true;
-                        break;
+                        highest = Some(n);
                     }
                 }
                 name = name.base_name();
+            }
+            self.nodes[i].referral = highest;
+            if self.nodes[i].name.is_wildcard() {
+                let parent = self.nodes[i].name.base_name();
+                if let Some(p) = self.node_in(zi, &name_wire(&parent)) {
+                    self.nodes[p as usize].wildcard = Some(i as u32);
+                }
             }
         }
     }

@@ -1,24 +1,63 @@
-//! Explain: what every steered name answers for one steering decision, and
-//! why the POPs ranked before the chosen one were passed over (for
+//! Explain: what every steered name (or one query name, through the
+//! wildcard it matches if any) answers for one steering decision, and why
+//! the POPs ranked before the chosen one were passed over (for
 //! `sparrowctl explain` through the admin socket).
 //!
 //! Talks to `pops` (up/drained) and uses [`pick`], as the answers do.
 
 use std::net::IpAddr;
 
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::{pick, Zones};
+use super::{name_wire, pick, Found, Node, Zones};
 use crate::dns::SteeredAnswer;
 use crate::pops::PopState;
 use crate::steer::Decision;
 
 impl Zones {
-    /// What every steered name answers for decision `d` (A then AAAA).
-    pub fn explain(&self, d: &Decision, pops: &PopState) -> Vec<SteeredAnswer> {
+    /// What every steered name answers for decision `d` (A then AAAA); with
+    /// `qname`, only what that name answers if it is steered (directly or
+    /// through a wildcard, named in `wildcard`).
+    pub fn explain(
+        &self,
+        d: &Decision,
+        pops: &PopState,
+        qname: Option<&str>,
+    ) -> Vec<SteeredAnswer> {
         let mut out = Vec::new();
-        for node in &self.nodes {
-            let Some(st) = &node.steered else { continue };
+        let Some(q) = qname else {
+            for node in &self.nodes {
+                self.explain_node(d, pops, node, node.name.to_ascii(), None, &mut out);
+            }
+            return out;
+        };
+        let Ok(mut name) = Name::from_ascii(q) else {
+            return out;
+        };
+        name.set_fqdn(true);
+        let name = name.to_lowercase();
+        let (n, wildcard) = match self.find(&name_wire(&name)) {
+            Found::Node(n) => (n, None),
+            Found::Wildcard(w) => (w, Some(self.nodes[w as usize].name.to_ascii())),
+            _ => return out,
+        };
+        let node = &self.nodes[n as usize];
+        self.explain_node(d, pops, node, name.to_ascii(), wildcard, &mut out);
+        out
+    }
+
+    /// The A and AAAA answers of one steered node (nothing if not steered).
+    fn explain_node(
+        &self,
+        d: &Decision,
+        pops: &PopState,
+        node: &Node,
+        name: String,
+        wildcard: Option<String>,
+        out: &mut Vec<SteeredAnswer>,
+    ) {
+        {
+            let Some(st) = &node.steered else { return };
             for rtype in [RecordType::A, RecordType::AAAA] {
                 let sets = st.sets(rtype);
                 let chosen = pick(d.ranking, sets, pops);
@@ -53,7 +92,8 @@ impl Zones {
                     })
                     .unwrap_or_default();
                 out.push(SteeredAnswer {
-                    name: node.name.to_ascii(),
+                    name: name.clone(),
+                    wildcard: wildcard.clone(),
                     rtype: if rtype == RecordType::A { "A" } else { "AAAA" }.to_string(),
                     pop: chosen.map(|p| self.pop_names[p].clone()),
                     addresses,
@@ -62,6 +102,5 @@ impl Zones {
                 });
             }
         }
-        out
     }
 }

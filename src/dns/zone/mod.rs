@@ -1,9 +1,16 @@
-//! Compiled zones: every owner name becomes a [`Node`] found by its
-//! lowercase wire form in one hash map; every RRset ([`RrSet`], `rrset`) is
-//! held as hickory-proto `Record`s and as precomputed wire bytes. `compile`
-//! builds [`Zones`] from the zones that `config::zones::parse_zone` parsed
-//! and checked; `explain` says what steered names answer. [`pick`] is the
-//! failover POP pick of a steered name.
+//! Compiled zones: every owner name of a zone becomes a [`Node`] found by its
+//! lowercase wire form in that zone's hash map (a child zone's apex and the
+//! parent's delegation point are two nodes, one per zone); every RRset
+//! ([`RrSet`], `rrset`) is held as hickory-proto `Record`s and as
+//! precomputed wire bytes. `compile` builds [`Zones`] from the zones that
+//! `config::zones::parse_zone` parsed and checked; `explain` says what
+//! steered names answer. [`pick`] is the failover POP pick of a steered name.
+//!
+//! [`Zones::find`] is RFC 1034 §4.3.2 steps 2–3 with RFC 4592 wildcards: the
+//! nearest enclosing zone answers; in it, an existing name (empty
+//! non-terminals included) is answered as it is, a name at or below a
+//! delegation point is referred, and a name that does not exist is answered
+//! from the wildcard `*.<closest encloser>` if there is one, else NXDOMAIN.
 //!
 //! Owns the compiled zones (immutable after start). Read by `answer`.
 
@@ -14,6 +21,8 @@ use crate::pops::PopState;
 
 mod compile;
 mod explain;
+#[cfg(test)]
+mod resolve_tests;
 mod rrset;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -40,7 +49,7 @@ impl Steered {
     }
 }
 
-/// One owner name.
+/// One owner name of one zone.
 #[derive(Debug)]
 pub struct Node {
     pub zone: u16,
@@ -50,8 +59,11 @@ pub struct Node {
     pub steered: Option<Steered>,
     /// A delegation point (NS below the apex).
     pub cut: bool,
-    /// At or below a delegation point: answered by a referral.
-    pub under_cut: bool,
+    /// At or below a delegation point: the highest such cut, whose NS set
+    /// answers with a referral.
+    pub referral: Option<u32>,
+    /// The node `*.<this name>`, if the zone has it (RFC 4592 §2.1.1).
+    pub wildcard: Option<u32>,
 }
 
 impl Node {
@@ -64,6 +76,8 @@ impl Node {
 #[derive(Debug)]
 pub struct Zone {
     pub origin: Name,
+    /// Nodes of this zone by lowercase wire name.
+    index: FxHashMap<Box<[u8]>, u32>,
     /// Node index of the apex.
     pub apex: u32,
     /// The SOA with its negative-caching TTL (min of TTL and MINIMUM, RFC 2308 §3),
@@ -76,7 +90,6 @@ pub struct Zone {
 pub struct Zones {
     pub zones: Vec<Zone>,
     pub nodes: Vec<Node>,
-    index: FxHashMap<Box<[u8]>, u32>,
     origins: FxHashMap<Box<[u8]>, u16>,
     pop_names: Vec<String>,
 }
@@ -86,6 +99,9 @@ pub struct Zones {
 pub enum Found {
     /// An existing node (maybe an empty non-terminal), authoritative.
     Node(u32),
+    /// No such name, but the wildcard node (`*.<closest encloser>`) answers
+    /// for it, with the query name as owner (RFC 4592 §3.3.1).
+    Wildcard(u32),
     /// Below a delegation point: refer to that node's NS set.
     Referral(u32),
     /// In zone (index) but no such name.
@@ -94,47 +110,51 @@ pub enum Found {
     NotOurs,
 }
 
+/// Each suffix of a wire name, the name itself first, the root label last.
+fn suffixes(name: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut off = Some(0usize);
+    std::iter::from_fn(move || {
+        let o = off?;
+        let rest = name.get(o..)?;
+        let l = *rest.first()? as usize;
+        off = (l != 0).then_some(o + 1 + l);
+        Some(rest)
+    })
+}
+
 impl Zones {
     /// Find a lowercase wire name (no compression, ends with the root label).
     #[inline]
     pub fn find(&self, name: &[u8]) -> Found {
-        if let Some(&n) = self.index.get(name) {
+        let Some(z) = self.zone_of(name) else {
+            return Found::NotOurs;
+        };
+        let index = &self.zones[z as usize].index;
+        // The name itself, else its closest encloser (the apex at the latest).
+        for (i, suffix) in suffixes(name).enumerate() {
+            let Some(&n) = index.get(suffix) else {
+                continue;
+            };
             let node = &self.nodes[n as usize];
-            if !node.under_cut {
-                return Found::Node(n);
-            }
+            return match (node.referral, i, node.wildcard) {
+                (Some(cut), _, _) => Found::Referral(cut),
+                (None, 0, _) => Found::Node(n),
+                (None, _, Some(w)) => Found::Wildcard(w),
+                (None, _, None) => Found::NxDomain(z),
+            };
         }
-        // Walk up: the closest enclosing zone, and the highest cut in it.
-        let mut cut = None;
-        let mut off = 0;
-        while off < name.len() {
-            let suffix = &name[off..];
-            if let Some(&n) = self.index.get(suffix) {
-                let node = &self.nodes[n as usize];
-                if node.cut {
-                    cut = Some(n);
-                }
-                if self.zones[node.zone as usize].apex == n {
-                    return match cut {
-                        Some(c) => Found::Referral(c),
-                        None => Found::NxDomain(node.zone),
-                    };
-                }
-            } else if let Some(&z) = self.origins.get(suffix) {
-                return Found::NxDomain(z);
-            }
-            let l = name[off] as usize;
-            if l == 0 {
-                break;
-            }
-            off += 1 + l;
-        }
-        Found::NotOurs
+        Found::NxDomain(z)
     }
 
-    /// Node by lowercase wire name, if it exists.
-    pub fn node(&self, name: &[u8]) -> Option<u32> {
-        self.index.get(name).copied()
+    /// The nearest enclosing zone of a lowercase wire name (RFC 1034 §4.3.2 step 2).
+    #[inline]
+    pub fn zone_of(&self, name: &[u8]) -> Option<u16> {
+        suffixes(name).find_map(|s| self.origins.get(s).copied())
+    }
+
+    /// Node of zone `zone` by lowercase wire name, if it exists.
+    pub fn node_in(&self, zone: u16, name: &[u8]) -> Option<u32> {
+        self.zones[zone as usize].index.get(name).copied()
     }
 
     pub fn pop_names(&self) -> &[String] {

@@ -1,6 +1,8 @@
 //! One RRset in both forms: hickory-proto `Record`s (for hickory-server's
 //! path) and precomputed wire bytes after the owner name (for the UDP fast
-//! path, which only writes a compression pointer in front of each).
+//! path, which only writes a compression pointer in front of each). A set
+//! owned by a wildcard (`*.label`) is written with the name it answered
+//! (`answer::Resolution::owner`), RFC 4592 §3.3.1.
 //!
 //! Talks to hickory-proto only.
 
@@ -16,6 +18,10 @@ pub struct RrSet {
     pub rtype: RecordType,
     /// Lowercase wire form of the owner name.
     pub owner: Box<[u8]>,
+    /// The owner is a wildcard: answers name the query instead (RFC 4592).
+    pub wildcard: bool,
+    /// Lowercase wire form of a CNAME set's target (empty for other types).
+    pub target: Box<[u8]>,
     pub records: Vec<Record>,
     /// Per record: TYPE CLASS TTL RDLENGTH RDATA, concatenated.
     pub tails: Box<[u8]>,
@@ -28,6 +34,10 @@ impl RrSet {
         let first = records.first().ok_or("empty RRset")?;
         let rtype = first.record_type();
         let owner = name_wire(&first.name);
+        let target = match &first.data {
+            RData::CNAME(c) => name_wire(&c.0),
+            _ => Vec::new(),
+        };
         let mut tails = Vec::new();
         for r in &records {
             let mut rd = Vec::new();
@@ -47,6 +57,8 @@ impl RrSet {
         }
         Ok(RrSet {
             rtype,
+            wildcard: first.name.is_wildcard(),
+            target: target.into(),
             owner: owner.into(),
             count: records.len() as u16,
             records,
@@ -85,6 +97,8 @@ pub fn chaos_txt(name: &str, text: &str) -> RrSet {
     RrSet::new(vec![r]).unwrap_or_else(|_| RrSet {
         rtype: RecordType::TXT,
         owner: Box::new([0]),
+        wildcard: false,
+        target: Box::new([]),
         records: Vec::new(),
         tails: Box::new([]),
         count: 0,

@@ -13,7 +13,7 @@ pub const CFG: &str = concat!(
     "\
 zones:
   - origin: Example.NET
-    soa: {mname: ns1, rname: hostmaster@example.net}
+    soa: {mname: ns1, rname: hostmaster@example.net, minimum: 60}
     ns: [ns1, ns2.example.net.]
     records:
       - {name: ns1, type: A, data: 192.0.2.53}
@@ -65,7 +65,7 @@ fn compiles_and_finds() {
     assert_eq!(z.find(&wire("example.org.")), Found::NotOurs);
     assert_eq!(z.find(&wire(".")), Found::NotOurs);
     // Delegation: the cut and everything below it refer.
-    let child = z.node(&wire("child.example.net.")).unwrap();
+    let child = z.node_in(0, &wire("child.example.net.")).unwrap();
     assert_eq!(z.find(&wire("child.example.net.")), Found::Referral(child));
     assert_eq!(
         z.find(&wire("ns.child.example.net.")),
