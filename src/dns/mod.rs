@@ -24,6 +24,7 @@ pub mod fast;
 pub mod iana;
 mod packet;
 mod response;
+pub mod rrl;
 pub mod server;
 pub mod zone;
 
@@ -70,6 +71,8 @@ pub struct Authority {
     /// CH TXT sets for `id.server.` and `hostname.bind.`.
     pub ch_id: zone::RrSet,
     pub ch_hostname: zone::RrSet,
+    /// Response rate limiting for the UDP fast path (`dns.rrl`; `None`: off).
+    pub rrl: Option<rrl::Rrl>,
 }
 
 /// What one steered name answers for an address (`sparrowctl explain`; the
@@ -105,6 +108,7 @@ impl Authority {
             ch_id: zone::chaos_txt("id.server.", &identity),
             ch_hostname: zone::chaos_txt("hostname.bind.", &identity),
             max_udp_payload: cfg.dns.max_udp_payload,
+            rrl: cfg.dns.rrl.as_ref().map(rrl::Rrl::new),
         })
     }
 }
