@@ -12,7 +12,8 @@
 //! - `response`: the fast path's reply writer (answers spliced from
 //!   precomputed bytes).
 //! - `fast`: our UDP loop (one thread per SO_REUSEPORT socket), calling
-//!   `packet`, `answer` and `response`.
+//!   `packet`, `answer` and `response`, then `rrl` (response rate limiting,
+//!   `dns.rrl`) on each reply.
 //! - `server`: a hickory-server `RequestHandler` over the same `packet`
 //!   decisions and resolver, for TCP (and UDP with `dns.udp_engine: hickory`).
 //!
