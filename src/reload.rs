@@ -1,9 +1,9 @@
 //! Configuration reload (SIGHUP or `sparrowctl reload`): re-read the config
 //! file, validate it completely, and either keep the running configuration
 //! (any error: every one is logged and returned as `file:line: key: message`)
-//! or apply what can change live: `zones` and the DNS identity/UDP payload
-//! limit (a new `dns::Authority` swapped in atomically; queries in progress
-//! finish on the old one). Sections that need a restart (sessions, POPs,
+//! or apply what can change live: `zones`, the DNS identity/UDP payload
+//! limit and `dns.rrl` (a new `dns::Authority` swapped in atomically; queries
+//! in progress finish on the old one; its RRL table starts empty). Sections that need a restart (sessions, POPs,
 //! listeners, steering fallback, HTTP) are compared with the running ones and
 //! named in the report and the log, not applied.
 //!
@@ -138,13 +138,15 @@ impl Reloader {
         } else {
             let zones_changed = last.zones != new.zones;
             let dns_changed = last.dns.identity != new.dns.identity
-                || last.dns.max_udp_payload != new.dns.max_udp_payload;
+                || last.dns.max_udp_payload != new.dns.max_udp_payload
+                || last.dns.rrl != new.dns.rrl;
             if zones_changed || dns_changed {
                 // Built against the running config (POPs, pop name), with the new zones.
                 let mut cfg = (*self.running).clone();
                 cfg.zones = new.zones.clone();
                 cfg.dns.identity = new.dns.identity.clone();
                 cfg.dns.max_udp_payload = new.dns.max_udp_payload;
+                cfg.dns.rrl = new.dns.rrl.clone();
                 let auth = dns::Authority::new(&cfg, self.steering.clone(), self.pops.clone())
                     .map_err(|source| ReloadError::Dns {
                         path: path.display().to_string(),
@@ -155,7 +157,7 @@ impl Reloader {
                     applied.push("zones".into());
                 }
                 if dns_changed {
-                    applied.push("dns.identity/max_udp_payload".into());
+                    applied.push("dns.identity/max_udp_payload/rrl".into());
                 }
             }
         }

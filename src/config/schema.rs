@@ -78,6 +78,65 @@ pub struct DnsConfig {
     pub max_udp_payload: u16,
     /// `id.server` / `hostname.bind` CH TXT answer (default: the POP name).
     pub identity: Option<String>,
+    /// Response rate limiting on the UDP fast path (`dns::rrl`); absent: off.
+    #[serde(default)]
+    pub rrl: Option<RrlConfig>,
+}
+
+/// `dns.rrl`: per-client-prefix response rate limiting (see `crate::dns::rrl`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RrlConfig {
+    /// Responses per second per client prefix (also the burst).
+    pub rate: u32,
+    /// Every `slip`-th limited response is sent as TC=1; 0: drop them all.
+    #[serde(default = "default_rrl_slip")]
+    pub slip: u8,
+    /// IPv4 clients are grouped by this prefix length.
+    #[serde(default = "default_rrl_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// IPv6 clients are grouped by this prefix length.
+    #[serde(default = "default_rrl_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Buckets in the table (fixed; prefixes hashing onto a taken one evict it).
+    #[serde(default = "default_rrl_table_size")]
+    pub table_size: usize,
+    /// Client prefixes never limited (`ADDRESS/LENGTH`).
+    #[serde(default)]
+    pub exempt: Vec<String>,
+}
+
+/// Largest `dns.rrl.rate` (the bucket packs its tokens in 26 bits, see `dns::rrl`).
+pub const RRL_MAX_RATE: u32 = 1_000_000;
+/// Largest `dns.rrl.slip` (BIND's range too).
+pub const RRL_MAX_SLIP: u8 = 10;
+/// Largest `dns.rrl.table_size` (512 MiB of 8-byte buckets).
+pub const RRL_MAX_TABLE_SIZE: usize = 1 << 26;
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        RrlConfig {
+            rate: 20,
+            slip: default_rrl_slip(),
+            ipv4_prefix: default_rrl_ipv4_prefix(),
+            ipv6_prefix: default_rrl_ipv6_prefix(),
+            table_size: default_rrl_table_size(),
+            exempt: Vec::new(),
+        }
+    }
+}
+
+fn default_rrl_slip() -> u8 {
+    1
+}
+fn default_rrl_ipv4_prefix() -> u8 {
+    24
+}
+fn default_rrl_ipv6_prefix() -> u8 {
+    56
+}
+fn default_rrl_table_size() -> usize {
+    393_241
 }
 
 impl Default for DnsConfig {
@@ -92,6 +151,7 @@ impl Default for DnsConfig {
             tcp_max_per_client: default_tcp_max_per_client(),
             max_udp_payload: default_max_udp_payload(),
             identity: None,
+            rrl: None,
         }
     }
 }

@@ -745,3 +745,29 @@ fn default_soa_timers_meet_zonemaster() {
     assert!(s.expire >= 604_800 && s.expire >= 7 * s.refresh);
     assert!((300..=86_400).contains(&s.minimum));
 }
+
+#[test]
+fn dns_rrl_is_off_by_default_and_checked() {
+    assert!(ok(BASE).dns.rrl.is_none(), "off unless configured");
+    let on = format!("{BASE}dns:\n  rrl:\n    rate: 20\n    slip: 2\n    exempt: [192.0.2.0/24]\n");
+    let r = ok(&on).dns.rrl.unwrap();
+    assert_eq!(
+        (r.rate, r.slip, r.ipv4_prefix, r.ipv6_prefix),
+        (20, 2, 24, 56)
+    );
+    assert_eq!(r.exempt_prefixes().len(), 1);
+    for (bad, key) in [
+        ("rate: 0", "dns.rrl.rate"),
+        ("slip: 11", "dns.rrl.slip"),
+        ("ipv4_prefix: 33", "dns.rrl.ipv4_prefix"),
+        ("ipv6_prefix: 0", "dns.rrl.ipv6_prefix"),
+        ("table_size: 0", "dns.rrl.table_size"),
+        ("exempt: [192.0.2.1/24]", "dns.rrl.exempt[0]"),
+    ] {
+        let text = format!("{BASE}dns:\n  rrl:\n    rate: 20\n    {bad}\n")
+            .replace("rate: 20\n    rate: 0", "rate: 0");
+        expect_one_in(&text, key, bad);
+    }
+    let text = format!("{BASE}dns:\n  rrl:\n    rate: 20\n    burst: 5\n");
+    expect_one_in(&text, "dns.rrl.burst", "burst: 5");
+}

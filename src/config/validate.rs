@@ -11,7 +11,10 @@ use std::net::IpAddr;
 
 use super::error::ConfigError;
 use super::locator::Locator;
-use super::schema::{pop_index, pop_index_by_asn, PeerConfig, RawConfig, Role};
+use super::schema::{
+    pop_index, pop_index_by_asn, PeerConfig, RawConfig, Role, RrlConfig, RRL_MAX_RATE,
+    RRL_MAX_SLIP, RRL_MAX_TABLE_SIZE,
+};
 use super::validated::Config;
 use super::zones;
 use crate::wire::AS_TRANS;
@@ -437,6 +440,9 @@ fn check_dns(c: &mut Checker, cfg: &RawConfig) {
             c.err("dns.identity", "must be at most 255 bytes (one TXT string)");
         }
     }
+    if let Some(r) = &d.rrl {
+        check_rrl(c, r);
+    }
     let mut origins: Vec<(String, usize)> = Vec::new();
     for (i, z) in cfg.zones.iter().enumerate() {
         if let Err(errs) = zones::parse_zone(z, &cfg.pops) {
@@ -475,6 +481,36 @@ fn read_zone_files(c: &mut Checker, cfg: &mut RawConfig) {
                 Err(m) => c.err(format!("zones[{i}].file"), m),
             }
         }
+    }
+}
+
+fn check_rrl(c: &mut Checker, r: &RrlConfig) {
+    if r.rate == 0 || r.rate > RRL_MAX_RATE {
+        c.err(
+            "dns.rrl.rate",
+            format!("must be 1 to {RRL_MAX_RATE} responses per second"),
+        );
+    }
+    if r.slip > RRL_MAX_SLIP {
+        c.err(
+            "dns.rrl.slip",
+            format!("must be 0 (drop all) to {RRL_MAX_SLIP}"),
+        );
+    }
+    if r.ipv4_prefix == 0 || r.ipv4_prefix > 32 {
+        c.err("dns.rrl.ipv4_prefix", "must be 1 to 32");
+    }
+    if r.ipv6_prefix == 0 || r.ipv6_prefix > 128 {
+        c.err("dns.rrl.ipv6_prefix", "must be 1 to 128");
+    }
+    if r.table_size == 0 || r.table_size > RRL_MAX_TABLE_SIZE {
+        c.err(
+            "dns.rrl.table_size",
+            format!("must be 1 to {RRL_MAX_TABLE_SIZE}"),
+        );
+    }
+    for (i, e) in r.exempt.iter().enumerate() {
+        c.prefix(format!("dns.rrl.exempt[{i}]"), e);
     }
 }
 

@@ -117,6 +117,14 @@ impl Config {
     }
 }
 
+impl RrlConfig {
+    /// The `exempt` prefixes; entries that do not validate are skipped (a
+    /// validated config has none).
+    pub fn exempt_prefixes(&self) -> Vec<crate::types::Prefix> {
+        self.exempt.iter().filter_map(|e| e.parse().ok()).collect()
+    }
+}
+
 impl SteeringConfig {
     /// The fallback entries as (prefix, POP index in `pops`); entries that do
     /// not validate are skipped (a validated config has none).

@@ -120,13 +120,10 @@ pub fn serve(auth: super::Shared, sock: UdpSocket) {
                     continue;
                 }
                 let k = to.len();
-                if respond(
-                    &auth,
-                    &bufs[i][..*n],
-                    crate::net::canonical_ip(addr.ip()),
-                    true,
-                    &mut outs[k],
-                ) {
+                let ip = crate::net::canonical_ip(addr.ip());
+                if respond(&auth, &bufs[i][..*n], ip, true, &mut outs[k])
+                    && auth.rrl.as_ref().is_none_or(|r| r.admit(ip, &mut outs[k]))
+                {
                     to.push(*from);
                 }
             }

@@ -11,7 +11,8 @@
 //! - `response`: the reply writer (answers spliced from precomputed bytes).
 //! - `fast`: `fast::respond`, the one query-to-reply function (`packet`,
 //!   `answer`, `response`), and our UDP loop (one thread per SO_REUSEPORT
-//!   socket).
+//!   socket), which passes each reply through `rrl` (response rate limiting,
+//!   `dns.rrl`) before sending.
 //! - `tcp`: our TCP server (length-framed, pipelined queries answered in
 //!   order through `fast::respond`; connection caps, idle timeout, eviction
 //!   of the longest idle, accept back-off). UDP and TCP replies are the same
@@ -25,6 +26,7 @@ pub mod fast;
 pub mod iana;
 mod packet;
 mod response;
+pub mod rrl;
 pub mod tcp;
 pub mod zone;
 
@@ -71,6 +73,8 @@ pub struct Authority {
     /// CH TXT sets for `id.server.` and `hostname.bind.`.
     pub ch_id: zone::RrSet,
     pub ch_hostname: zone::RrSet,
+    /// Response rate limiting for the UDP fast path (`dns.rrl`; `None`: off).
+    pub rrl: Option<rrl::Rrl>,
 }
 
 /// What one steered name answers for an address (`sparrowctl explain`; the
@@ -109,6 +113,7 @@ impl Authority {
             ch_id: zone::chaos_txt("id.server.", &identity),
             ch_hostname: zone::chaos_txt("hostname.bind.", &identity),
             max_udp_payload: cfg.dns.max_udp_payload,
+            rrl: cfg.dns.rrl.as_ref().map(rrl::Rrl::new),
         })
     }
 }

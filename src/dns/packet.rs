@@ -103,7 +103,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Skip a (possibly compressed) name; the offset after it.
-fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
+pub(super) fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
     loop {
         let l = *b.get(at)? as usize;
         match l & 0xC0 {

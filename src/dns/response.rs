@@ -7,10 +7,13 @@
 //! What goes in (RCODE, ECS echo, size limits) is decided in `packet`; the
 //! records come from `answer`. An EDNS query's reply always ends with an OPT
 //! (RFC 6891 §7), errors included.
+//!
+//! [`slip`] cuts a written reply down to the TC=1 reply that response rate
+//! limiting (`rrl`) sends instead of a limited one.
 
 use super::answer::Resolution;
 use super::iana::{hflag, ECS_CODE, OPT_DO_BYTE, TYPE_OPT};
-use super::packet::{echo_ecs, our_payload, udp_payload, Parsed};
+use super::packet::{echo_ecs, our_payload, skip_name, udp_payload, Parsed};
 use super::zone::RrSet;
 
 /// Write `owner` as a pointer into the question when it is the question name
@@ -124,4 +127,50 @@ pub(super) fn write(
             None => out.extend_from_slice(&[0, 0]),
         }
     }
+}
+
+/// Turn the reply [`write`] put in `out` into a minimal truncated one (RRL's
+/// slip): header with TC set, the question, and the OPT record if there was
+/// one (RFC 6891 §7); no other records. Leaves a reply it cannot walk (not
+/// ours) with its header and question only.
+pub(super) fn slip(out: &mut Vec<u8>) {
+    if out.len() < 12 {
+        return;
+    }
+    let count = |b: &[u8], i: usize| u16::from_be_bytes([b[4 + 2 * i], b[5 + 2 * i]]) as usize;
+    let q_end = match count(out, 0) {
+        0 => Some(12),
+        _ => skip_name(out, 12).map(|e| e + 4),
+    }
+    .filter(|&e| e <= out.len())
+    .unwrap_or(12);
+    let (an, ns, ar) = (count(out, 1), count(out, 2), count(out, 3));
+    let mut at = q_end;
+    let mut opt = None;
+    for i in 0..an + ns + ar {
+        let Some(rd) = skip_name(out, at)
+            .map(|e| e + 10)
+            .filter(|&e| e <= out.len())
+        else {
+            break;
+        };
+        let rtype = u16::from_be_bytes([out[rd - 10], out[rd - 9]]);
+        let end = rd + u16::from_be_bytes([out[rd - 2], out[rd - 1]]) as usize;
+        if end > out.len() {
+            break;
+        }
+        if i >= an + ns && rtype == TYPE_OPT {
+            opt = Some(at..end);
+        }
+        at = end;
+    }
+    let qd = (q_end > 12) as u16;
+    let ar = opt.is_some() as u16;
+    let opt_len = opt.as_ref().map_or(0, |o| o.len());
+    if let Some(o) = opt {
+        out.copy_within(o, q_end);
+    }
+    out.truncate(q_end + opt_len);
+    out[2] |= (hflag::TC >> 8) as u8;
+    out[4..12].copy_from_slice(&[0, qd as u8, 0, 0, 0, 0, 0, ar as u8]);
 }
