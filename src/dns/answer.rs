@@ -21,7 +21,10 @@
 //!   in the ranking with records of the type (`zone::pick` over `pops::pick`); ECS scope is the
 //!   decision's safe scope, even when longer than the source prefix length
 //!   (RFC 7871 §7.2.1: the resolver learns its prefix was not specific enough).
-//! - class CH: `id.server` / `hostname.bind` TXT; other CH names REFUSED.
+//! - class CH: `id.server` / `hostname.bind` TXT; other CH names REFUSED;
+//!   class ANY (`*`) is answered as IN, other classes REFUSED;
+//! - DS is answered by the parent side of a cut (RFC 4035 §3.1.4.1): at a
+//!   delegation point NODATA from the parent, not a referral.
 
 use std::net::IpAddr;
 
@@ -130,7 +133,8 @@ pub fn resolve<'z>(
     if qclass == class::CH {
         return chaos(auth, qname, qtype);
     }
-    if qclass != class::IN {
+    // QCLASS * (RFC 1035 §3.2.5) matches our one class, IN.
+    if qclass != class::IN && qclass != class::ANY {
         return Resolution::rcode(rcode::REFUSED);
     }
     let qtype = RecordType::from(qtype);
@@ -145,7 +149,14 @@ pub fn resolve<'z>(
         aa: true,
         ..Resolution::default()
     };
-    let mut found = zones.find(qname);
+    let find = |name: &[u8]| {
+        if qtype == RecordType::DS {
+            zones.find_ds(name)
+        } else {
+            zones.find(name)
+        }
+    };
+    let mut found = find(qname);
     for step in 0..MAX_CHAIN {
         match found {
             Found::NotOurs => {
@@ -184,7 +195,7 @@ pub fn resolve<'z>(
                     if key.is_empty() || res.answer.iter().any(|s| *s.owner == *key) {
                         return res;
                     }
-                    found = zones.find(key);
+                    found = find(key);
                     continue;
                 }
                 if let Some(st) = &node.steered {

@@ -14,7 +14,7 @@
 //! - dropped: shorter than a header, or a response;
 //! - FORMERR: malformed: a truncated question or section, more than one
 //!   question (RFC 9619), two OPTs, a non-root OPT owner, OPT options
-//!   overrunning the RDATA, two ECS options;
+//!   overrunning the RDATA, two ECS options, bytes after the counted records;
 //! - BADVERS: an EDNS version other than 0;
 //! - NOTIMP: an opcode other than QUERY; FORMERR: no question (QDCOUNT 0), a
 //!   malformed ECS option (RFC 7871 §7.1.1);
@@ -216,7 +216,8 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
         }
         p.opt = Some(opt);
     }
-    if malformed {
+    // Bytes after the counted records: malformed (Knot and BIND say FORMERR).
+    if malformed || at != q.len() {
         return Err(Bad::Malformed);
     }
     refuse.map_or(Ok(()), |rc| Err(Bad::Refuse(rc)))

@@ -28,7 +28,8 @@ ACCEPTED = Path(__file__).with_name("dns_accepted_differences.txt")
 
 
 def accepted_rules() -> list[tuple[str, str, list[str], str]]:
-    """Lines ``tag/transport glob | query glob | fields | reason`` (fields comma-separated globs)."""
+    """Lines ``tag/transport glob | query globs | field globs | reason`` (globs comma-separated,
+    queries matched case-insensitively)."""
     rules = []
     for n, line in enumerate(ACCEPTED.read_text().splitlines(), 1):
         line = line.strip()
@@ -42,7 +43,8 @@ def accepted_rules() -> list[tuple[str, str, list[str], str]]:
 
 def accepted_by(rules, tag: str, transport: str, desc: str, fld: str) -> int | None:
     for i, (tg, qg, fields, _) in enumerate(rules):
-        if (fnmatch.fnmatch(f"{tag}/{transport}", tg) and fnmatch.fnmatch(desc, qg)
+        if (fnmatch.fnmatch(f"{tag}/{transport}", tg)
+                and any(fnmatch.fnmatch(desc.lower(), g.strip().lower()) for g in qg.split(","))
                 and any(fnmatch.fnmatch(fld, f.strip()) for f in fields)):
             return i
     return None

@@ -126,9 +126,30 @@ impl Zones {
     /// Find a lowercase wire name (no compression, ends with the root label).
     #[inline]
     pub fn find(&self, name: &[u8]) -> Found {
-        let Some(z) = self.zone_of(name) else {
+        match self.zone_of(name) {
+            Some(z) => self.find_in(z, name, false),
+            None => Found::NotOurs,
+        }
+    }
+
+    /// Find for a DS query. DS lives on the parent side of a cut (RFC 4035
+    /// §3.1.4.1): at a delegation point the parent answers for the name
+    /// itself instead of referring, and at the apex of a zone of ours whose
+    /// parent zone is ours too, the parent zone answers.
+    pub fn find_ds(&self, name: &[u8]) -> Found {
+        let Some(mut z) = self.zone_of(name) else {
             return Found::NotOurs;
         };
+        if self.origins.contains_key(name) {
+            if let Some(parent) = suffixes(name).nth(1).and_then(|p| self.zone_of(p)) {
+                z = parent;
+            }
+        }
+        self.find_in(z, name, true)
+    }
+
+    /// `name` in zone `z`; `ds`: a cut at the name itself answers as a node.
+    fn find_in(&self, z: u16, name: &[u8], ds: bool) -> Found {
         let index = &self.zones[z as usize].index;
         // The name itself, else its closest encloser (the apex at the latest).
         for (i, suffix) in suffixes(name).enumerate() {
@@ -137,6 +158,7 @@ impl Zones {
             };
             let node = &self.nodes[n as usize];
             return match (node.referral, i, node.wildcard) {
+                (Some(cut), 0, _) if ds && cut == n => Found::Node(n),
                 (Some(cut), _, _) => Found::Referral(cut),
                 (None, 0, _) => Found::Node(n),
                 (None, _, Some(w)) => Found::Wildcard(w),

@@ -255,3 +255,53 @@ fn explain_names_the_matching_wildcard() {
         .explain(&d, &a.pops, Some("www.sparrow.test."))
         .is_empty());
 }
+
+#[test]
+fn ds_at_a_cut_is_answered_by_the_parent() {
+    // RFC 4035 §3.1.4.1: DS belongs to the parent side of a delegation,
+    // both for a child zone we serve too and for one we only delegate.
+    for zones in [
+        format!("{PARENT}{CHILD}"),
+        PARENT.to_string(),
+        WILD.to_string(),
+    ] {
+        let a = authority(&format!("zones:\n{zones}"));
+        let q = if zones.contains("deleg") {
+            "deleg.sparrow.test."
+        } else {
+            "child.sparrow.test."
+        };
+        let r = ask(&a, q, RecordType::DS, src());
+        assert_eq!(r.rcode, rcode::NOERROR, "{q}");
+        assert!(r.aa && r.answer.is_empty(), "{q}: authoritative NODATA");
+        assert_eq!(
+            r.authority[0].records[0].name.to_ascii(),
+            "sparrow.test.",
+            "{q}: parent SOA"
+        );
+        // Other types at the cut still get the referral (or the child's data).
+        let r = ask(&a, q, RecordType::A, src());
+        assert!(!r.aa || zones.contains(CHILD), "{q}: {r:?}");
+    }
+}
+
+#[test]
+fn class_any_is_answered_as_in() {
+    let a = authority(&format!("zones:\n{PARENT}"));
+    let r = resolve(
+        &a,
+        &wire("www.sparrow.test."),
+        u16::from(RecordType::A),
+        class::ANY,
+        src(),
+    );
+    assert_eq!((r.rcode, r.answer.len()), (rcode::NOERROR, 1));
+    let r = resolve(
+        &a,
+        &wire("www.sparrow.test."),
+        u16::from(RecordType::A),
+        4,
+        src(),
+    );
+    assert_eq!(r.rcode, rcode::REFUSED, "class HS");
+}
