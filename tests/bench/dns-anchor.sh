@@ -8,7 +8,7 @@
 # Server pinned to CPU 0, load (ecsperf) to CPU 1, one UDP worker each.
 # Usage: tests/bench/dns-anchor.sh [RUNS]        (default 3)
 # Environment:
-#   ENGINE=fast|hickory  sparrowd's dns.udp_engine (default fast)
+#   ENGINE=fast  sparrowd's dns.udp_engine (only `fast` exists since issue 8; kept for the labels)
 #   WHICH="geoip static" comparisons to run
 #   DUR=20               seconds per run
 #   BUILD=0              skip `cargo build --release --bins`
