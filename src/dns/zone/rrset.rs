@@ -1,6 +1,7 @@
-//! One RRset in both forms: hickory-proto `Record`s (for hickory-server's
-//! path) and precomputed wire bytes after the owner name (for the UDP fast
-//! path, which only writes a compression pointer in front of each). A set
+//! One RRset in both forms: hickory-proto `Record`s (for `explain` and the
+//! tests) and precomputed wire bytes after the owner name (what the reply
+//! writer sends, UDP and TCP alike, with a compression pointer in front of
+//! each). A set
 //! owned by a wildcard (`*.label`) is written with the name it answered
 //! (`answer::Resolution::owner`), RFC 4592 §3.3.1.
 //!
