@@ -22,6 +22,7 @@
 use std::path::Path;
 
 mod error;
+mod health_schema;
 mod locator;
 mod recover;
 mod schema;

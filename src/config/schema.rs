@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::health_schema::*;
 use super::zones::ZoneConfig;
 use crate::types::{Afi, PerFamily};
 
@@ -42,6 +43,9 @@ pub struct RawConfig {
     /// Optional HTTP redirect listener (see `crate::http`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Service health checks and the all-down policy (see `crate::pops`).
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 /// `dns`: where and how the authority listens.
@@ -213,6 +217,18 @@ pub struct PopConfig {
     /// Base URL the HTTP redirector sends clients of this POP to
     /// (`https://x.example.net`; path and query are appended).
     pub url: Option<String>,
+    /// With health checks on this POP: the fraction of its targets (answer
+    /// addresses) that must be up for the POP to be usable (gdnsd's
+    /// `up_thresh`).
+    #[serde(default = "default_min_up_fraction")]
+    pub min_up_fraction: f64,
+    /// Load figure source and shedding watermarks.
+    #[serde(default)]
+    pub capacity: CapacityConfig,
+}
+
+fn default_min_up_fraction() -> f64 {
+    0.5
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -245,6 +261,14 @@ pub struct AdminConfig {
     /// Octal file mode as a string, e.g. "0600".
     #[serde(default = "default_admin_mode")]
     pub mode: String,
+    /// Operator state (drains, forced states, manual loads), written
+    /// atomically on every change and read at start.
+    #[serde(default = "default_state_file")]
+    pub state_file: String,
+}
+
+fn default_state_file() -> String {
+    "/var/lib/sparrow/state.json".to_string()
 }
 
 impl Default for AdminConfig {
@@ -252,6 +276,7 @@ impl Default for AdminConfig {
         AdminConfig {
             socket: default_admin_socket(),
             mode: default_admin_mode(),
+            state_file: default_state_file(),
         }
     }
 }

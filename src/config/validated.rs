@@ -35,6 +35,8 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
     /// Optional HTTP redirect listener (see `crate::http`).
     pub http: HttpConfig,
+    /// Service health checks and the all-down policy (see `crate::pops`).
+    pub health: HealthConfig,
     /// Index in `pops` of this POP (`pop`).
     #[serde(skip)]
     local_pop: usize,
@@ -69,6 +71,7 @@ impl Config {
             dns: raw.dns,
             zones: raw.zones,
             http: raw.http,
+            health: raw.health,
             local_pop,
             pop_by_asn,
             admin_mode,
