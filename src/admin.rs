@@ -6,7 +6,8 @@
 //!
 //! Owns the socket file. Talks to: `session` (peer status, reset), `rib`
 //! (queries over the RIB channel, counters read lock-free from `RibStats`),
-//! `pops` (drain/undrain, up/drained state) and `dns` (what each steered name
+//! `pops` (drain/undrain/force/load in `operator`, saved to the state file;
+//! up/drained state; the pick for `lookup`) and `dns` (what each steered name
 //! answers, for `explain`).
 
 use std::io;
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::config::{Config, Role};
 use crate::rib::{Query, QueryReply, RibMsg, RibStats};
@@ -30,11 +31,12 @@ use crate::session::{PeerCtl, Peers};
 use crate::steer;
 use crate::types::{Afi, Prefix};
 
+mod operator;
 pub mod reply;
 
 use reply::{
-    BestPath, DrainReply, ExplainReply, PeerReply, PeerTotals, PeersReply, PopAsn, PopInfo,
-    PopRankState, PopsReply, ResetReply, SteeringSummary, SummaryReply,
+    BestPath, ExplainReply, PeerReply, PeerTotals, PeersReply, PopAsn, PopInfo, PopRankState,
+    PopsReply, ResetReply, SteeringSummary, SummaryReply,
 };
 
 /// A request on the admin socket.
@@ -68,7 +70,7 @@ pub enum Request {
     Lookup,
     /// Every POP: local, up (sessions), drained (operator).
     Pops,
-    /// Stop answering with a POP (runtime state only: a restart forgets it).
+    /// Stop answering with a POP (saved in the state file).
     Drain {
         pop: String,
         /// Who asked, as the client says (logged beside the socket peer's uid/pid).
@@ -80,6 +82,25 @@ pub enum Request {
     /// Answer with a drained POP again.
     Undrain {
         pop: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Force a POP, or one of its addresses (`address`), up, down or back
+    /// to auto (saved in the state file).
+    Force {
+        pop: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        state: crate::pops::Force,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// Set a POP's load figure (0..1), or `None` for back to the measured one
+    /// (saved in the state file).
+    Load {
+        pop: String,
+        #[serde(default)]
+        load: Option<f64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
     },
@@ -103,6 +124,8 @@ pub struct AdminCtx {
     pub steering: steer::Handle,
     /// POP up/drained state (drain/undrain write it).
     pub pops: Arc<crate::pops::PopState>,
+    /// `admin.state_file`: operator changes are saved through it.
+    pub store: Arc<crate::pops::StateStore>,
     /// The DNS authority (explain lists what each steered name answers).
     pub dns: crate::dns::Shared,
     /// Config reload (`reload`).
@@ -203,46 +226,6 @@ impl Caller {
     }
 }
 
-/// `drain` / `undrain`: set the flag, log who did it, reply with both states.
-fn set_drained(
-    ctx: &AdminCtx,
-    pop: &str,
-    drained: bool,
-    by: Option<&str>,
-    who: &Caller,
-) -> Result<DrainReply, String> {
-    let was = ctx
-        .pops
-        .set_drained(pop, drained)
-        .map_err(|e| e.to_string())?;
-    let state = |d: bool| if d { "drained" } else { "not drained" };
-    info!(
-        pop,
-        drained,
-        was_drained = was,
-        // Client-supplied: bounded (the log escapes it).
-        by = by.map_or("-", |b| b
-            .char_indices()
-            .nth(64)
-            .map_or(b, |(i, _)| &b[..i])),
-        uid = who.uid.map_or(-1, i64::from),
-        pid = who.pid.unwrap_or(-1),
-        "admin {}: POP {pop} is {} (was {})",
-        if drained { "drain" } else { "undrain" },
-        state(drained),
-        state(was)
-    );
-    let idx = ctx.pops.index(pop).map_err(|e| e.to_string())?;
-    Ok(DrainReply {
-        pop: pop.into(),
-        was_drained: was,
-        drained,
-        changed: was != drained,
-        up: ctx.pops.up(idx),
-        usable: ctx.pops.usable(idx),
-    })
-}
-
 /// `pops`: the POP state plus each POP's ASN and whether answers may use it.
 fn pops_reply(ctx: &AdminCtx) -> PopsReply {
     let p = &ctx.pops;
@@ -263,6 +246,18 @@ fn pops_reply(ctx: &AdminCtx) -> PopsReply {
             monitored: p.monitored(i),
             drained: p.drained(i),
             usable: p.usable(i),
+            forced: p.forced(i),
+            load: p.load(i),
+            manual_load: p.manual_load(i).map(|l| (l * 1e6).round() / 1e6),
+            low: p.watermarks(i).0,
+            high: p.watermarks(i).1,
+            forced_addresses: p
+                .targets(i)
+                .iter()
+                .enumerate()
+                .filter(|&(t, _)| p.target_forced(i, t) != crate::pops::Force::Auto)
+                .map(|(t, a)| (a.to_string(), p.target_forced(i, t)))
+                .collect(),
         })
         .collect();
     PopsReply { pops }
@@ -300,7 +295,9 @@ pub fn parse_addr(s: &str) -> Option<IpAddr> {
     }
 }
 
-/// `lookup`: one POP name per address line, flushed line by line (RewriteMap `prg:` style).
+/// `lookup`: one POP name per address line, flushed line by line (RewriteMap
+/// `prg:` style): the POP `pops::pick` chooses (availability, shedding), as
+/// if every POP had records; `NULL` when none is usable under `all_down: empty`.
 async fn lookup<R, W>(mut rd: R, w: &mut W, ctx: &AdminCtx) -> io::Result<()>
 where
     R: AsyncBufReadExt + Unpin,
@@ -315,7 +312,22 @@ where
         }
         out.clear();
         match parse_addr(&line) {
-            Some(addr) => out.push_str(steer::select(addr, &ctx.steering.load()).first_name()),
+            Some(addr) => {
+                let snap = ctx.steering.load();
+                let d = steer::select(addr, &snap);
+                // The DNS rule with every POP serving: the POP answers go to.
+                let key = crate::pops::shed_key(addr, d.scope);
+                let all = |_| crate::pops::Records::Up;
+                let p = crate::pops::pick(
+                    d.ranking,
+                    key,
+                    &*ctx.pops,
+                    all,
+                    ctx.cfg.health.all_down,
+                    |_, _| {},
+                );
+                out.push_str(p.map_or("NULL", |p| &*d.pops[p.pop]));
+            }
             None => out.push_str("NULL"),
         }
         out.push('\n');
@@ -352,7 +364,7 @@ async fn explain(ctx: &AdminCtx, target: &str, name: Option<&str>) -> Result<Exp
                 })
                 .collect(),
             // What each steered name answers, from this same decision.
-            answers: ctx.dns.load().zones.explain(&d, &ctx.pops, name),
+            answers: ctx.dns.load().zones.explain(&d, addr, &ctx.pops, name),
             ..ExplainReply::default()
         }
     };
@@ -448,8 +460,28 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
                 .map_err(|e| e.to_string())?;
             data(res.map_err(|e| e.to_string())?)
         }
-        Request::Drain { pop, by } => data(set_drained(ctx, &pop, true, by.as_deref(), who)?),
-        Request::Undrain { pop, by } => data(set_drained(ctx, &pop, false, by.as_deref(), who)?),
+        Request::Drain { pop, by } => {
+            data(operator::set_drained(ctx, &pop, true, by.as_deref(), who)?)
+        }
+        Request::Undrain { pop, by } => {
+            data(operator::set_drained(ctx, &pop, false, by.as_deref(), who)?)
+        }
+        Request::Force {
+            pop,
+            address,
+            state,
+            by,
+        } => data(operator::force(
+            ctx,
+            &pop,
+            address.as_deref(),
+            state,
+            by.as_deref(),
+            who,
+        )?),
+        Request::Load { pop, load, by } => {
+            data(operator::load(ctx, &pop, load, by.as_deref(), who)?)
+        }
         Request::Paths => data(ctx.stats.paths.load(Ordering::Relaxed)),
         Request::Summary => data(summary(ctx).await?),
         Request::Route { target, exact } => {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::admin::{self, AdminCtx, AdminError};
 use crate::config::Config;
@@ -105,6 +105,18 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         .await
         .map_err(DaemonError::Listen)?;
     let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
+    // Operator state (drains, forced states, manual loads) from the last run,
+    // before the first answer.
+    let store = Arc::new(crate::pops::StateStore::new(&cfg.admin.state_file));
+    let restored = store.restore(&pops);
+    for w in &restored.warnings {
+        warn!(file = %cfg.admin.state_file, "{w}");
+    }
+    if restored.loaded {
+        let s = pops.operator_state();
+        info!(file = %cfg.admin.state_file, drained = ?s.drained, forced = s.forced.len(),
+            loads = s.loads.len(), "operator state restored");
+    }
     let authority: dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
         dns::Authority::new(&cfg, steering.clone(), pops.clone()).map_err(DaemonError::Dns)?,
     ));
@@ -131,6 +143,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         started,
         steering: steering.clone(),
         pops,
+        store,
         dns: authority,
         reload: reloader.clone(),
     });

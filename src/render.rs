@@ -9,8 +9,10 @@
 use std::fmt::{Display, Write};
 
 use crate::admin::reply::{
-    DrainReply, ExplainReply, PeersReply, PopsReply, RouteReply, SummaryReply,
+    DrainReply, ExplainReply, ForceReply, LoadReply, PeersReply, PopsReply, RouteReply,
+    SummaryReply,
 };
+use crate::pops::{Force, Reason};
 use crate::reload::Report;
 
 /// A value, or `-` when absent.
@@ -263,7 +265,7 @@ fn answers(out: &mut String, list: &[crate::dns::SteeredAnswer]) {
             let skipped: Vec<String> = a
                 .skipped
                 .iter()
-                .map(|(pop, why)| format!("{pop} ({why})"))
+                .map(|(pop, why)| format!("{pop}: {why}"))
                 .collect();
             vec![
                 match &a.wildcard {
@@ -272,6 +274,14 @@ fn answers(out: &mut String, list: &[crate::dns::SteeredAnswer]) {
                 },
                 a.rtype.clone(),
                 a.pop.clone().unwrap_or_else(|| "none".into()),
+                match a.reason {
+                    Some(Reason::Closest) => "closest".into(),
+                    Some(Reason::Failover) => "failover".into(),
+                    Some(Reason::Shed) => "shed".into(),
+                    Some(Reason::AllDown) if a.pop.is_some() => "all down".into(),
+                    Some(Reason::AllDown) => "all down: NODATA".into(),
+                    None => "-".into(),
+                },
                 a.ttl.to_string(),
                 if addrs.is_empty() {
                     "(no records)".into()
@@ -281,7 +291,7 @@ fn answers(out: &mut String, list: &[crate::dns::SteeredAnswer]) {
                 if skipped.is_empty() {
                     "-".into()
                 } else {
-                    skipped.join(", ")
+                    skipped.join("; ")
                 },
             ]
         })
@@ -289,7 +299,15 @@ fn answers(out: &mut String, list: &[crate::dns::SteeredAnswer]) {
     table(
         out,
         "  ",
-        &["Name", "Type", "POP", "TTL", "Addresses", "Skipped"],
+        &[
+            "Name",
+            "Type",
+            "POP",
+            "Why",
+            "TTL",
+            "Addresses",
+            "Passed over",
+        ],
         &rows,
     );
 }
@@ -301,22 +319,109 @@ pub fn pops(data: &PopsReply) -> String {
         .pops
         .iter()
         .map(|p| {
+            let forced = match p.forced {
+                Force::Auto => "-".to_string(),
+                Force::Up => "up".into(),
+                Force::Down => "down".into(),
+            };
+            let load = match p.manual_load {
+                Some(l) => format!("{l:.2} (manual)"),
+                None => format!("{:.2}", p.load),
+            };
             vec![
                 p.name.clone(),
                 or_dash(p.asn),
                 yes_no(p.local),
                 yes_no(p.up),
+                forced,
                 yes_no(p.drained),
-                yes_no(p.up && !p.drained),
+                load,
+                format!("{:.2}-{:.2}", p.low, p.high),
+                yes_no(p.usable),
             ]
         })
         .collect();
     table(
         &mut out,
         "",
-        &["POP", "ASN", "Local", "Up", "Drained", "Answers"],
+        &[
+            "POP", "ASN", "Local", "Up", "Forced", "Drained", "Load", "Low-High", "Answers",
+        ],
         &rows,
     );
+    for p in &data.pops {
+        for (addr, f) in &p.forced_addresses {
+            let _ = writeln!(out, "{}/{addr} forced {}", p.name, force_word(*f));
+        }
+    }
+    out
+}
+
+fn force_word(f: Force) -> &'static str {
+    match f {
+        Force::Auto => "auto",
+        Force::Up => "up",
+        Force::Down => "down",
+    }
+}
+
+/// The state-file part of an operator command's reply.
+fn saved_note(out: &mut String, saved: bool, err: &Option<String>) {
+    if let (false, Some(e)) = (saved, err) {
+        let _ = writeln!(
+            out,
+            "warning: not saved ({e}): the change is lost at the next restart"
+        );
+    }
+}
+
+/// `sparrowctl force`: the new forced state and the one before.
+pub fn force(data: &ForceReply) -> String {
+    let target = match &data.address {
+        Some(a) => format!("{}/{a}", data.pop),
+        None => format!("POP {}", data.pop),
+    };
+    let mut out = format!(
+        "{target}: forced {} (was {}{})\n",
+        force_word(data.state),
+        if data.changed { "" } else { "already " },
+        force_word(data.was)
+    );
+    let _ = writeln!(
+        out,
+        "POP {} is {}{}",
+        data.pop,
+        if data.up { "up" } else { "down" },
+        if data.usable {
+            ""
+        } else {
+            ", not used for answers"
+        }
+    );
+    saved_note(&mut out, data.saved, &data.save_error);
+    out
+}
+
+/// `sparrowctl load`: the operator's figure, the one before, the one in use.
+pub fn load(data: &LoadReply) -> String {
+    let show = |v: Option<f64>| v.map_or("auto".to_string(), |l| format!("{l:.2}"));
+    let mut out = format!(
+        "POP {}: load {} (was {}); in use {:.2}, low {:.2}, high {:.2}",
+        data.pop,
+        show(data.manual),
+        show(data.was),
+        data.load,
+        data.low,
+        data.high
+    );
+    if data.load >= data.high {
+        out.push_str(": drained by load");
+    } else if data.load >= data.low {
+        let f = crate::pops::shed_fraction(data.load, data.low, data.high);
+        let _ = write!(out, ": shedding {:.0}% of its clients", f * 100.0);
+    }
+    out.push('\n');
+    saved_note(&mut out, data.saved, &data.save_error);
     out
 }
 
@@ -333,6 +438,7 @@ pub fn drain(data: &DrainReply) -> String {
     if !data.up {
         let _ = writeln!(out, "note: POP {} is down", data.pop);
     }
+    saved_note(&mut out, data.saved, &data.save_error);
     out
 }
 
@@ -462,12 +568,12 @@ mod tests {
             [Some("A"), Some("AAAA"), Some("AAAA")]
         );
         assert!(row(0).contains("192.0.2.20 192.0.2.21"), "{t}");
-        assert!(row(0).contains("y (drained), z (down)"), "{t}");
+        assert!(row(0).contains("y: drained; z: down"), "{t}");
         assert_eq!(cell(0, "POP"), Some("x"));
         assert_eq!(cell(0, "TTL"), Some("30"));
         assert_eq!(cell(2, "TTL"), Some("300"));
         assert_eq!(cell(1, "POP"), Some("none"));
-        assert!(row(1).contains("(no records)") && row(1).contains("y (no records)"));
+        assert!(row(1).contains("(no records)") && row(1).contains("y: no records"));
         assert!(row(2).contains("2001:db8::1") && row(2).trim_end().ends_with('-'));
         assert_eq!(lines.len(), at + 5, "{t}");
     }
@@ -475,18 +581,69 @@ mod tests {
     #[test]
     fn pops_table_and_drain_reply() {
         let v = json!({"pops":[
-            {"name":"x","asn":65001,"local":true,"up":true,"drained":false},
-            {"name":"yy","asn":65002,"local":false,"up":true,"drained":true},
-            {"name":"z","asn":65003,"local":false,"up":false,"drained":false}]});
+            {"name":"x","asn":65001,"local":true,"up":true,"drained":false,"usable":true,"low":0.8,"high":1.0},
+            {"name":"yy","asn":65002,"local":false,"up":true,"drained":true,"low":0.8,"high":1.0,"load":0.5},
+            {"name":"z","asn":65003,"local":false,"up":false,"drained":false,"forced":"down","manual_load":0.9,"load":0.9,
+             "low":0.7,"high":0.95,"forced_addresses":[["192.0.2.1","up"]]}]});
         let t = pops(&typed(v));
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(
             lines[0],
-            ["POP", "ASN", "Local", "Up", "Drained", "Answers"]
+            ["POP", "ASN", "Local", "Up", "Forced", "Drained", "Load", "Low-High", "Answers"]
         );
-        assert_eq!(lines[1], ["x", "65001", "yes", "yes", "no", "yes"]);
-        assert_eq!(lines[2], ["yy", "65002", "no", "yes", "yes", "no"]);
-        assert_eq!(lines[3], ["z", "65003", "no", "no", "no", "no"]);
+        assert_eq!(
+            lines[1],
+            [
+                "x",
+                "65001",
+                "yes",
+                "yes",
+                "-",
+                "no",
+                "0.00",
+                "0.80-1.00",
+                "yes"
+            ]
+        );
+        assert_eq!(
+            lines[2],
+            [
+                "yy",
+                "65002",
+                "no",
+                "yes",
+                "-",
+                "yes",
+                "0.50",
+                "0.80-1.00",
+                "no"
+            ]
+        );
+        assert_eq!(
+            lines[3],
+            [
+                "z",
+                "65003",
+                "no",
+                "no",
+                "down",
+                "no",
+                "0.90",
+                "(manual)",
+                "0.70-0.95",
+                "no"
+            ]
+        );
+        assert_eq!(lines[4], ["z/192.0.2.1", "forced", "up"]);
+        let t = force(&typed(
+            json!({"pop":"y","state":"down","was":"auto","changed":true,
+            "up":false,"usable":false,"saved":false,"save_error":"state file /x: denied"}),
+        ));
+        assert!(t.starts_with("POP y: forced down (was auto)\nPOP y is down, not used for answers\nwarning: not saved (state file /x: denied)"), "{t}");
+        let t = load(&typed(
+            json!({"pop":"x","manual":0.9,"was":null,"load":0.9,"low":0.8,"high":1.0,"saved":true}),
+        ));
+        assert_eq!(t, "POP x: load 0.90 (was auto); in use 0.90, low 0.80, high 1.00: shedding 50% of its clients\n");
         let t = drain(&typed(
             json!({"pop":"x","was_drained":false,"drained":true,"changed":true,"up":true}),
         ));

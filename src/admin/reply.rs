@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dns::SteeredAnswer;
+pub use crate::pops::Force;
 pub use crate::rib::reply::{
     BestFrom, DumpPage, DumpPath, Memory, PathInfo, PeerCounts, PeerCountsReply, PerFamily,
     RibSummary, RouteCounts, RouteReply, Segment,
@@ -133,14 +134,14 @@ pub struct PopRankState {
 }
 
 /// `pops`: every POP in config order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PopsReply {
     pub pops: Vec<PopInfo>,
 }
 
 /// One POP's state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PopInfo {
     pub name: String,
@@ -153,6 +154,51 @@ pub struct PopInfo {
     pub drained: bool,
     /// Up and not drained: answers may use it.
     pub usable: bool,
+    /// The operator's forced state of the POP.
+    pub forced: Force,
+    /// Load figure in use (manual, else measured, else 0).
+    pub load: f64,
+    /// The operator's load (`sparrowctl load`), if set.
+    pub manual_load: Option<f64>,
+    /// Shedding watermarks.
+    pub low: f64,
+    pub high: f64,
+    /// Addresses forced up or down: (address, state).
+    pub forced_addresses: Vec<(String, Force)>,
+}
+
+/// `force`: the new and the previous forced state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForceReply {
+    pub pop: String,
+    /// The address forced (`None`: the POP).
+    pub address: Option<String>,
+    pub state: Force,
+    pub was: Force,
+    pub changed: bool,
+    /// The POP after the change.
+    pub up: bool,
+    pub usable: bool,
+    /// Written to `admin.state_file`.
+    pub saved: bool,
+    pub save_error: Option<String>,
+}
+
+/// `load`: the operator's figure, the one before, and the figure in use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadReply {
+    pub pop: String,
+    /// The operator's figure (`None`: auto, the measured one).
+    pub manual: Option<f64>,
+    pub was: Option<f64>,
+    /// The figure in use now.
+    pub load: f64,
+    pub low: f64,
+    pub high: f64,
+    pub saved: bool,
+    pub save_error: Option<String>,
 }
 
 /// `drain` / `undrain`: the new state and the one before.
@@ -167,6 +213,9 @@ pub struct DrainReply {
     #[serde(default = "up_by_default")]
     pub up: bool,
     pub usable: bool,
+    /// Written to `admin.state_file`.
+    pub saved: bool,
+    pub save_error: Option<String>,
 }
 
 fn up_by_default() -> bool {

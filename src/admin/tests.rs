@@ -59,6 +59,9 @@ async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCt
         started: Instant::now(),
         steering,
         pops,
+        store: Arc::new(crate::pops::StateStore::new(temp_path(&format!(
+            "admin-{tag}-state.json"
+        )))),
         dns,
     });
     let path = temp_path(&format!("admin-{tag}.sock"));
@@ -93,7 +96,8 @@ async fn drain_undrain_and_pops() {
     let v = ask(&path, drain("y")).await;
     assert_eq!(
         v["data"],
-        json!({"pop": "y", "was_drained": false, "drained": true, "changed": true, "up": true, "usable": false})
+        json!({"pop": "y", "was_drained": false, "drained": true, "changed": true, "up": true, "usable": false,
+            "saved": true, "save_error": null})
     );
     assert!(ctx.pops.drained(1) && !ctx.pops.drained(0));
     let v = ask(&path, drain("y")).await;
@@ -108,8 +112,10 @@ async fn drain_undrain_and_pops() {
     assert_eq!(
         v["data"]["pops"],
         json!([
-            {"name": "x", "asn": 65001, "local": true, "up": true, "monitored": false, "drained": false, "usable": true},
-            {"name": "y", "asn": 65002, "local": false, "up": true, "monitored": true, "drained": true, "usable": false},
+            {"name": "x", "asn": 65001, "local": true, "up": true, "monitored": false, "drained": false, "usable": true,
+             "forced": "auto", "load": 0.0, "manual_load": null, "low": 0.8, "high": 1.0, "forced_addresses": []},
+            {"name": "y", "asn": 65002, "local": false, "up": true, "monitored": true, "drained": true, "usable": false,
+             "forced": "auto", "load": 0.0, "manual_load": null, "low": 0.8, "high": 1.0, "forced_addresses": []},
         ])
     );
     // `by` is optional on the wire.
@@ -271,4 +277,83 @@ async fn peers_and_summary_keep_their_keys() {
         json!({"configured": 1, "established": 0})
     );
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn force_and_load_are_saved_and_explained() {
+    let (path, ctx) = serve_test("force").await;
+    let _ = std::fs::remove_file(ctx.store.path());
+    let v = ask(
+        &path,
+        Request::Force {
+            pop: "y".into(),
+            address: None,
+            state: crate::pops::Force::Down,
+            by: None,
+        },
+    )
+    .await;
+    let r: reply::ForceReply = serde_json::from_value(v["data"].clone()).unwrap();
+    assert!(
+        r.changed && r.saved && !r.up && r.was == crate::pops::Force::Auto,
+        "{v}"
+    );
+    // An address that is not y's: an error, nothing saved.
+    let v = ask(
+        &path,
+        Request::Force {
+            pop: "y".into(),
+            address: Some("192.0.2.1".into()),
+            state: crate::pops::Force::Down,
+            by: None,
+        },
+    )
+    .await;
+    assert_eq!(v["ok"], json!(false), "{v}");
+    let v = ask(
+        &path,
+        Request::Load {
+            pop: "x".into(),
+            load: Some(0.9),
+            by: None,
+        },
+    )
+    .await;
+    let r: reply::LoadReply = serde_json::from_value(v["data"].clone()).unwrap();
+    assert!(
+        r.saved && (r.load - 0.9).abs() < 1e-6 && r.was.is_none(),
+        "{v}"
+    );
+    let bad = ask(
+        &path,
+        Request::Load {
+            pop: "x".into(),
+            load: Some(1.5),
+            by: None,
+        },
+    )
+    .await;
+    assert_eq!(bad["ok"], json!(false));
+    // The file holds both; a fresh state restored from it equals the live one.
+    let fresh = PopState::new(&ctx.cfg, None);
+    let restored = ctx.store.restore(&fresh);
+    assert!(restored.loaded && restored.warnings.is_empty());
+    assert_eq!(fresh.operator_state(), ctx.pops.operator_state());
+    assert_eq!(fresh.forced(1), crate::pops::Force::Down);
+    // pops shows it.
+    let v = ask(&path, Request::Pops).await;
+    assert_eq!(v["data"]["pops"][1]["forced"], json!("down"));
+    assert_eq!(v["data"]["pops"][0]["manual_load"], json!(0.9));
+    // lookup: the pick (y forced down -> x), not the ranking's first.
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"{\"cmd\":\"lookup\"}\n198.51.100.7\nnope\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, "x\nNULL\n");
+    let _ = std::fs::remove_file(ctx.store.path());
 }

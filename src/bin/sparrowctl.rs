@@ -16,8 +16,8 @@ use sparrow::render;
     name = "sparrowctl",
     version,
     about = "Inspect and control a running sparrowd",
-    after_help = "Drains (drain/undrain) are runtime state of the running sparrowd only: \
-a restart of the daemon forgets them and every POP is undrained again."
+    after_help = "Drains, forced states and manual loads are saved by sparrowd in its \
+admin.state_file and survive a restart; each reply says whether the state was saved."
 )]
 struct Args {
     /// Admin socket of the daemon.
@@ -67,23 +67,39 @@ enum Cmd {
     /// Read addresses on stdin, write the chosen POP per line, unbuffered
     /// (Apache RewriteMap `prg:` style; `NULL` for a line that is not an address).
     Lookup,
-    /// Every POP: ASN, local, up (a `pop` session Established; the local POP
-    /// always), drained, and whether answers may use it.
+    /// Every POP: ASN, local, up, forced, drained, load and watermarks, and
+    /// whether answers may use it.
     Pops,
     /// Stop answering with a POP: steered names answer with the next usable POP
     /// of each client's ranking (the ranking itself does not change).
     ///
-    /// Runtime state only: a restart of sparrowd forgets it.
+    /// Saved in the daemon's state file: survives a restart.
     Drain {
         /// A POP name from the config's `pops`.
         pop: String,
     },
-    /// Answer with a drained POP again.
-    ///
-    /// Runtime state only: a restart of sparrowd undrains every POP.
+    /// Answer with a drained POP again (saved in the state file).
     Undrain {
         /// A POP name from the config's `pops`.
         pop: String,
+    },
+    /// Force a POP, or one of its answer addresses (POP/ADDR), up or down
+    /// whatever checks and sessions say, or back to auto (saved in the state file).
+    Force {
+        /// POP, or POP/ADDRESS (an address of its steered records).
+        target: String,
+        /// up, down or auto.
+        #[arg(value_parser = ["up", "down", "auto"])]
+        state: String,
+    },
+    /// Set a POP's load figure (0 to 1), or `auto` to use the measured one
+    /// again (saved in the state file). From `low` on a fraction of its
+    /// clients move to their next POP; at `high` it counts as drained.
+    Load {
+        /// A POP name from the config's `pops`.
+        pop: String,
+        /// A number from 0 to 1, or `auto`.
+        value: String,
     },
 }
 
@@ -131,6 +147,37 @@ fn run() -> anyhow::Result<()> {
             pop: pop.clone(),
             by: operator(),
         },
+        Cmd::Force { target, state } => {
+            let (pop, address) = match target.split_once('/') {
+                Some((p, a)) => (p.to_string(), Some(a.to_string())),
+                None => (target.clone(), None),
+            };
+            Request::Force {
+                pop,
+                address,
+                state: match state.as_str() {
+                    "up" => sparrow::pops::Force::Up,
+                    "down" => sparrow::pops::Force::Down,
+                    _ => sparrow::pops::Force::Auto,
+                },
+                by: operator(),
+            }
+        }
+        Cmd::Load { pop, value } => Request::Load {
+            pop: pop.clone(),
+            load: match value.as_str() {
+                "auto" => None,
+                v => Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|l| (0.0..=1.0).contains(l))
+                        .with_context(|| {
+                            format!("load {v:?}: give a number from 0 to 1, or auto")
+                        })?,
+                ),
+            },
+            by: operator(),
+        },
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -167,6 +214,8 @@ fn run() -> anyhow::Result<()> {
         Cmd::Explain { .. } => render::explain(&typed(data)?),
         Cmd::Pops => render::pops(&typed(data)?),
         Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(&typed(data)?),
+        Cmd::Force { .. } => render::force(&typed(data)?),
+        Cmd::Load { .. } => render::load(&typed(data)?),
         Cmd::Dump | Cmd::Lookup => unreachable!("handled above"),
     };
     print!("{text}");

@@ -771,3 +771,6 @@ fn dns_rrl_is_off_by_default_and_checked() {
     let text = format!("{BASE}dns:\n  rrl:\n    rate: 20\n    burst: 5\n");
     expect_one_in(&text, "dns.rrl.burst", "burst: 5");
 }
+
+#[path = "tests_availability.rs"]
+mod availability;

@@ -93,6 +93,7 @@ pub(super) fn validate(
     check_steering(&mut c, cfg);
     check_dns(&mut c, cfg);
     check_http(&mut c, cfg);
+    check_availability(&mut c, cfg);
     match admin_mode {
         Some(mode) if c.errors.is_empty() => Ok(Config::new(raw, mode)),
         _ => {
@@ -552,4 +553,52 @@ pub(super) fn parse_mode(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(digits, 8).ok().filter(|&m| m <= 0o777)
+}
+
+/// The keys the POP pick and the operator state use: `pops[].min_up_fraction`,
+/// `pops[].capacity.low` / `.high` and `admin.state_file` (`health.all_down`
+/// is an enum: serde checks it).
+fn check_availability(c: &mut Checker, cfg: &RawConfig) {
+    for (i, pop) in cfg.pops.iter().enumerate() {
+        let f = pop.min_up_fraction;
+        if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+            c.err(
+                format!("pops[{i}].min_up_fraction"),
+                format!(
+                    "must be above 0 and at most 1 (a fraction of the POP's addresses), not {f}"
+                ),
+            );
+        }
+        let cap = &pop.capacity;
+        let (low, high) = (cap.low, cap.high);
+        let fraction = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+        if !fraction(low) {
+            c.err(
+                format!("pops[{i}].capacity.low"),
+                format!("must be a load figure from 0 to 1, not {low}"),
+            );
+        }
+        if !fraction(high) {
+            c.err(
+                format!("pops[{i}].capacity.high"),
+                format!("must be a load figure from 0 to 1, not {high}"),
+            );
+        } else if fraction(low) && high < low {
+            c.err(
+                format!("pops[{i}].capacity.high"),
+                format!("must not be below capacity.low ({low}), not {high}"),
+            );
+        }
+    }
+    let sf = &cfg.admin.state_file;
+    if sf.trim().is_empty() {
+        c.err("admin.state_file", "must not be empty");
+    } else if sf.ends_with('/') {
+        c.err(
+            "admin.state_file",
+            format!("`{sf}` names a directory; give a file"),
+        );
+    } else if sf == &cfg.admin.socket {
+        c.err("admin.state_file", "must not be the admin socket's path");
+    }
 }

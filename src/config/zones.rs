@@ -114,9 +114,16 @@ pub struct SteeredConfig {
     pub name: String,
     #[serde(default = "default_steered_ttl")]
     pub ttl: u32,
+    /// TTL of answers that are not the client's first-ranked POP (failover,
+    /// shed, drained, all down); default `min(ttl, 10)`, at most `ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_failover: Option<u32>,
     /// Per POP name: its addresses.
     pub pops: std::collections::BTreeMap<String, PopAnswers>,
 }
+
+/// `ttl_failover` when not given: `min(ttl, this)`.
+pub const DEFAULT_TTL_FAILOVER: u32 = 10;
 
 fn default_steered_ttl() -> u32 {
     30
@@ -177,6 +184,8 @@ pub struct SteeredSpec {
     /// Lowercase, absolute, inside the zone, not the apex.
     pub owner: Name,
     pub ttl: u32,
+    /// `ttl_failover`, defaulted.
+    pub ttl_failover: u32,
     /// (POP index in `pops`, its addresses), in POP-name order.
     pub pops: Vec<(usize, Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
 }
@@ -465,6 +474,16 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
                 Some(o)
             }
         };
+        let ttl_failover = s.ttl_failover.unwrap_or(s.ttl.min(DEFAULT_TTL_FAILOVER));
+        if ttl_failover > s.ttl {
+            errs.push(ZoneError::new(
+                k("ttl_failover"),
+                format!(
+                    "must not exceed the name's ttl ({}): failover answers are the short-lived ones",
+                    s.ttl
+                ),
+            ));
+        }
         if s.pops.is_empty() {
             errs.push(ZoneError::new(
                 k("pops"),
@@ -495,6 +514,7 @@ pub fn parse_zone(z: &ZoneConfig, pops: &[PopConfig]) -> Result<ZoneSpec, Vec<Zo
             steered.push(SteeredSpec {
                 owner,
                 ttl: s.ttl,
+                ttl_failover,
                 pops: answers,
             });
         }

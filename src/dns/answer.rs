@@ -64,6 +64,41 @@ pub struct Resolution<'z> {
     /// ECS SCOPE PREFIX-LENGTH for the reply (0 unless the answer depended on
     /// the querier's address).
     pub scope: u8,
+    /// The steered set among `answer`, if any: which of its records are
+    /// written and with what TTL.
+    pub steered: Option<SteeredOut>,
+    /// A NODATA because no POP is usable (`all_down: empty`): the authority
+    /// SOA's TTL (the negative-caching time) is capped at this, the name's
+    /// `ttl_failover`, so resolvers ask again soon.
+    pub neg_ttl: Option<u32>,
+}
+
+/// How the writer treats the steered answer set: only records whose target
+/// bit is set in `up` (records that are no target always), with TTL `ttl`
+/// (the name's `ttl`, or `ttl_failover` when not from the first-ranked POP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SteeredOut {
+    /// Index in `Resolution::answer`.
+    pub set: usize,
+    pub up: u64,
+    pub ttl: u32,
+}
+
+impl SteeredOut {
+    /// Whether record `i` of answer set `set` is written, and the TTL to
+    /// write it with (`None`: as compiled).
+    #[inline]
+    pub fn apply(
+        this: Option<&SteeredOut>,
+        set: usize,
+        rr: &RrSet,
+        i: usize,
+    ) -> (bool, Option<u32>) {
+        match this {
+            Some(s) if s.set == set => (rr.record_up(i, s.up), Some(s.ttl)),
+            _ => (true, None),
+        }
+    }
 }
 
 impl<'z> Resolution<'z> {
@@ -92,13 +127,20 @@ impl<'z> Resolution<'z> {
         let mut out = Vec::new();
         for (i, set) in self.answer.iter().enumerate() {
             let name = set.wildcard.then(|| wire_name(self.owner(i, qname)));
-            out.extend(set.records.iter().map(|r| {
+            for (k, r) in set.records.iter().enumerate() {
+                let (write, ttl) = SteeredOut::apply(self.steered.as_ref(), i, set, k);
+                if !write {
+                    continue;
+                }
                 let mut r = r.clone();
                 if let Some(n) = &name {
                     r.name = n.clone();
                 }
-                r
-            }));
+                if let Some(t) = ttl {
+                    r.ttl = t;
+                }
+                out.push(r);
+            }
         }
         out
     }
@@ -213,15 +255,40 @@ pub fn resolve<'z>(
                         let sets = st.sets(t);
                         let snap = auth.steering.load();
                         let d = steer::select(querier.addr(), &snap);
-                        if let Some(p) = pick(d.ranking, sets, &auth.pops) {
-                            if let Some(set) = &sets[p] {
+                        let scope = match querier {
+                            Querier::Ecs(..) => d.scope,
+                            Querier::Source(_) => 0,
+                        };
+                        let all_down = zones.all_down;
+                        let chosen = pick(
+                            st,
+                            sets,
+                            &d,
+                            querier.addr(),
+                            &auth.pops,
+                            all_down,
+                            |_, _| {},
+                        );
+                        match chosen.and_then(|c| Some((c, sets[c.pick.pop].as_ref()?))) {
+                            Some((c, set)) => {
+                                res.steered = Some(SteeredOut {
+                                    set: res.answer.len(),
+                                    up: c.up,
+                                    ttl: c.ttl,
+                                });
                                 res.answer.push(set);
-                                res.scope = match querier {
-                                    Querier::Ecs(..) => d.scope,
-                                    Querier::Source(_) => 0,
-                                };
+                                res.scope = scope;
                                 return res;
                             }
+                            // `all_down: empty` with records somewhere: NODATA,
+                            // which depends on the querier too.
+                            None if sets.iter().any(Option::is_some) => {
+                                res.scope = scope;
+                                res.neg_ttl = Some(st.ttl_failover);
+                                res.authority.push(&zones.zones[node.zone as usize].soa_neg);
+                                return res;
+                            }
+                            None => {}
                         }
                     }
                 }

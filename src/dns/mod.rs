@@ -22,6 +22,8 @@
 //! per query (never held across an `.await`).
 
 pub mod answer;
+#[cfg(test)]
+mod avail_tests;
 pub mod fast;
 pub mod iana;
 mod packet;
@@ -91,10 +93,16 @@ pub struct SteeredAnswer {
     pub rtype: String,
     /// The POP answered with (`None`: no POP has records of this type).
     pub pop: Option<String>,
+    /// The addresses the answer carries (the POP's targets that are up).
     pub addresses: Vec<IpAddr>,
+    /// The TTL used (`ttl`, or `ttl_failover` when not the first-ranked POP).
     pub ttl: u32,
-    /// POPs ranked before `pop` and why they were passed over
-    /// (`down`, `drained`, `no records`).
+    /// Why this POP answers (`None`: no POP has records of this type).
+    pub reason: Option<crate::pops::Reason>,
+    /// POPs ranked before `pop` and why they were passed over (`no records`,
+    /// `down`, `unhealthy (http 503 x3)`, `forced`, `drained`,
+    /// `drained (load 1.00)`, `shed (load 0.87, f=0.35)`,
+    /// `above low watermark (load 0.85)`).
     pub skipped: Vec<(String, String)>,
 }
 
@@ -107,7 +115,12 @@ impl Authority {
     ) -> Result<Authority, DnsError> {
         let identity = cfg.dns.identity.clone().unwrap_or_else(|| cfg.pop.clone());
         Ok(Authority {
-            zones: Zones::compile(cfg)?,
+            zones: Zones::compile_with_targets(
+                cfg,
+                &(0..pops.len())
+                    .map(|p| pops.targets(p).to_vec())
+                    .collect::<Vec<_>>(),
+            )?,
             steering,
             pops,
             ch_id: zone::chaos_txt("id.server.", &identity),

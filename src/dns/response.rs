@@ -1,6 +1,8 @@
 //! The reply writer of UDP and TCP alike: header, the question copied from the query
 //! as asked, the answer's RRsets spliced from their precomputed wire bytes
-//! (`zone::RrSet::tails`) behind 2-byte owner pointers into the question, and
+//! (`zone::RrSet::tails`) behind 2-byte owner pointers into the question (a
+//! steered set: only the records whose health target is up, with the TTL the
+//! pick chose patched in; `answer::SteeredOut`), and
 //! the OPT record (extended RCODE, DO, ECS echo with the answer's scope).
 //!
 //! Pure: writes into a caller's buffer (no allocation once it has grown).
@@ -11,7 +13,7 @@
 //! [`slip`] cuts a written reply down to the TC=1 reply that response rate
 //! limiting (`rrl`) sends instead of a limited one.
 
-use super::answer::Resolution;
+use super::answer::{Resolution, SteeredOut};
 use super::iana::{hflag, ECS_CODE, OPT_DO_BYTE, TYPE_OPT};
 use super::packet::{echo_ecs, our_payload, skip_name, udp_payload, Parsed};
 use super::zone::RrSet;
@@ -31,16 +33,32 @@ fn put_owner(out: &mut Vec<u8>, owner: &[u8], p: &Parsed) {
     out.extend_from_slice(owner);
 }
 
-fn put_sets(out: &mut Vec<u8>, sets: &[&RrSet], p: &Parsed) -> u16 {
+fn put_sets(out: &mut Vec<u8>, sets: &[&RrSet], p: &Parsed, max_ttl: Option<u32>) -> u16 {
     let mut n = 0u16;
     for s in sets {
         for t in s.tails() {
             put_owner(out, &s.owner, p);
-            out.extend_from_slice(t);
+            put_tail(out, t, max_ttl.map(|m| m.min(tail_ttl(t))));
             n += 1;
         }
     }
     n
+}
+
+/// The TTL field of a record tail (TYPE CLASS TTL RDLENGTH RDATA).
+#[inline]
+fn tail_ttl(t: &[u8]) -> u32 {
+    u32::from_be_bytes([t[4], t[5], t[6], t[7]])
+}
+
+/// Append a record tail, with its TTL replaced by `ttl` if given.
+#[inline]
+fn put_tail(out: &mut Vec<u8>, t: &[u8], ttl: Option<u32>) {
+    let at = out.len();
+    out.extend_from_slice(t);
+    if let Some(ttl) = ttl {
+        out[at + 4..at + 8].copy_from_slice(&ttl.to_be_bytes());
+    }
 }
 
 /// Write the reply to `query` (parsed into `p`; `parsed_ok`: it parsed
@@ -76,14 +94,19 @@ pub(super) fn write(
     let body_start = out.len();
     let mut an = 0u16;
     for (i, s) in res.answer.iter().enumerate() {
-        for t in s.tails() {
+        for (k, t) in s.tails().enumerate() {
+            // Steered set: only the records that are up, with the TTL chosen.
+            let (write, ttl) = SteeredOut::apply(res.steered.as_ref(), i, s, k);
+            if !write {
+                continue;
+            }
             put_owner(out, res.owner(i, p.qname()), p);
-            out.extend_from_slice(t);
+            put_tail(out, t, ttl);
             an += 1;
         }
     }
-    let ns = put_sets(out, &res.authority, p);
-    let ar = put_sets(out, &res.additional, p);
+    let ns = put_sets(out, &res.authority, p, res.neg_ttl);
+    let ar = put_sets(out, &res.additional, p, None);
     let limit = match (udp, p.opt) {
         (false, _) => 65535,
         (true, None) => 512,

@@ -1,6 +1,7 @@
 //! The redirect decision for one parsed request: method and target checks,
 //! the client address (`client`), [`steer::select`] on it, the POP
-//! (`pops::pick`, the DNS rule) and the `302 Found` with its `Location` (the POP's
+//! (`pops::pick`, the DNS rule: availability, shedding keyed on the
+//! decision's safe-scope block, the all-down policy) and the `302 Found` with its `Location` (the POP's
 //! base URL plus the request target).
 //!
 //! Reads the steering snapshot (one `load()` per request) and `PopState`;
@@ -14,7 +15,7 @@ use tracing::debug;
 use super::client::client_addr;
 use super::request::Request;
 use super::response::{Response, Status};
-use crate::pops::PopState;
+use crate::pops::{PopState, Records};
 use crate::steer;
 use crate::types::Prefix;
 
@@ -37,6 +38,8 @@ pub(super) struct Ctx {
     /// POP names by index.
     pub(super) names: Vec<String>,
     pub(super) proxies: Vec<Prefix>,
+    /// `health.all_down` (`empty`: 503 when no POP is usable).
+    pub(super) all_down: crate::config::AllDownPolicy,
 }
 
 /// The answer to a parsed request from `peer` (the TCP source). A HEAD
@@ -59,12 +62,13 @@ fn redirect(ctx: &Ctx, req: &Request<'_>, peer: IpAddr) -> Response {
     let (pop, generation) = {
         let snap = ctx.steering.load();
         let d = steer::select(client, &snap);
-        let pop = crate::pops::pick(
-            d.ranking,
-            |i| ctx.pops.usable(i),
-            |i| ctx.urls.get(i).is_some_and(Option::is_some),
-        );
-        (pop, d.generation)
+        let has_url = |i: usize| match ctx.urls.get(i) {
+            Some(Some(_)) => Records::Up,
+            _ => Records::None,
+        };
+        let key = crate::pops::shed_key(client, d.scope);
+        let pick = crate::pops::pick(d.ranking, key, &*ctx.pops, has_url, ctx.all_down, |_, _| {});
+        (pick.map(|p| p.pop), d.generation)
     };
     let Some((pop, Some(base))) = pop.map(|i| (i, &ctx.urls[i])) else {
         debug!(%peer, %client, "HTTP: no POP with a url");
@@ -157,6 +161,7 @@ http:
             urls: cfg.pops.iter().map(|p| p.url.clone()).collect(),
             names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
             proxies: trusted_prefixes(&cfg.http.trusted_proxies),
+            all_down: cfg.health.all_down,
         }
     }
 

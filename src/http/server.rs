@@ -67,6 +67,7 @@ pub async fn start(
         urls,
         names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
         proxies: trusted_prefixes(&cfg.http.trusted_proxies),
+        all_down: cfg.health.all_down,
     });
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut listeners = Vec::with_capacity(cfg.http.listen.len());

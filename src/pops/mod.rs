@@ -12,45 +12,35 @@
 //! [`pick`] is the one usable-POP pick: DNS answers (`dns::answer`, explain)
 //! and the HTTP redirector choose their POP from a steering ranking with it.
 
+mod persist;
+mod pick;
 mod state;
+mod why;
 
+pub use persist::{Forced, ManualLoad, OperatorState, PersistError, Restored, StateStore};
+pub use pick::{pick, shed_fraction, shed_key, unit, Avail, Pick, Reason, Records, Skip};
 pub use state::{pop_targets, Force, PopError, PopState, SessionFlags, TargetHealth, MAX_TARGETS};
+pub use why::{down_details, skip_reason};
 
-/// The usable-POP pick: the first POP of `ranking` that `serves` the request
-/// (has records of the asked type, or a URL) and is `usable` (up and not
-/// drained); if no serving POP is usable, the first that serves (all down
-/// counts as all up, as in gdnsd); `None` if no POP in the ranking serves.
-#[inline]
-pub fn pick(
-    ranking: &[u8],
-    usable: impl Fn(usize) -> bool,
-    serves: impl Fn(usize) -> bool,
-) -> Option<usize> {
-    let order = ranking.iter().map(|&p| p as usize);
-    order
-        .clone()
-        .find(|&p| serves(p) && usable(p))
-        .or_else(|| order.clone().find(|&p| serves(p)))
+impl Avail for PopState {
+    #[inline]
+    fn usable(&self, pop: usize) -> bool {
+        PopState::usable(self, pop)
+    }
+    #[inline]
+    fn load(&self, pop: usize) -> f64 {
+        PopState::load(self, pop)
+    }
+    #[inline]
+    fn watermarks(&self, pop: usize) -> (f64, f64) {
+        PopState::watermarks(self, pop)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn pick_first_usable_that_serves_else_first_that_serves() {
-        let serves = |i: usize| i != 3;
-        // First usable that serves.
-        assert_eq!(pick(&[0, 1, 2], |i| i != 0, serves), Some(1));
-        assert_eq!(pick(&[2, 1, 0], |_| true, serves), Some(2));
-        // A usable POP that does not serve is skipped.
-        assert_eq!(pick(&[3, 1, 0], |_| true, serves), Some(1));
-        // None usable: the first that serves (all down = all up).
-        assert_eq!(pick(&[3, 2, 0], |_| false, serves), Some(2));
-        // None serves.
-        assert_eq!(pick(&[3], |_| true, serves), None);
-        assert_eq!(pick(&[], |_| true, serves), None);
-    }
     use crate::config::Config;
     use crate::testutil::TestConfig;
     use std::sync::Arc;

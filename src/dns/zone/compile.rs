@@ -6,9 +6,12 @@
 //!
 //! Talks to `config` (the zones and POPs) and `rrset`.
 
+use std::net::IpAddr;
+
 use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use super::rrset::NO_TARGET;
 use super::{name_wire, Node, RrSet, Steered, Zone, Zones};
 use crate::config::zones::{parse_zone, ZoneSpec};
 use crate::config::Config;
@@ -18,8 +21,22 @@ impl Zones {
     /// Compile `cfg.zones` (validated by `config::validate` already; errors here
     /// carry the same key paths).
     pub fn compile(cfg: &Config) -> Result<Zones, DnsError> {
+        let targets: Vec<Vec<IpAddr>> = cfg
+            .pops
+            .iter()
+            .map(|p| crate::pops::pop_targets(cfg, &p.name))
+            .collect();
+        Zones::compile_with_targets(cfg, &targets)
+    }
+
+    /// Compile with each POP's health targets as numbered by the running
+    /// `pops::PopState` (`targets[pop]`; bit `i` of its `up_mask` is
+    /// `targets[pop][i]`): a steered record's target index is its address's
+    /// place there, so a reload that adds an address leaves it always up.
+    pub fn compile_with_targets(cfg: &Config, targets: &[Vec<IpAddr>]) -> Result<Zones, DnsError> {
         let mut z = Zones {
             pop_names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
+            all_down: cfg.health.all_down,
             ..Zones::default()
         };
         for (i, zc) in cfg.zones.iter().enumerate() {
@@ -28,7 +45,7 @@ impl Zones {
                 Some(e) => err(e.key, e.msg),
                 None => err(String::new(), "invalid zone".into()),
             })?;
-            z.add_zone(i, &spec, cfg.pops.len())
+            z.add_zone(i, &spec, cfg.pops.len(), targets)
                 .map_err(|(key, msg)| err(key, msg))?;
         }
         z.mark_cuts();
@@ -65,6 +82,7 @@ impl Zones {
         zi: usize,
         spec: &ZoneSpec,
         n_pops: usize,
+        all_targets: &[Vec<IpAddr>],
     ) -> Result<(), (String, String)> {
         let origin = spec.origin.clone();
         let zone = zi as u16;
@@ -135,10 +153,13 @@ impl Zones {
             let key = || format!(".steered[{j}].pops");
             let mut st = Steered {
                 ttl: sc.ttl,
+                ttl_failover: sc.ttl_failover,
                 a: (0..n_pops).map(|_| None).collect(),
                 aaaa: (0..n_pops).map(|_| None).collect(),
             };
             for (p, a, aaaa) in &sc.pops {
+                // Target bits as `pops::PopState` numbers them.
+                let targets = all_targets.get(*p).map_or(&[][..], |t| &t[..]);
                 let mk = |data: Vec<RData>| -> Result<Option<RrSet>, (String, String)> {
                     if data.is_empty() {
                         return Ok(None);
@@ -147,7 +168,28 @@ impl Zones {
                         .into_iter()
                         .map(|d| Record::from_rdata(sc.owner.clone(), sc.ttl, d))
                         .collect();
-                    RrSet::new(recs).map(Some).map_err(|m| (key(), m))
+                    let mut set = RrSet::new(recs).map_err(|m| (key(), m))?;
+                    set.targets = set
+                        .records
+                        .iter()
+                        .map(|r| {
+                            let addr = match r.data {
+                                RData::A(a) => Some(IpAddr::V4(a.0)),
+                                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                                _ => None,
+                            };
+                            addr.and_then(|a| targets.iter().position(|&t| t == a))
+                                .filter(|&t| t < crate::pops::MAX_TARGETS)
+                                .map_or(NO_TARGET, |t| t as u8)
+                        })
+                        .collect();
+                    set.target_mask = set
+                        .targets
+                        .iter()
+                        .filter(|&&t| t != NO_TARGET)
+                        .fold(0, |m, &t| m | 1u64 << t);
+                    set.untargeted = set.targets.contains(&NO_TARGET);
+                    Ok(Some(set))
                 };
                 st.a[*p] = mk(a.iter().map(|&a| RData::A(a.into())).collect())?;
                 st.aaaa[*p] = mk(aaaa.iter().map(|&a| RData::AAAA(a.into())).collect())?;

@@ -17,7 +17,11 @@
 use hickory_proto::rr::{Name, RecordType};
 use rustc_hash::FxHashMap;
 
-use crate::pops::PopState;
+use std::net::IpAddr;
+
+use crate::config::AllDownPolicy;
+use crate::pops::{Pick, PopState, Reason, Records, Skip};
+use crate::steer::Decision;
 
 mod compile;
 mod explain;
@@ -28,12 +32,14 @@ mod rrset;
 pub(crate) mod tests;
 
 pub use crate::config::zones::{name_wire, STATIC_TYPES};
-pub use rrset::{chaos_txt, RrSet};
+pub use rrset::{chaos_txt, RrSet, NO_TARGET};
 
 /// A steered name: per POP (index in the config's `pops`), its A and AAAA sets.
 #[derive(Debug)]
 pub struct Steered {
     pub ttl: u32,
+    /// TTL of answers not from the client's first-ranked POP.
+    pub ttl_failover: u32,
     pub a: Vec<Option<RrSet>>,
     pub aaaa: Vec<Option<RrSet>>,
 }
@@ -92,6 +98,8 @@ pub struct Zones {
     pub nodes: Vec<Node>,
     origins: FxHashMap<Box<[u8]>, u16>,
     pop_names: Vec<String>,
+    /// `health.all_down`: what steered names answer when no POP is usable.
+    pub all_down: AllDownPolicy,
 }
 
 /// Where a lowercase wire name falls.
@@ -184,13 +192,47 @@ impl Zones {
     }
 }
 
-/// The POP a steered name answers with: [`crate::pops::pick`] over the POPs
-/// that have a set of the asked type.
+/// A steered name's choice: the POP, why, the target bits whose records
+/// are written (all when none of the set's would be), and the TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SteeredPick {
+    pub pick: Pick,
+    pub up: u64,
+    pub ttl: u32,
+}
+
+/// The POP a steered name answers with for decision `d` about `addr`:
+/// [`crate::pops::pick`] over the POPs that have a set of the asked type
+/// (`sets`), a set whose records are all down (`up_mask`, forced states of
+/// addresses applied) counting as down even when its POP is forced up (that
+/// overrides the POP's `min_up_fraction`, not its addresses), with the shedding key of `d`'s safe-scope
+/// block. `trace`: see `pops::pick` (a no-op on the query path).
 #[inline]
-pub fn pick(ranking: &[u8], sets: &[Option<RrSet>], pops: &PopState) -> Option<usize> {
-    crate::pops::pick(
-        ranking,
-        |p| pops.usable(p),
-        |p| sets.get(p).is_some_and(Option::is_some),
-    )
+pub fn pick(
+    st: &Steered,
+    sets: &[Option<RrSet>],
+    d: &Decision<'_>,
+    addr: IpAddr,
+    pops: &PopState,
+    all_down: AllDownPolicy,
+    trace: impl FnMut(usize, Skip),
+) -> Option<SteeredPick> {
+    let serves = |p: usize| match sets.get(p) {
+        Some(Some(set)) if set.any_up(pops.up_mask(p)) => Records::Up,
+        Some(Some(_)) => Records::AllDown,
+        _ => Records::None,
+    };
+    let key = crate::pops::shed_key(addr, d.scope);
+    let pick = crate::pops::pick(d.ranking, key, pops, serves, all_down, trace)?;
+    let set = sets.get(pick.pop)?.as_ref()?;
+    let mut up = pops.up_mask(pick.pop);
+    if pick.reason == Reason::AllDown || !set.any_up(up) {
+        up = u64::MAX;
+    }
+    let ttl = if pick.normal_ttl() {
+        st.ttl
+    } else {
+        st.ttl_failover
+    };
+    Some(SteeredPick { pick, up, ttl })
 }

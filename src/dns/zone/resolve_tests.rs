@@ -239,20 +239,23 @@ fn steered_wildcard_answers_each_client_with_its_pop() {
 fn explain_names_the_matching_wildcard() {
     let a = authority(&format!("zones:\n{WILD}"));
     let snap = a.steering.load();
-    let d = crate::steer::select("10.2.0.1".parse().unwrap(), &snap);
-    let all = a.zones.explain(&d, &a.pops, None);
+    let addr = "10.2.0.1".parse().unwrap();
+    let d = crate::steer::select(addr, &snap);
+    let all = a.zones.explain(&d, addr, &a.pops, None);
     assert!(
         all.iter().any(|s| s.name == "*.cdn.sparrow.test."),
         "{all:?}"
     );
-    let one = a.zones.explain(&d, &a.pops, Some("IMG.cdn.sparrow.test"));
+    let one = a
+        .zones
+        .explain(&d, addr, &a.pops, Some("IMG.cdn.sparrow.test"));
     assert_eq!(one.len(), 2, "{one:?}");
     assert_eq!(one[0].name, "img.cdn.sparrow.test.");
     assert_eq!(one[0].wildcard.as_deref(), Some("*.cdn.sparrow.test."));
     assert_eq!(one[0].pop.as_deref(), Some("y"));
     assert!(a
         .zones
-        .explain(&d, &a.pops, Some("www.sparrow.test."))
+        .explain(&d, addr, &a.pops, Some("www.sparrow.test."))
         .is_empty());
 }
 

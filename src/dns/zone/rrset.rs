@@ -27,7 +27,18 @@ pub struct RrSet {
     /// Per record: TYPE CLASS TTL RDLENGTH RDATA, concatenated.
     pub tails: Box<[u8]>,
     pub count: u16,
+    /// Steered sets: per record, its target index among the POP's targets
+    /// (`pops::PopState::targets`, the bit in `up_mask`), or [`NO_TARGET`]
+    /// (always written). Empty for other sets: every record is written.
+    pub targets: Box<[u8]>,
+    /// The union of the records' target bits (0: none is a target).
+    pub target_mask: u64,
+    /// Some record is no target (always written).
+    pub untargeted: bool,
 }
+
+/// A record that is no health target (past `pops::MAX_TARGETS`).
+pub const NO_TARGET: u8 = u8::MAX;
 
 impl RrSet {
     /// Build from records that share owner, type and class.
@@ -64,12 +75,31 @@ impl RrSet {
             count: records.len() as u16,
             records,
             tails: tails.into(),
+            targets: Box::new([]),
+            target_mask: 0,
+            untargeted: true,
         })
     }
 
     /// Wire size of the set when every owner is a 2-byte pointer.
     pub fn wire_len_compressed(&self) -> usize {
         self.tails.len() + 2 * self.count as usize
+    }
+
+    /// Whether record `i` is written under target mask `up` (bit per target
+    /// of the set's POP): a record that is no target always is.
+    #[inline]
+    pub fn record_up(&self, i: usize, up: u64) -> bool {
+        match self.targets.get(i) {
+            Some(&t) if t != NO_TARGET => up & (1u64 << t) != 0,
+            _ => true,
+        }
+    }
+
+    /// Whether any record is written under target mask `up`.
+    #[inline]
+    pub fn any_up(&self, up: u64) -> bool {
+        self.untargeted || self.target_mask & up != 0
     }
 
     /// Each record's tail (TYPE .. RDATA).
@@ -103,5 +133,8 @@ pub fn chaos_txt(name: &str, text: &str) -> RrSet {
         records: Vec::new(),
         tails: Box::new([]),
         count: 0,
+        targets: Box::new([]),
+        target_mask: 0,
+        untargeted: true,
     })
 }
