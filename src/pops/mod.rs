@@ -9,8 +9,13 @@
 //! one of its `pop` sessions is Established, or always if it has none. It is
 //! usable when up and not drained.
 //!
-//! [`pick`] is the one usable-POP pick: DNS answers (`dns::answer`, explain)
-//! and the HTTP redirector choose their POP from a steering ranking with it.
+//! Files: `state` the facts; `pick` [`pick`], the one POP pick (DNS answers
+//! through `dns::zone::pick`, explain, `sparrowctl lookup` and the HTTP
+//! redirector choose their POP with it: availability, load shedding keyed on
+//! the decision's safe-scope block, the all-down policy; see its module doc);
+//! `why` the words explain gives for a POP passed over; `persist` the
+//! operator state (drains, forced states, manual loads) saved to
+//! `admin.state_file` and read at start.
 
 mod persist;
 mod pick;

@@ -5,8 +5,9 @@ raw BGP speaker on loopback (a `pop` session; while it is Established POP `y` is
 Nothing sends End-of-RIB, so answers come from the `steering.fallback` map:
 127.0.0.0/8 ranks `x` first, 198.51.100.0/24 ranks `y` first.
 
-Drains are operator state: they change which POP answers (DNS), never the ranking
-(`lookup`, `explain`).
+Drains are operator state: they change which POP answers (DNS, and `lookup`, which
+uses the same pick), never the ranking (`explain`). They are saved in the daemon's
+state file and survive a restart.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def test_drain_keeps_rankings_and_explain_marks_it(daemon):
     _ctl(daemon, "drain", "y")
     try:
         look1, exp1 = rankings()
-        assert look1 == look0
+        # lookup is the DNS pick: y drained, its clients go to x
+        assert look1 == ["x", "x", "x", "x"]
         for a in addrs:
             assert exp1[a]["ranking"] == exp0[a]["ranking"], a
             assert exp1[a]["prefix"] == exp0[a]["prefix"], a
@@ -186,10 +188,16 @@ def test_drain_keeps_rankings_and_explain_marks_it(daemon):
     assert exp2[Y_FIRST]["ranking_state"] == exp0[Y_FIRST]["ranking_state"]
 
 
-def test_drain_is_forgotten_on_restart(tmp_path):
+def test_drain_survives_restart(tmp_path):
     with _started(tmp_path) as sock:
-        _ctl(sock, "drain", "x")
+        r = json.loads(_ctl(sock, "--json", "drain", "x"))
+        assert r["saved"] is True and r["save_error"] is None, r
         assert _pops(sock)["x"]["drained"] is True
+    # the same daemon directory (state file) again: still drained
+    with _started(tmp_path) as sock:
+        assert _pops(sock)["x"]["drained"] is True
+        assert not _pops(sock)["y"]["drained"]
+        _ctl(sock, "undrain", "x")
     with _started(tmp_path) as sock:
         assert not any(p["drained"] for p in _pops(sock).values())
 

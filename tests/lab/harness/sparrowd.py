@@ -6,7 +6,9 @@ admin socket answers, and query it with sparrowctl.
   ctl_out(sock, *args, stdin)          its stdout; asserts it succeeded
   sparrow_peer(...) / sparrow_config(...)   config dicts (JSON is valid YAML)
   Sparrowd(lab, ns, name, config)      via ``lab.sparrowd(ns, name, config)``; ``config`` is a dict
-                                       (admin socket filled in) or YAML text (``@SOCKET@`` replaced)
+                                       (admin socket filled in) or YAML text (``@SOCKET@`` replaced);
+                                       ``admin.state_file`` is <its dir>/state.json unless given
+                                       (kept across restarts of the same Sparrowd)
       .start() .wait_ready() .stop() .alive()    restartable: start() again after stop()/kill
       .ctl(*args, as_json=True, check=True, stdin=None)   parsed JSON / text / None
       .run_ctl(*args) .ctl_json(*args)   CompletedProcess / JSON or None on failure
@@ -24,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,9 +99,14 @@ class Sparrowd(Daemon):
     def __init__(self, lab, ns: Netns, name: str, config: dict | str, port: int | None = None):
         super().__init__(lab, ns, name)
         self.socket = str(self.dir / "admin.sock")
+        # Operator state (drains, forced states, loads) of this daemon only, kept
+        # across its restarts (start() again), never the default /var/lib/sparrow.
+        self.state_file = str(self.dir / "state.json")
         if isinstance(config, dict):
             self.config = dict(config)
-            self.config["admin"] = {**self.config.get("admin", {}), "socket": self.socket, "mode": "0600"}
+            admin = self.config.get("admin", {})
+            self.config["admin"] = {"state_file": self.state_file, **admin,
+                                    "socket": self.socket, "mode": "0600"}
             listen = self.config.get("listen") or {}
             if port is None and listen.get("enabled"):
                 port = listen.get("port")
@@ -106,6 +114,11 @@ class Sparrowd(Daemon):
         else:
             self.config = None
             self.text = config.replace("@SOCKET@", self.socket)
+            if "state_file:" not in self.text:
+                # beside the socket line of the ``admin:`` map, same indentation
+                self.text = re.sub(rf"^([ \t]*)socket: {re.escape(self.socket)}[ \t]*$",
+                                   lambda m: f"{m.group(0)}\n{m.group(1)}state_file: {self.state_file}",
+                                   self.text, count=1, flags=re.M)
         self.port = port  # BGP listener waited for by wait_ready (None: not waited for)
         bindir = sparrow_bin_dir()
         self.bin = bindir / "sparrowd"
