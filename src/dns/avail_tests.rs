@@ -183,3 +183,110 @@ fn all_down_policies() {
     e.pops.force("x", None, Force::Auto).unwrap();
     assert_eq!(answer(&e, "10.2.3.0", 24).0, ips(&["192.0.2.10"]));
 }
+
+#[test]
+fn explain_gives_the_reasons_the_addresses_and_the_ttl() {
+    use crate::pops::{Reason, TargetHealth};
+    let a = auth("");
+    let explain = |addr: &str| {
+        let snap = a.steering.load();
+        let ip: IpAddr = addr.parse().unwrap();
+        let d = crate::steer::select(ip, &snap);
+        let all = a.zones.explain(&d, ip, &a.pops, Some("www.example.net."));
+        all.into_iter().find(|s| s.rtype == "A").unwrap()
+    };
+    let skipped = |s: &crate::dns::SteeredAnswer| s.skipped.clone();
+    let pair = |p: &str, w: &str| vec![(p.to_string(), w.to_string())];
+    // y: session down (no checks): "down".
+    let s = explain("10.2.3.4");
+    assert_eq!(
+        (s.pop.as_deref(), s.reason, s.ttl),
+        (Some("x"), Some(Reason::Failover), 10)
+    );
+    assert_eq!(skipped(&s), pair("y", "down"));
+    a.pops.force("y", None, Force::Down).unwrap();
+    assert_eq!(skipped(&explain("10.2.3.4")), pair("y", "forced"));
+    a.pops.force("y", None, Force::Up).unwrap();
+    let s = explain("10.2.3.4");
+    assert_eq!(
+        (s.pop.as_deref(), s.reason, s.ttl),
+        (Some("y"), Some(Reason::Closest), 20)
+    );
+    assert_eq!(s.addresses, ips(&["198.51.100.10", "198.51.100.11"]));
+    // One address down by its checks: the answer shows the other only.
+    let down = TargetHealth {
+        up: false,
+        detail: "http 503 x3".into(),
+    };
+    a.pops.set_target_health(1, 1, down.clone());
+    assert_eq!(explain("10.2.3.4").addresses, ips(&["198.51.100.10"]));
+    // Both: y's A records serve nobody.
+    a.pops.set_target_health(1, 0, down);
+    let s = explain("10.2.3.4");
+    assert_eq!(s.pop.as_deref(), Some("x"));
+    assert_eq!(
+        skipped(&s),
+        pair(
+            "y",
+            "unhealthy (198.51.100.10 http 503 x3; 198.51.100.11 http 503 x3)"
+        )
+    );
+    a.pops.set_target_health(
+        1,
+        0,
+        TargetHealth {
+            up: true,
+            detail: String::new(),
+        },
+    );
+    a.pops
+        .force("y", Some("198.51.100.10".parse().unwrap()), Force::Down)
+        .unwrap();
+    assert_eq!(
+        skipped(&explain("10.2.3.4")),
+        pair(
+            "y",
+            "unhealthy (198.51.100.10 forced down; 198.51.100.11 http 503 x3)"
+        )
+    );
+    a.pops
+        .force("y", Some("198.51.100.10".parse().unwrap()), Force::Auto)
+        .unwrap();
+    a.pops.set_target_health(
+        1,
+        1,
+        TargetHealth {
+            up: true,
+            detail: String::new(),
+        },
+    );
+    // Load: drained at high, shed between the watermarks.
+    a.pops.set_manual_load("y", Some(1.0)).unwrap();
+    assert_eq!(
+        skipped(&explain("10.2.3.4")),
+        pair("y", "drained (load 1.00)")
+    );
+    a.pops.set_drained("y", true).unwrap();
+    assert_eq!(skipped(&explain("10.2.3.4")), pair("y", "drained"));
+    a.pops.set_drained("y", false).unwrap();
+    a.pops.set_manual_load("y", Some(0.9)).unwrap();
+    let shed: Vec<_> = [
+        "10.0.0.1",
+        "10.2.0.1",
+        "10.4.0.1",
+        "10.8.0.1",
+        "10.16.0.1",
+        "10.32.0.1",
+        "10.64.0.1",
+        "10.128.0.1",
+    ]
+    .iter()
+    .map(|q| explain(q))
+    .filter(|s| s.reason == Some(Reason::Shed))
+    .collect();
+    assert!(!shed.is_empty());
+    for s in shed {
+        assert_eq!((s.pop.as_deref(), s.ttl), (Some("x"), 10));
+        assert_eq!(skipped(&s), pair("y", "shed (load 0.90, f=0.50)"));
+    }
+}

@@ -76,16 +76,18 @@ def daemon(tmp_path):
 
 def test_drain_round_trip_in_pops(daemon, tmp_path):
     p = _pops(daemon)
+    rest = {"forced": "auto", "load": 0.0, "manual_load": None, "low": 0.8, "high": 1.0,
+            "forced_addresses": []}
     assert p == {
         "x": {"name": "x", "asn": POPS["x"], "local": True, "up": True, "monitored": False, "drained": False,
-              "usable": True},
+              "usable": True, **rest},
         "y": {"name": "y", "asn": POPS["y"], "local": False, "up": True, "monitored": True, "drained": False,
-              "usable": True},
+              "usable": True, **rest},
     }
     rows = [line.split() for line in _ctl(daemon, "pops").splitlines()]
-    assert rows == [["POP", "ASN", "Local", "Up", "Drained", "Answers"],
-                    ["x", str(POPS["x"]), "yes", "yes", "no", "yes"],
-                    ["y", str(POPS["y"]), "no", "yes", "no", "yes"]]
+    assert rows == [["POP", "ASN", "Local", "Up", "Forced", "Drained", "Load", "Low-High", "Answers"],
+                    ["x", str(POPS["x"]), "yes", "yes", "-", "no", "0.00", "0.80-1.00", "yes"],
+                    ["y", str(POPS["y"]), "no", "yes", "-", "no", "0.00", "0.80-1.00", "yes"]]
 
     r = json.loads(_ctl(daemon, "--json", "drain", "y"))
     assert r["pop"] == "y" and r["was_drained"] is False and r["drained"] is True
@@ -94,7 +96,7 @@ def test_drain_round_trip_in_pops(daemon, tmp_path):
     assert p["y"]["drained"] is True and p["y"]["usable"] is False and p["y"]["up"] is True
     assert p["x"]["drained"] is False
     rows = [line.split() for line in _ctl(daemon, "pops").splitlines()]
-    assert rows[2] == ["y", str(POPS["y"]), "no", "yes", "yes", "no"]
+    assert rows[2] == ["y", str(POPS["y"]), "no", "yes", "-", "yes", "0.00", "0.80-1.00", "no"]
 
     # Again: no change, and the reply says it was already drained.
     assert _ctl(daemon, "drain", "y") == "POP y: drained (was already drained)\n"
@@ -231,7 +233,7 @@ def test_drain_moves_dns_answers_to_the_next_pop(tmp_path):
         assert [(a["pop"], a["addresses"], a["skipped"]) for a in www] == \
             [("y", [ANSWERS["y"]], [["x", "drained"]])]
         t = _ctl(sock, "explain", X_FIRST)
-        assert f"www.{ZONE}." in t and ANSWERS["y"] in t and "x (drained)" in t
+        assert f"www.{ZONE}." in t and ANSWERS["y"] in t and "x: drained" in t
 
         _ctl(sock, "undrain", "x")
         assert _dig(dns_port) == [ANSWERS["x"]]

@@ -116,7 +116,11 @@ impl Zones {
                 rtype: if rtype == RecordType::A { "A" } else { "AAAA" }.to_string(),
                 pop: chosen_pop.map(|p| self.pop_names[p].clone()),
                 addresses,
-                ttl: chosen.map_or(st.ttl_failover, |c| c.ttl),
+                // NODATA under `all_down: empty` is short-lived; without
+                // records anywhere the name's ttl stands.
+                ttl: chosen.map_or(if has_records { st.ttl_failover } else { st.ttl }, |c| {
+                    c.ttl
+                }),
                 reason: match chosen {
                     Some(c) => Some(c.pick.reason),
                     // `all_down: empty`: NODATA.
