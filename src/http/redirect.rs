@@ -221,4 +221,26 @@ http:
         let r = respond(&c, &req, ip("127.0.0.1"));
         assert!(r.head_only && r.status == Status::BadRequest);
     }
+
+    #[test]
+    fn the_dns_pick_forced_states_load_and_all_down_empty() {
+        let mut c = ctx();
+        let pop_of = |c: &Ctx| {
+            let s = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n";
+            let req = parse_request(s.as_bytes()).unwrap();
+            let r = respond(c, &req, ip("127.0.0.1"));
+            (r.status, header(&r, "X-Sparrow-Pop").map(str::to_string))
+        };
+        let found = |p: &str| (Status::Found, Some(p.to_string()));
+        // y forced up: its client goes to y; at load 1.0 y counts as drained.
+        c.pops.force("y", None, crate::pops::Force::Up).unwrap();
+        assert_eq!(pop_of(&c), found("y"));
+        c.pops.set_manual_load("y", Some(1.0)).unwrap();
+        assert_eq!(pop_of(&c), found("x"));
+        // Nothing usable: answer_all (the first with a url), empty (503).
+        c.pops.force("x", None, crate::pops::Force::Down).unwrap();
+        assert_eq!(pop_of(&c), found("y"));
+        c.all_down = crate::config::AllDownPolicy::Empty;
+        assert_eq!(pop_of(&c).0, Status::Unavailable);
+    }
 }
