@@ -131,7 +131,10 @@ def main():
     for i, name in enumerate(pops.values(), 1):
         w('  - {name: %s, asn: %d}' % (name, 4200000000 + i))
     w('listen: {enabled: false}')
-    w('admin: {socket: %s}' % q(a.admin))
+    # The operator state file beside the socket: a drain by the wrapper must not
+    # outlive this run (the default is /var/lib/sparrow/state.json).
+    w('admin: {socket: %s, state_file: %s}' % (
+        q(a.admin), q(os.path.join(os.path.dirname(os.path.abspath(a.admin)), 'state.json'))))
     w('logging: {level: %s}' % a.level)
     w('dns:')
     w('  listen: ["127.0.0.1:%d"]' % a.port)

@@ -10,7 +10,7 @@
 # LEVEL (logging.level, default warn), DRAIN_LOCAL (see below, default auto).
 #
 # DRAIN_LOCAL=auto (default) | 1 | 0: a POP with no `pop` session configured counts as up
-# (src/pops.rs), so with the generated config (no sessions) nothing is drained under `auto`.
+# (src/pops/state.rs), so with the generated config (no sessions) nothing is drained under `auto`.
 # Kept for daemons that count unwatched POPs as down: there a steered name answers with the first
 # *usable* POP of the client's ranking (`pops::pick`), so with no sessions every answer
 # would be the local POP's (192.0.2.80). To answer the map's longest match anyway, the wrapper
