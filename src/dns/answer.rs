@@ -17,10 +17,15 @@
 //! - glue: A/AAAA of the NS targets from the referring zone, else from the
 //!   target's own zone, each set once;
 //! - ANY: one RRset (RFC 8482 §4.2);
-//! - steered names: `steer::select` on the querier, then the first usable POP
-//!   in the ranking with records of the type (`zone::pick` over `pops::pick`); ECS scope is the
-//!   decision's safe scope, even when longer than the source prefix length
-//!   (RFC 7871 §7.2.1: the resolver learns its prefix was not specific enough).
+//! - steered names: `steer::select` on the querier, then the POP of
+//!   `zone::pick` over `pops::pick` (availability, load shedding keyed on the
+//!   decision's safe-scope block, `health.all_down`); the answer carries only
+//!   the POP's records whose target is up, with the name's `ttl` from the
+//!   client's first-ranked POP and `ttl_failover` otherwise ([`SteeredOut`],
+//!   applied by the writer); `all_down: empty` gives NODATA with the SOA's TTL
+//!   capped at `ttl_failover`. ECS scope is the decision's safe scope, even when
+//!   longer than the source prefix length (RFC 7871 §7.2.1: the resolver learns
+//!   its prefix was not specific enough).
 //! - class CH: `id.server` / `hostname.bind` TXT; other CH names REFUSED;
 //!   class ANY (`*`) is answered as IN, other classes REFUSED;
 //! - DS is answered by the parent side of a cut (RFC 4035 §3.1.4.1): at a
