@@ -12,8 +12,9 @@ Asserted, querying X with dnspython from the client namespace in A, ECS = each p
   * at 0.95 a superset moves; at 1.0 all of them; ``load x auto``: none;
   * the ECS scope of every answer is the prefix (/24) and the model says the block is
     uniform; addresses sampled inside shed answers' scopes get the same answer;
-  * ``sparrowctl force y down`` and ``sparrowctl drain x`` survive ``kill -TERM`` and a
-    restart of X's sparrowd: ``pops`` shows them, answers and ``explain`` follow them.
+  * ``sparrowctl force y down``, ``force y/ADDR up`` and ``sparrowctl drain x`` survive
+    ``kill -TERM`` and a restart of X's sparrowd: the state file and ``pops`` show them,
+    answers and ``explain`` follow them.
 """
 from __future__ import annotations
 
@@ -157,16 +158,23 @@ def test_force_and_drain_survive_a_restart(env):
     try:
         assert spx.ctl("force", "y", "down")["saved"] is True
         assert spx.ctl("drain", "x")["saved"] is True
+        # one address forced too (POP/ADDR): Y's A address, forced up
+        y_addr = sorted(ANSWERS["y"]["A"])[0]
+        r = spx.ctl("force", f"y/{y_addr}", "up")
+        assert r["saved"] is True and r["address"] == y_addr, r
         p = _pops(env)
         assert p["y"]["forced"] == "down" and p["x"]["drained"] is True
         state = json.loads(open(spx.state_file).read())
-        assert state["drained"] == ["x"] and state["forced"] == [{"pop": "y", "state": "down"}], state
+        assert state["drained"] == ["x"], state
+        assert state["forced"] == [{"pop": "y", "state": "down"},
+                                   {"pop": "y", "address": y_addr, "state": "up"}], state
 
         rc = spx.stop()  # SIGTERM
         assert rc == 0 or rc is None, rc
         spx.start().wait_ready()
         p = _pops(env)
         assert p["y"]["forced"] == "down" and not p["y"]["up"] and p["x"]["drained"] is True, p
+        assert p["y"]["forced_addresses"] == [[y_addr, "up"]], p
         spx.wait_established(*tss.PEERS["x"], timeout=60)
         harness.wait_until(lambda: spx.explain(c_client)["source"] == "rib", 60, interval=0.5,
                           desc="X's steering from the RIB again")
@@ -181,6 +189,7 @@ def test_force_and_drain_survive_a_restart(env):
         assert www_a["pop"] == "x" and www_a["reason"] == "failover" and ["y", "forced"] in www_a["skipped"], www_a
     finally:
         spx.ctl("force", "y", "auto")
+        spx.ctl("force", f"y/{sorted(ANSWERS['y']['A'])[0]}", "auto")
         spx.ctl("undrain", "x")
     harness.wait_until(lambda: _pop_of(_ask(env, [ecs])[0]) == "y", 30, interval=0.5,
                       desc="Y answers its client again")
