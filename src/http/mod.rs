@@ -6,9 +6,11 @@
 //! address; reads `steer::Handle` and `PopState`, talks to nobody else.
 //!
 //! The decision is the DNS one: [`steer::select`] on the client address, then
-//! [`crate::pops::pick`]: the first POP of the ranking that is usable (up and not
-//! drained) and has a `url`; if none is usable, the first with a `url` (all down
-//! counts as all up). The client address is the TCP source, or, when the TCP
+//! [`crate::pops::pick`] over the POPs that have a `url`: the first usable one
+//! (up, not forced down, not drained, load below `high`), with load shedding
+//! keyed on the decision's safe-scope block; if none is usable,
+//! `health.all_down` decides (`answer_all`: the first with a `url`; `empty`:
+//! 503). The client address is the TCP source, or, when the TCP
 //! source lies in `http.trusted_proxies`, the address [`client_addr`] takes
 //! from `X-Forwarded-For`.
 //!
