@@ -205,8 +205,9 @@ pub struct SteeredPick {
 /// [`crate::pops::pick`] over the POPs that have a set of the asked type
 /// (`sets`), a set whose records are all down (`up_mask`, forced states of
 /// addresses applied) counting as down even when its POP is forced up (that
-/// overrides the POP's `min_up_fraction`, not its addresses), with the shedding key of `d`'s safe-scope
-/// block. `trace`: see `pops::pick` (a no-op on the query path).
+/// overrides the POP's `min_up_fraction`, not its addresses), with the
+/// shedding key of `d`'s safe-scope block. `trace`: see `pops::pick` (a
+/// no-op on the query path).
 #[inline]
 pub fn pick(
     st: &Steered,
