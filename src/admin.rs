@@ -461,26 +461,19 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
             data(res.map_err(|e| e.to_string())?)
         }
         Request::Drain { pop, by } => {
-            data(operator::set_drained(ctx, &pop, true, by.as_deref(), who)?)
+            data(operator::set_drained(ctx, &pop, true, by.as_deref(), who).await?)
         }
         Request::Undrain { pop, by } => {
-            data(operator::set_drained(ctx, &pop, false, by.as_deref(), who)?)
+            data(operator::set_drained(ctx, &pop, false, by.as_deref(), who).await?)
         }
         Request::Force {
             pop,
             address,
             state,
             by,
-        } => data(operator::force(
-            ctx,
-            &pop,
-            address.as_deref(),
-            state,
-            by.as_deref(),
-            who,
-        )?),
+        } => data(operator::force(ctx, &pop, address.as_deref(), state, by.as_deref(), who).await?),
         Request::Load { pop, load, by } => {
-            data(operator::load(ctx, &pop, load, by.as_deref(), who)?)
+            data(operator::load(ctx, &pop, load, by.as_deref(), who).await?)
         }
         Request::Paths => data(ctx.stats.paths.load(Ordering::Relaxed)),
         Request::Summary => data(summary(ctx).await?),

@@ -6,7 +6,9 @@
 //! failed save is logged (`warn`) but the change stays applied.
 //!
 //! Every change is logged at `info` with the caller's uid and pid and the
-//! user sparrowctl says it ran as.
+//! user sparrowctl says it ran as. The change and its save (an fsync) run on
+//! a blocking thread, never on a runtime worker (the HTTP redirector shares
+//! the runtime).
 
 use std::net::IpAddr;
 
@@ -14,7 +16,7 @@ use tracing::{info, warn};
 
 use super::reply::{DrainReply, ForceReply, LoadReply};
 use super::{AdminCtx, Caller};
-use crate::pops::{Force, PersistError};
+use crate::pops::{Force, PersistError, PopError, PopState};
 
 /// The caller's own name for itself, bounded (the log escapes it).
 fn by_name(by: Option<&str>) -> &str {
@@ -35,18 +37,28 @@ fn saved(ctx: &AdminCtx, r: Result<(), PersistError>) -> (bool, Option<String>) 
     }
 }
 
+/// Apply `f` to the POP state and save, on a blocking thread.
+async fn change<T: Send + 'static>(
+    ctx: &AdminCtx,
+    f: impl FnOnce(&PopState) -> Result<T, PopError> + Send + 'static,
+) -> Result<(T, Result<(), PersistError>), String> {
+    let (store, pops) = (ctx.store.clone(), ctx.pops.clone());
+    tokio::task::spawn_blocking(move || store.change(&pops, f))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
 /// `drain` / `undrain`: set the flag, save, log who did it, reply with both states.
-pub(super) fn set_drained(
+pub(super) async fn set_drained(
     ctx: &AdminCtx,
     pop: &str,
     drained: bool,
     by: Option<&str>,
     who: &Caller,
 ) -> Result<DrainReply, String> {
-    let (was, save) = ctx
-        .store
-        .change(&ctx.pops, |p| p.set_drained(pop, drained))
-        .map_err(|e| e.to_string())?;
+    let name = pop.to_string();
+    let (was, save) = change(ctx, move |p| p.set_drained(&name, drained)).await?;
     let state = |d: bool| if d { "drained" } else { "not drained" };
     info!(
         pop,
@@ -75,7 +87,7 @@ pub(super) fn set_drained(
 }
 
 /// `force POP[/ADDR] STATE`.
-pub(super) fn force(
+pub(super) async fn force(
     ctx: &AdminCtx,
     pop: &str,
     address: Option<&str>,
@@ -91,10 +103,8 @@ pub(super) fn force(
                 .map_err(|_| format!("{a:?} is not an IP address"))?,
         ),
     };
-    let (was, save) = ctx
-        .store
-        .change(&ctx.pops, |p| p.force(pop, addr, to))
-        .map_err(|e| e.to_string())?;
+    let name = pop.to_string();
+    let (was, save) = change(ctx, move |p| p.force(&name, addr, to)).await?;
     let target = addr.map_or(pop.to_string(), |a| format!("{pop}/{a}"));
     info!(
         pop,
@@ -122,17 +132,15 @@ pub(super) fn force(
 }
 
 /// `load POP VALUE|auto` (`None`: back to the measured figure).
-pub(super) fn load(
+pub(super) async fn load(
     ctx: &AdminCtx,
     pop: &str,
     value: Option<f64>,
     by: Option<&str>,
     who: &Caller,
 ) -> Result<LoadReply, String> {
-    let (was, save) = ctx
-        .store
-        .change(&ctx.pops, |p| p.set_manual_load(pop, value))
-        .map_err(|e| e.to_string())?;
+    let name = pop.to_string();
+    let (was, save) = change(ctx, move |p| p.set_manual_load(&name, value)).await?;
     let show = |v: Option<f64>| v.map_or("auto".to_string(), |l| format!("{l:.2}"));
     info!(
         pop,
