@@ -1,7 +1,9 @@
 //! Daemon wiring: starts the RIB thread, the sessions and listeners, DNS,
 //! HTTP and the admin socket; turns SIGTERM/SIGINT into Cease/Administrative
-//! Shutdown on every session and removes the admin socket on the way out;
-//! SIGHUP reloads.
+//! Shutdown on every session (a planned restart: with graceful restart and
+//! RFC 8538 the other POPs keep our routes as stale) and writes the restart
+//! marker (`session::graceful`) that makes the next sparrowd set the Restart
+//! State bit; removes the admin socket on the way out; SIGHUP reloads.
 //!
 //! Wires the one-way dependencies: the steering publisher becomes the RIB
 //! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
@@ -101,7 +103,8 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     let admin_listener = admin::bind(&socket_path, cfg.admin_mode())?;
 
     let mut tasks = JoinSet::new();
-    let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks)
+    let restarting = session::graceful::take_restart_marker(&cfg);
+    let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks, restarting)
         .await
         .map_err(DaemonError::Listen)?;
     let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
@@ -172,6 +175,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
             }
         }
     }
+    session::graceful::write_restart_marker(&cfg);
     for c in &peers.ctl {
         let _ = c.send(PeerCtl::Shutdown);
     }

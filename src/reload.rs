@@ -119,6 +119,10 @@ impl Reloader {
             ("steering", r.steering != new.steering),
             ("http", r.http != new.http),
             (
+                "selection_deferral",
+                r.selection_deferral != new.selection_deferral,
+            ),
+            (
                 "dns.listen/udp_workers/tcp_*",
                 r.dns.listen != new.dns.listen
                     || r.dns.udp_workers != new.dns.udp_workers

@@ -43,6 +43,10 @@ pub struct RawConfig {
     /// Optional HTTP redirect listener (see `crate::http`).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Seconds the initial export to a POP peer (and its End-of-RIB) waits for
+    /// our own upstream tables to converge (RFC 4724's selection deferral).
+    #[serde(default = "default_selection_deferral")]
+    pub selection_deferral: u16,
     /// Service health checks and the all-down policy (see `crate::pops`).
     #[serde(default)]
     pub health: HealthConfig,
@@ -421,6 +425,9 @@ fn default_hold_time() -> u16 {
 }
 fn default_connect_retry() -> u16 {
     5
+}
+fn default_selection_deferral() -> u16 {
+    360
 }
 fn default_restart_time() -> u16 {
     120

@@ -126,6 +126,7 @@ fn defaults_of_omitted_keys() {
     assert_eq!(p.hold_time, 90);
     assert_eq!(p.connect_retry, 5);
     assert_eq!(p.restart_time, 120);
+    assert_eq!(c.selection_deferral, 360);
     assert!(!p.graceful_restart && !p.passive && !p.gtsm);
     assert!(p.enforce_first_as);
     assert_eq!(p.families, vec![Afi::Ipv4, Afi::Ipv6]);
@@ -345,6 +346,12 @@ fn more_semantic_errors() {
             "role: upstream\n    connect_retry: 0\n",
             "peers[0].connect_retry",
             "connect_retry",
+        ),
+        (
+            "router_id: 10.0.0.1\n",
+            "router_id: 10.0.0.1\nselection_deferral: 3601\n",
+            "selection_deferral",
+            "selection_deferral",
         ),
     ];
     for &(from, to, key, at) in cases {

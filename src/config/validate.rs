@@ -23,6 +23,8 @@ use crate::wire::AS_TRANS;
 const MAX_PASSWORD_LEN: usize = 80;
 /// The graceful-restart capability carries Restart Time in 12 bits.
 const MAX_RESTART_TIME: u16 = 4095;
+/// Longest selection deferral (RFC 4724 §4.1 leaves it to the implementation).
+const MAX_SELECTION_DEFERRAL: u16 = 3600;
 
 /// Collects semantic errors, locating each key in the text.
 struct Checker<'a> {
@@ -188,6 +190,12 @@ fn check_listen_admin_logging(c: &mut Checker, cfg: &RawConfig) -> Option<u32> {
     }
     if l.port == 0 {
         c.err("listen.port", "must be 1..=65535");
+    }
+    if cfg.selection_deferral > MAX_SELECTION_DEFERRAL {
+        c.err(
+            "selection_deferral",
+            format!("must be 0 (no wait) to {MAX_SELECTION_DEFERRAL} seconds"),
+        );
     }
     if cfg.admin.socket.trim().is_empty() {
         c.err("admin.socket", "must not be empty");

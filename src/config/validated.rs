@@ -35,6 +35,9 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
     /// Optional HTTP redirect listener (see `crate::http`).
     pub http: HttpConfig,
+    /// Longest wait for upstream convergence before exporting to POP peers
+    /// (see `crate::rib`), seconds.
+    pub selection_deferral: u16,
     /// Service health checks and the all-down policy (see `crate::pops`).
     pub health: HealthConfig,
     /// Index in `pops` of this POP (`pop`).
@@ -71,6 +74,7 @@ impl Config {
             dns: raw.dns,
             zones: raw.zones,
             http: raw.http,
+            selection_deferral: raw.selection_deferral,
             health: raw.health,
             local_pop,
             pop_by_asn,

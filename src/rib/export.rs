@@ -1,6 +1,8 @@
 //! Export to POP peers: the queued best-path changes sent after each burst
 //! ([`Rib::flush`]), the full table on PeerUp or ROUTE-REFRESH, in batches of
-//! [`EXPORT_BATCH`] with equal attribute sets next to each other.
+//! [`EXPORT_BATCH`] with equal attribute sets next to each other. Nothing of
+//! a family goes out before the family is released (`graceful`: upstream
+//! convergence or the selection deferral).
 //!
 //! Sends `SessionCmd::Export` to the POP sessions; the sessions encode.
 
@@ -24,7 +26,8 @@ impl Rib {
         }
         let ps = &self.core.peers[peer as usize];
         let negotiated = ps.info.as_ref().is_some_and(|i| i.afis[afi.index()]);
-        if ps.role == Role::Pop && ps.ctl.is_some() && negotiated {
+        // Before release the family's table has not been sent; it will be.
+        if ps.role == Role::Pop && ps.ctl.is_some() && negotiated && self.released[afi.index()] {
             debug!(peer = %self.name(peer), %afi, "RIB: route refresh");
             self.flush();
             self.dump(peer, afi);
@@ -99,7 +102,8 @@ impl Rib {
                 continue;
             }
             for f in 0..2 {
-                if !info.afis[f] {
+                // Unreleased: the whole table goes out at release instead.
+                if !info.afis[f] || !self.released[f] {
                     continue;
                 }
                 for chunk in withdraw[f].chunks(EXPORT_BATCH) {

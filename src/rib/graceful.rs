@@ -1,21 +1,38 @@
 //! Peer sessions coming and going: PeerUp (initial export to a POP, our
 //! End-of-RIB to an upstream), PeerDown, and graceful restart (RFC 4724):
 //! stale marking, the restart timer, and sweeping stale paths on End-of-RIB
-//! or timeout.
+//! or timeout; and the export deferral: a POP peer gets a family's table and
+//! our End-of-RIB only once that family is released (`Rib::released`: the
+//! first End-of-RIB of an upstream peer carrying it, or the selection
+//! deferral timer), so that after our own restart the other POPs keep our
+//! stale routes until we know our routes again.
 //!
-//! Called by [`Rib::handle`]; timers feed `RibMsg::StaleTimeout` back into the
-//! RIB task's own channel.
+//! Called by [`Rib::handle`]; timers feed `RibMsg::StaleTimeout` and
+//! `RibMsg::DeferralTimeout` back into the RIB task's own channel.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::state::{before, with_table, Core, Rib};
 use super::table::{PrefixKey, Table, STALE};
 use super::{RibMsg, SessionCmd, SessionInfo};
-use crate::config::Role;
+use crate::config::{Config, Role};
 use crate::types::{Afi, PeerId};
+
+/// Per family, whether exports to POP peers may go out from the start: when no
+/// `upstream` peer carries the family (nothing to wait for: only upstream
+/// routes are exported), or `selection_deferral` is 0.
+pub(super) fn released_at_start(cfg: &Config) -> [bool; 2] {
+    Afi::ALL.map(|afi| {
+        cfg.selection_deferral == 0
+            || !cfg
+                .peers
+                .iter()
+                .any(|p| p.role == Role::Upstream && p.families.contains(&afi))
+    })
+}
 
 impl Core {
     /// Remove `peer`'s paths from a table (only the stale ones with `only_stale`).
@@ -119,9 +136,14 @@ impl Rib {
             self.core.peers[peer as usize].ctl = Some(ctl.clone());
             self.recount_pops();
             for afi in Afi::ALL {
-                if afis[afi.index()] {
+                if !afis[afi.index()] {
+                    continue;
+                }
+                if self.released[afi.index()] {
                     self.dump(peer, afi);
                     let _ = ctl.send(SessionCmd::EndOfRib(afi));
+                } else {
+                    info!(peer = %self.name(peer), %afi, "RIB: export and End-of-RIB wait for the upstream End-of-RIB");
                 }
             }
         } else {
@@ -210,9 +232,53 @@ impl Rib {
         debug!(peer = %self.name(peer), %afi, "RIB: End-of-RIB");
         self.core.peers[peer as usize].eor[afi.index()] = true;
         self.sweep_stale(peer, afi);
+        if self.core.peers[peer as usize].role == Role::Upstream && !self.released[afi.index()] {
+            info!(peer = %self.name(peer), %afi, "RIB: upstream End-of-RIB, exporting to POP peers");
+            self.release(afi);
+        }
         let ps = &mut self.core.peers[peer as usize];
         if ps.stale.iter().all(|&n| n == 0) {
             ps.epoch += 1; // nothing left for a pending stale timer to do
         }
+    }
+}
+
+impl Rib {
+    /// Exports of `afi` to POP peers may go out: each POP peer up with the
+    /// family gets the whole table, then End-of-RIB. Changes queued before
+    /// are dropped (the table carries them).
+    fn release(&mut self, afi: Afi) {
+        let f = afi.index();
+        self.core.pending.retain(|p, _| p.afi() != afi);
+        self.released[f] = true;
+        let pops: Vec<PeerId> = (0..self.core.peers.len() as PeerId)
+            .filter(|&p| {
+                let ps = &self.core.peers[p as usize];
+                ps.role == Role::Pop
+                    && ps.ctl.is_some()
+                    && ps.info.as_ref().is_some_and(|i| i.afis[f])
+            })
+            .collect();
+        for peer in pops {
+            self.dump(peer, afi);
+            if let Some(ctl) = &self.core.peers[peer as usize].ctl {
+                let _ = ctl.send(SessionCmd::EndOfRib(afi));
+            }
+        }
+    }
+
+    /// The selection deferral ran out: release every family still waiting.
+    pub(super) fn deferral_timeout(&mut self) {
+        for afi in Afi::ALL {
+            if !self.released[afi.index()] {
+                warn!(%afi, "RIB: no upstream End-of-RIB within selection_deferral; exporting to POP peers");
+                self.release(afi);
+            }
+        }
+    }
+
+    /// Whether exports of `afi` to POP peers go out (see [`Rib::release`]).
+    pub fn export_released(&self, afi: Afi) -> bool {
+        self.released[afi.index()]
     }
 }

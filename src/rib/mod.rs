@@ -36,6 +36,13 @@
 //!   re-establishes, its stale paths stay until replaced, its End-of-RIB for
 //!   the family, or `restart_time` (from the config) more seconds; a family not
 //!   negotiated by the new session is swept at once.
+//! - Export deferral (RFC 4724 §4.1's selection deferral): a POP peer gets a
+//!   family's table and our End-of-RIB (which makes it sweep the routes it
+//!   kept stale from our previous run) only once our own upstream tables
+//!   have converged for it: the first End-of-RIB from an `upstream` peer
+//!   carrying the family (the event that moves steering off the fallback map),
+//!   or `selection_deferral` seconds after start. A family no upstream carries
+//!   exports at once. After that, exports go out as changes happen.
 //!
 //! Measured (`bench.rs`, release, 4 peers x (1M IPv4 + 250k IPv6) = 5M paths,
 //! 1.24M distinct attribute sets): ~200 MB RSS for the RIB (~42 B/path: table
@@ -53,6 +60,8 @@
 mod bench;
 mod bestpath;
 mod codec;
+#[cfg(test)]
+mod deferral_tests;
 pub mod encode;
 mod export;
 mod graceful;
@@ -176,6 +185,9 @@ pub enum RibMsg {
         peer: PeerId,
         epoch: u64,
     },
+    /// The selection deferral (`selection_deferral`) ran out: export to POP
+    /// peers even for families whose upstreams have not sent End-of-RIB.
+    DeferralTimeout,
 }
 
 /// Counters readable without asking the RIB task (O(1), lock-free).
@@ -222,7 +234,14 @@ pub async fn run_with(
     mut listener: Option<Box<dyn LocRibListener>>,
 ) {
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
-    let mut rib = Rib::new(cfg, stats, Some(timer_tx));
+    let deferral = Duration::from_secs(cfg.selection_deferral.into());
+    let mut rib = Rib::new(cfg, stats, Some(timer_tx.clone()));
+    if !rib.released.iter().all(|&r| r) {
+        tokio::spawn(async move {
+            tokio::time::sleep(deferral).await;
+            let _ = timer_tx.send(RibMsg::DeferralTimeout);
+        });
+    }
     rib.publish_stats();
     if let Some(l) = listener.as_mut() {
         l.attach(&mut rib);

@@ -185,6 +185,9 @@ pub struct Rib {
     pub(super) stats: Arc<RibStats>,
     /// Where stale timers deliver `RibMsg::StaleTimeout` (None: no timers).
     pub(super) timers: Option<mpsc::UnboundedSender<RibMsg>>,
+    /// Per family: our upstream tables converged (or the selection deferral
+    /// ran out), so POP peers get our export and End-of-RIB (see `graceful`).
+    pub(super) released: [bool; 2],
 }
 
 /// Dispatch to the table of a family with the matching key type.
@@ -214,6 +217,7 @@ impl Rib {
         stats: Arc<RibStats>,
         timers: Option<mpsc::UnboundedSender<RibMsg>>,
     ) -> Rib {
+        let released = super::graceful::released_at_start(&cfg);
         let peers = cfg
             .peers
             .iter()
@@ -245,6 +249,7 @@ impl Rib {
                 changed: None,
                 track_all: false,
             },
+            released,
             stats,
             timers,
         }
@@ -259,6 +264,7 @@ impl Rib {
             RibMsg::EndOfRib { peer, afi } => self.end_of_rib(peer, afi),
             RibMsg::RouteRefresh { peer, afi } => self.route_refresh(peer, afi),
             RibMsg::StaleTimeout { peer, epoch } => self.stale_timeout(peer, epoch),
+            RibMsg::DeferralTimeout => self.deferral_timeout(),
             RibMsg::Query { query, reply } => {
                 // Exports queued so far go out first: an answer never runs ahead.
                 self.flush();

@@ -322,6 +322,9 @@ async fn export_to_pop_peers() {
     let h = Harness::start();
     let mut up1 = h.up(UP1).await;
     let mut up2 = h.up(UP2).await;
+    // Our upstream tables have converged (see `deferral_tests`).
+    h.eor(UP1, Afi::Ipv4).await;
+    h.eor(UP1, Afi::Ipv6).await;
     // Routes present before the POP comes up are in its initial dump.
     h.announce(UP1, &["192.0.2.0/24"], attrs(&[65001, 9], "10.0.0.1"))
         .await;
@@ -758,6 +761,7 @@ fn randomized_invariants() {
         TestConfig::embedded_default()
             .pop("p4", 65005)
             .peers(&peers)
+            .with("selection_deferral: 0\n")
             .build(),
     );
     let stats = Arc::new(RibStats::default());
@@ -921,6 +925,7 @@ fn randomized_invariants() {
 async fn exports_share_one_arc_per_attribute_set() {
     // The session groups announcements into UPDATEs by Arc pointer.
     let (h, _sessions) = Harness::with_up(&[UP1]).await;
+    h.eor(UP1, Afi::Ipv4).await;
     h.announce(UP1, &TWO_V4, attrs(&[65001], "10.0.0.1")).await;
     let mut pop = h.up(POP1).await;
     h.announce(

@@ -2,7 +2,7 @@
 //! (record the negotiated session, tell the RIB), `ProcessUpdate` (decode with
 //! `wire` and hand the changes to the RIB), `ProcessRouteRefresh`, the RIB's
 //! commands (exports, End-of-RIB, teardown), and `SessionDown` (tell the RIB,
-//! keeping routes stale under graceful restart).
+//! keeping routes stale under graceful restart as `graceful` decides).
 //!
 //! Talks to: `rib` (RibMsg out, SessionCmd in; export encoding is
 //! `rib::encode`), `task` (which calls these from its action loop).
@@ -33,6 +33,8 @@ pub(super) struct Up {
     nh: (IpAddr, IpAddr),
     afis: [bool; 2],
     graceful_restart: bool,
+    /// Both sides set RFC 8538's N bit.
+    gr_notification: bool,
     /// The peer's announced restart time (RFC 4724), 0 if none.
     peer_restart_time: u16,
 }
@@ -64,6 +66,7 @@ pub(super) async fn session_up(
         s.route_refresh = neg.route_refresh;
         s.extended_message = neg.extended;
         s.graceful_restart = neg.graceful_restart;
+        s.graceful_notification = neg.gr_notification;
     });
     info!(
         remote_id = %open.router_id,
@@ -90,6 +93,7 @@ pub(super) async fn session_up(
         ),
         afis: neg.afis,
         graceful_restart: neg.graceful_restart,
+        gr_notification: neg.gr_notification,
         peer_restart_time: open
             .caps
             .graceful_restart
@@ -195,12 +199,12 @@ pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
     }
 }
 
-/// `SessionDown`: tell the RIB. Graceful restart (RFC 4724) keeps the routes,
-/// stale, only when the TCP session just died (not after a NOTIFICATION).
+/// `SessionDown`: tell the RIB. Graceful restart keeps the routes, stale,
+/// when the TCP session died (RFC 4724) or, with RFC 8538's N bit on both
+/// sides, after a NOTIFICATION other than Hard Reset (`graceful::keep_stale`).
 pub(super) async fn session_down(ctx: &PeerCtx, up: &Up, why: Option<&SessionError>) {
-    let keep_stale = (up.graceful_restart
-        && matches!(why, Some(SessionError::Eof | SessionError::Io(_))))
-    .then(|| Duration::from_secs(up.peer_restart_time.min(ctx.pc().restart_time) as u64));
+    let keep_stale = super::graceful::keep_stale(up.graceful_restart, up.gr_notification, why)
+        .then(|| Duration::from_secs(up.peer_restart_time.min(ctx.pc().restart_time) as u64));
     let _ = ctx
         .rib
         .send(RibMsg::PeerDown {

@@ -8,10 +8,11 @@ use std::net::Ipv4Addr;
 use crate::config::{Config, PeerConfig};
 use crate::fsm::{self, State};
 use crate::types::Afi;
-use crate::wire::{self, code, open_err, Capabilities, GracefulRestartCap, Open, WireError};
+use crate::wire::{self, code, open_err, Capabilities, Open, WireError};
 
-/// The OPEN we send to a peer.
-pub(super) fn our_open(cfg: &Config, pc: &PeerConfig) -> Open {
+/// The OPEN we send to a peer (`restarting`: set the Restart State bit, see
+/// `graceful`).
+pub(super) fn our_open(cfg: &Config, pc: &PeerConfig, restarting: bool) -> Open {
     let asn = cfg.local_asn;
     Open {
         asn,
@@ -27,11 +28,7 @@ pub(super) fn our_open(cfg: &Config, pc: &PeerConfig) -> Open {
             as4: Some(asn),
             route_refresh: true,
             extended_message: true,
-            graceful_restart: pc.graceful_restart.then(|| GracefulRestartCap {
-                restart_time: pc.restart_time,
-                restarting: false,
-                afis: Vec::new(),
-            }),
+            graceful_restart: super::graceful::our_cap(pc, restarting),
             other: Vec::new(),
         },
     }
@@ -62,6 +59,9 @@ pub(super) struct Negotiated {
     pub afis: [bool; 2],
     pub extended: bool,
     pub graceful_restart: bool,
+    /// Both sides set the N bit (RFC 8538): NOTIFICATIONs other than Hard
+    /// Reset keep routes as stale too.
+    pub gr_notification: bool,
     pub route_refresh: bool,
 }
 
@@ -98,6 +98,9 @@ pub(super) fn negotiate(pc: &PeerConfig, ours: &Open, theirs: &Open) -> Negotiat
         afis,
         extended: theirs.caps.extended_message,
         graceful_restart: pc.graceful_restart && theirs.caps.graceful_restart.is_some(),
+        gr_notification: [&ours.caps, &theirs.caps]
+            .iter()
+            .all(|c| c.graceful_restart.as_ref().is_some_and(|g| g.notification)),
         route_refresh: theirs.caps.route_refresh,
     }
 }

@@ -15,6 +15,8 @@
 //!   writer tasks of a connection;
 //! - `handshake`: our OPEN, checking the peer's, negotiation, and collision
 //!   detection (RFC 4271 §6.8);
+//! - `graceful`: graceful restart decisions (RFC 4724, RFC 8538): our
+//!   capability, keeping a peer's routes stale, Hard Reset, the restart marker;
 //! - `established`: what an Established session does: tell the RIB it is up or
 //!   down, hand it UPDATEs and ROUTE-REFRESHes, send its exports.
 //!
@@ -22,6 +24,7 @@
 //! `pops` (the per-peer Established flags).
 
 mod established;
+pub mod graceful;
 mod handshake;
 mod socket;
 mod task;
@@ -106,6 +109,8 @@ pub struct PeerStatus {
     pub route_refresh: bool,
     pub extended_message: bool,
     pub graceful_restart: bool,
+    /// Both sides set RFC 8538's N bit (graceful NOTIFICATION).
+    pub graceful_notification: bool,
     pub established_count: u64,
     pub updates_received: u64,
     pub updates_sent: u64,
@@ -131,6 +136,7 @@ impl Default for PeerStatus {
             route_refresh: false,
             extended_message: false,
             graceful_restart: false,
+            graceful_notification: false,
             established_count: 0,
             updates_received: 0,
             updates_sent: 0,
@@ -145,7 +151,8 @@ impl Default for PeerStatus {
 pub enum PeerCtl {
     /// An accepted connection from this peer's address.
     Incoming(TcpStream),
-    /// Admin reset: Cease/Administrative Reset, then reconnect.
+    /// Admin reset: Cease/Administrative Reset (as a Hard Reset when RFC
+    /// 8538 was negotiated, so the peer flushes our routes), then reconnect.
     Reset,
     /// Daemon shutdown: Cease/Administrative Shutdown, then end the task.
     Shutdown,
@@ -178,10 +185,14 @@ impl Peers {
 }
 
 /// Start the listeners and one task per peer. Returns the shared peer table.
+/// `restarting`: this process follows a planned shutdown (the restart marker,
+/// see `graceful`): OPENs carry the Restart State bit until each peer's first
+/// session is Established.
 pub async fn start(
     cfg: Arc<Config>,
     rib: mpsc::Sender<RibMsg>,
     tasks: &mut JoinSet<()>,
+    restarting: bool,
 ) -> io::Result<Arc<Peers>> {
     let (peers, ctl_rx) = Peers::new(cfg.peers.len());
     let peers = Arc::new(peers);
@@ -194,7 +205,8 @@ pub async fn start(
     }
     for (i, rx) in ctl_rx.into_iter().enumerate() {
         let span = info_span!("peer", name = %cfg.peers[i].name, addr = %cfg.peers[i].address);
-        let peer = task::Peer::new(i as PeerId, cfg.clone(), rib.clone(), peers.clone());
+        let mut peer = task::Peer::new(i as PeerId, cfg.clone(), rib.clone(), peers.clone());
+        peer.set_restarting(restarting);
         tasks.spawn(peer.run(rx).instrument(span));
     }
     Ok(peers)

@@ -29,6 +29,7 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tracing::{debug, info, warn};
 
 use super::established::{self, Up};
+use super::graceful;
 use super::handshake::{self, Negotiated, Rival};
 use super::socket::{self, ConnEvent, Link};
 use super::{PeerCtl, PeerStatus, Peers, SessionError};
@@ -170,6 +171,9 @@ pub(super) struct Peer {
     closing: Vec<JoinHandle<()>>,
     /// UPDATEs processed in the current batch, added to the status after it.
     updates_received: u64,
+    /// OPENs carry the Restart State bit (RFC 4724 §4.1) until the first
+    /// session is Established (see `graceful`).
+    restarting: bool,
     exit: bool,
 }
 
@@ -199,8 +203,13 @@ impl Peer {
             queue: VecDeque::new(),
             closing: Vec::new(),
             updates_received: 0,
+            restarting: false,
             exit: false,
         }
+    }
+
+    pub fn set_restarting(&mut self, restarting: bool) {
+        self.restarting = restarting;
     }
 
     /// Run the peer until the daemon shuts down (or the control channel closes).
@@ -253,7 +262,7 @@ impl Peer {
     async fn act(&mut self, i: usize, ev: &Event, action: Action, input: &mut Input) -> bool {
         let now = TokioInstant::now();
         let ctx = self.ctx.clone();
-        let retry = self.retry;
+        let (retry, restarting) = (self.retry, self.restarting);
         let m = &mut self.machines[i];
         match action {
             Action::Connect => {
@@ -267,7 +276,7 @@ impl Peer {
             Action::StopConnectRetryTimer => m.retry_at = None,
             Action::SendOpen => {
                 if let Some(link) = &m.link {
-                    let open = handshake::our_open(&ctx.cfg, ctx.pc());
+                    let open = handshake::our_open(&ctx.cfg, ctx.pc(), restarting);
                     link.send(wire::encode_open(&open));
                 }
             }
@@ -370,6 +379,7 @@ impl Peer {
             }
         }
         self.retry = self.base_retry;
+        self.restarting = false;
         let me = self.machines[i].id;
         for other in self.machines.iter_mut().filter(|o| o.id != me) {
             if other.link.is_some() {
@@ -491,7 +501,9 @@ impl Peer {
             Some(PeerCtl::Reset) => {
                 for id in self.ids() {
                     self.set_why(id, "administrative reset");
-                    let ev = Event::Teardown(cease_with(cease::ADMIN_RESET, Vec::new()));
+                    let neg = self.index(id).and_then(|i| self.machines[i].open.as_ref());
+                    let n = graceful::teardown(neg.map(|o| &o.1), cease::ADMIN_RESET, Vec::new());
+                    let ev = Event::Teardown(n);
                     self.fsm_event(id, ev, Input::None).await;
                 }
             }
@@ -689,7 +701,11 @@ impl Peer {
             self.machines[i].err = Some(SessionError::CollisionLost);
             return self.fsm_event(id, Event::CollisionLost, Input::None).await;
         }
-        let neg = handshake::negotiate(ctx.pc(), &handshake::our_open(&ctx.cfg, ctx.pc()), &open);
+        let neg = handshake::negotiate(
+            ctx.pc(),
+            &handshake::our_open(&ctx.cfg, ctx.pc(), self.restarting),
+            &open,
+        );
         let m = &mut self.machines[i];
         if let Some(link) = &m.link {
             link.set_max_len(neg.max_len());
@@ -719,7 +735,8 @@ impl Peer {
             }) => {
                 warn!(%reason, "teardown requested");
                 self.machines[i].why = Some("teardown (max-prefix)".into());
-                let ev = Event::Teardown(cease_with(subcode, data));
+                let neg = self.machines[i].open.as_ref().map(|o| &o.1);
+                let ev = Event::Teardown(graceful::teardown(neg, subcode, data));
                 self.fsm_event(id, ev, Input::None).await;
             }
             Some(cmd) => {

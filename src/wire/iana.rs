@@ -79,6 +79,20 @@ registry! {
     }
 }
 
+/// Graceful Restart capability fields (RFC 4724 §3, RFC 8538 §2): flag bits of
+/// the 2-octet Restart Flags / Restart Time header and of each family's flags octet.
+pub mod gr {
+    /// Restart State (R): the sender has restarted.
+    pub const RESTART_STATE: u16 = 0x8000;
+    /// Graceful Notification (N, RFC 8538): NOTIFICATIONs other than Hard
+    /// Reset keep the routes too.
+    pub const NOTIFICATION: u16 = 0x4000;
+    /// The 12-bit restart time, in seconds.
+    pub const TIME_MASK: u16 = 0x0fff;
+    /// Per-family Forwarding State (F) bit.
+    pub const FORWARDING: u8 = 0x80;
+}
+
 /// Address Family Identifiers (IANA).
 pub mod afi {
     pub const IPV4: u16 = 1;

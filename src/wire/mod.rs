@@ -34,7 +34,7 @@ pub use open::{decode_open, encode_open};
 pub use update::{decode_update, merge_as4_path};
 
 pub use iana::{
-    attr, cap, cease, code, flag, fsm_err, header_err, msg, open_err, route_refresh_err,
+    attr, cap, cease, code, flag, fsm_err, gr, header_err, msg, open_err, route_refresh_err,
     update_err, AS_TRANS, NO_SUBCODE,
 };
 
@@ -72,11 +72,14 @@ impl WireError {
     }
 }
 
-/// Graceful restart capability (RFC 4724).
+/// Graceful restart capability (RFC 4724, with RFC 8538's N bit).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct GracefulRestartCap {
     pub restart_time: u16,
+    /// Restart State (R): the sender restarted (RFC 4724 §4.1).
     pub restarting: bool,
+    /// Graceful Notification (N, RFC 8538 §2).
+    pub notification: bool,
     /// Families with their Forwarding State bit.
     pub afis: Vec<(Afi, bool)>,
 }
@@ -301,6 +304,25 @@ pub fn decode_route_refresh(body: &[u8]) -> Result<Option<Afi>, WireError> {
         return Ok(None);
     }
     Ok(Afi::from_code(u16::from_be_bytes([a0, a1])))
+}
+
+/// Whether a NOTIFICATION is a Cease/Hard Reset (RFC 8538 §3).
+pub fn is_hard_reset(n: &Notification) -> bool {
+    n.code == code::CEASE && n.subcode == cease::HARD_RESET
+}
+
+/// `inner` wrapped as a Cease/Hard Reset (RFC 8538 §3): the data is the inner
+/// error code, its subcode, then its data.
+pub fn hard_reset(inner: &Notification) -> Notification {
+    let mut data = Vec::with_capacity(2 + inner.data.len());
+    data.push(inner.code);
+    data.push(inner.subcode);
+    data.extend_from_slice(&inner.data);
+    Notification {
+        code: code::CEASE,
+        subcode: cease::HARD_RESET,
+        data,
+    }
 }
 
 /// Bad Peer AS (2/2) unless the OPEN's ASN is `expected` (for the session engine).

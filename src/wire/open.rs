@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::iana::safi;
+use super::iana::{gr as grf, safi};
 use super::{
     cap, code, finish_msg, msg, open_err, start_msg, Capabilities, GracefulRestartCap, Open,
     WireError, AS_TRANS, HEADER_LEN,
@@ -45,12 +45,18 @@ pub fn encode_open(open: &Open) -> Vec<u8> {
     }
     if let Some(gr) = &caps.graceful_restart {
         let mut v = Vec::with_capacity(2 + 4 * gr.afis.len());
-        let hdr = (gr.restart_time & 0x0fff) | if gr.restarting { 0x8000 } else { 0 };
+        let mut hdr = gr.restart_time & grf::TIME_MASK;
+        if gr.restarting {
+            hdr |= grf::RESTART_STATE;
+        }
+        if gr.notification {
+            hdr |= grf::NOTIFICATION;
+        }
         v.extend_from_slice(&hdr.to_be_bytes());
         for (afi, fwd) in &gr.afis {
             v.extend_from_slice(&afi.code().to_be_bytes());
-            v.push(1);
-            v.push(if *fwd { 0x80 } else { 0 });
+            v.push(safi::UNICAST);
+            v.push(if *fwd { grf::FORWARDING } else { 0 });
         }
         put_cap(&mut c, cap::GRACEFUL_RESTART, &v);
     }
@@ -250,14 +256,15 @@ fn decode_caps(mut v: &[u8], caps: &mut Capabilities) -> Result<(), WireError> {
                 }
                 let hdr = u16::from_be_bytes([value[0], value[1]]);
                 let mut gr = GracefulRestartCap {
-                    restart_time: hdr & 0x0fff,
-                    restarting: hdr & 0x8000 != 0,
+                    restart_time: hdr & grf::TIME_MASK,
+                    restarting: hdr & grf::RESTART_STATE != 0,
+                    notification: hdr & grf::NOTIFICATION != 0,
                     afis: Vec::new(),
                 };
                 for t in value[2..].chunks_exact(4) {
-                    if let (Some(afi), 1) = (Afi::from_code(u16::from_be_bytes([t[0], t[1]])), t[2])
-                    {
-                        gr.afis.push((afi, t[3] & 0x80 != 0));
+                    let afi = Afi::from_code(u16::from_be_bytes([t[0], t[1]]));
+                    if let (Some(afi), safi::UNICAST) = (afi, t[2]) {
+                        gr.afis.push((afi, t[3] & grf::FORWARDING != 0));
                     }
                 }
                 caps.graceful_restart = Some(gr);

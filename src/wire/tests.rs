@@ -77,6 +77,7 @@ pub(super) fn full_open() -> Open {
             graceful_restart: Some(GracefulRestartCap {
                 restart_time: 120,
                 restarting: true,
+                notification: true,
                 afis: vec![(Afi::Ipv4, true), (Afi::Ipv6, false)],
             }),
             other: vec![(69, vec![0, 1, 1, 1]), (73, b"\x03abc\x00".to_vec())],
@@ -92,6 +93,89 @@ fn open_round_trip_every_capability() {
     assert_eq!((ty, len), (msg::OPEN, msg.len()));
     let back = decode_open(&msg[HEADER_LEN..]).unwrap();
     assert_eq!(back, open);
+}
+
+/// The Graceful Restart capability's bytes: R, N and restart time in the
+/// header, one (AFI, SAFI, F) tuple per family (RFC 4724 §3, RFC 8538 §2).
+fn gr_cap_bytes(gr: GracefulRestartCap) -> Vec<u8> {
+    let mut open = full_open();
+    open.caps = Capabilities {
+        graceful_restart: Some(gr),
+        ..Capabilities::default()
+    };
+    open.asn = 65001;
+    let msg = encode_open(&open);
+    // header 19, version..opt len 10, param type + length 2, then capabilities
+    let caps = &msg[HEADER_LEN + 12..];
+    let at = caps
+        .iter()
+        .position(|&b| b == cap::GRACEFUL_RESTART)
+        .unwrap();
+    let len = caps[at + 1] as usize;
+    caps[at + 2..at + 2 + len].to_vec()
+}
+
+#[test]
+fn graceful_restart_cap_bits_and_tuples() {
+    let gr = |restarting, notification, afis| GracefulRestartCap {
+        restart_time: 300,
+        restarting,
+        notification,
+        afis,
+    };
+    // Helper only, no flags: restart time alone.
+    assert_eq!(gr_cap_bytes(gr(false, false, vec![])), [0x01, 0x2c]);
+    // N only, both families with F.
+    assert_eq!(
+        gr_cap_bytes(gr(false, true, vec![(Afi::Ipv4, true), (Afi::Ipv6, true)])),
+        [0x41, 0x2c, 0, 1, 1, 0x80, 0, 2, 1, 0x80]
+    );
+    // R and N, IPv6 without F.
+    assert_eq!(
+        gr_cap_bytes(gr(true, true, vec![(Afi::Ipv6, false)])),
+        [0xc1, 0x2c, 0, 2, 1, 0]
+    );
+    // Decoding FRR's form: R+N, time 120, IPv4 unicast with F, an unknown
+    // SAFI (ignored), IPv6 unicast without F.
+    let body = [
+        4, 0xfd, 0xe9, 0, 90, 1, 1, 1, 1, 18, 2, 16, 64, 14, 0xc0, 120, 0, 1, 1, 0x80, 0, 1, 128,
+        0x80, 0, 2, 1, 0,
+    ];
+    let o = decode_open(&body).unwrap();
+    let g = o.caps.graceful_restart.unwrap();
+    assert_eq!(
+        g,
+        gr(true, true, vec![(Afi::Ipv4, true), (Afi::Ipv6, false)]).with_time(120)
+    );
+    // Restart time uses 12 bits; the other two flag bits are ignored.
+    let body = [4, 0xfd, 0xe9, 0, 90, 1, 1, 1, 1, 6, 2, 4, 64, 2, 0x3f, 0xff];
+    let g = decode_open(&body).unwrap().caps.graceful_restart.unwrap();
+    assert_eq!(
+        (g.restart_time, g.restarting, g.notification),
+        (4095, false, false)
+    );
+}
+
+impl GracefulRestartCap {
+    fn with_time(mut self, t: u16) -> Self {
+        self.restart_time = t;
+        self
+    }
+}
+
+#[test]
+fn hard_reset_wraps_the_inner_cease() {
+    let inner = Notification {
+        code: code::CEASE,
+        subcode: cease::ADMIN_RESET,
+        data: b"x".to_vec(),
+    };
+    let h = hard_reset(&inner);
+    assert!(is_hard_reset(&h) && !is_hard_reset(&inner));
+    assert_eq!((h.code, h.subcode), (6, 9));
+    assert_eq!(h.data, [6, 4, b'x']);
+    let msg = encode_notification(&h);
+    assert_eq!(&msg[HEADER_LEN..], &[6, 9, 6, 4, b'x']);
 }
 
 #[test]
