@@ -176,6 +176,9 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         }
     }
     session::graceful::write_restart_marker(&cfg);
+    // Exports stop first: upstream sessions closing must not withdraw our
+    // routes from the POPs that keep them (stale) while we restart.
+    let _ = rib_tx.send(rib::RibMsg::Shutdown).await;
     for c in &peers.ctl {
         let _ = c.send(PeerCtl::Shutdown);
     }

@@ -159,6 +159,28 @@ fn deferral_timer_releases_every_waiting_family() {
 }
 
 #[test]
+fn shutdown_withdraws_nothing_from_pop_peers() {
+    let mut rib = rib_with("selection_deferral: 0\n", "[ipv4, ipv6]");
+    let _u = up(&mut rib, UP);
+    let mut pop = up(&mut rib, POP);
+    announce(&mut rib, "192.0.2.0/24");
+    assert_eq!(sent(&mut pop).0, ["192.0.2.0/24"]);
+    rib.handle(RibMsg::Shutdown);
+    // The upstream session closes before the POP one: no withdrawal goes out.
+    rib.handle(RibMsg::PeerDown {
+        peer: UP,
+        keep_stale: None,
+    });
+    rib.handle(RibMsg::DeferralTimeout);
+    rib.flush();
+    let mut cmds = Vec::new();
+    while let Ok(c) = pop.try_recv() {
+        cmds.push(c);
+    }
+    assert!(cmds.is_empty(), "{cmds:?}");
+}
+
+#[test]
 fn families_without_upstream_and_zero_deferral_export_at_once() {
     // No upstream carries IPv6: nothing to wait for there.
     let mut rib = rib_with("", "[ipv4]");

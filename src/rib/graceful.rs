@@ -248,6 +248,9 @@ impl Rib {
     /// family gets the whole table, then End-of-RIB. Changes queued before
     /// are dropped (the table carries them).
     fn release(&mut self, afi: Afi) {
+        if self.stopped {
+            return;
+        }
         let f = afi.index();
         self.core.pending.retain(|p, _| p.afi() != afi);
         self.released[f] = true;
@@ -275,6 +278,14 @@ impl Rib {
                 self.release(afi);
             }
         }
+    }
+
+    /// Daemon shutdown: export nothing more (see `RibMsg::Shutdown`).
+    pub(super) fn shutdown(&mut self) {
+        info!("RIB: shutting down, exports stop");
+        self.stopped = true;
+        self.released = [false; 2];
+        self.core.pending.clear();
     }
 
     /// Whether exports of `afi` to POP peers go out (see [`Rib::release`]).

@@ -188,6 +188,10 @@ pub enum RibMsg {
     /// The selection deferral (`selection_deferral`) ran out: export to POP
     /// peers even for families whose upstreams have not sent End-of-RIB.
     DeferralTimeout,
+    /// The daemon is shutting down (sent before the sessions are told to
+    /// close): nothing more is exported, so the upstream sessions closing
+    /// first do not withdraw our routes from POP peers that keep them stale.
+    Shutdown,
 }
 
 /// Counters readable without asking the RIB task (O(1), lock-free).

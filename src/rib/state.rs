@@ -188,6 +188,8 @@ pub struct Rib {
     /// Per family: our upstream tables converged (or the selection deferral
     /// ran out), so POP peers get our export and End-of-RIB (see `graceful`).
     pub(super) released: [bool; 2],
+    /// `RibMsg::Shutdown` came: nothing is released (exported) any more.
+    pub(super) stopped: bool,
 }
 
 /// Dispatch to the table of a family with the matching key type.
@@ -250,6 +252,7 @@ impl Rib {
                 track_all: false,
             },
             released,
+            stopped: false,
             stats,
             timers,
         }
@@ -265,6 +268,7 @@ impl Rib {
             RibMsg::RouteRefresh { peer, afi } => self.route_refresh(peer, afi),
             RibMsg::StaleTimeout { peer, epoch } => self.stale_timeout(peer, epoch),
             RibMsg::DeferralTimeout => self.deferral_timeout(),
+            RibMsg::Shutdown => self.shutdown(),
             RibMsg::Query { query, reply } => {
                 // Exports queued so far go out first: an answer never runs ahead.
                 self.flush();

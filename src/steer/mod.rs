@@ -19,6 +19,10 @@
 //!   them to a builder thread, which rebuilds and publishes snapshots into the
 //!   [`Handle`], coalesced.
 //!
+//! Graceful restart: a stale path ranks as if it were fresh (see
+//! `rank_prefix`), so a POP whose sparrowd restarts keeps its clients while
+//! the other POPs hold its routes as stale.
+//!
 //! Sources: a family answers from the static `steering` config
 //! ([`Source::Fallback`]) until the first End-of-RIB from an `upstream` peer for
 //! that family (from any peer if no upstream peer carries the family), then from
@@ -295,6 +299,11 @@ pub fn fallback(cfg: &Config) -> Snapshot {
 }
 
 /// Rank one prefix held by `rib`: `None` when it has no path. `paths` is scratch.
+///
+/// Stale paths (graceful restart) rank as if fresh: they are kept precisely
+/// so that a restarting POP's clients do not move. The RIB itself prefers
+/// any fresh path over a stale one; here the best path of the rule is then
+/// selected again without the stale mark.
 pub(crate) fn rank_prefix(
     rib: &Rib,
     ranker: &Ranker,
@@ -303,6 +312,12 @@ pub(crate) fn rank_prefix(
     out: &mut Ranking,
 ) -> Option<()> {
     rib.path_keys(p, paths);
+    if paths.iter().any(|(k, _)| k.stale) {
+        paths.iter_mut().for_each(|(k, _)| k.stale = false);
+        let keys: smallvec::SmallVec<[crate::rib::PathKey; 8]> =
+            paths.iter().map(|(k, _)| *k).collect();
+        paths.swap(0, crate::rib::select_best(&keys));
+    }
     let &(_, best_attr) = paths.first()?;
     let first = ranker.rule_pop(rib.asns(best_attr));
     ranker.rank(paths, first, out);

@@ -189,6 +189,29 @@ fn ranking_by_best_path_per_pop() {
 }
 
 #[test]
+fn stale_paths_rank_as_if_fresh() {
+    // y's sparrowd restarts: its routes stay, stale (graceful restart). The
+    // RIB prefers the fresh upstream path, steering still ranks y first.
+    let mut f = Fixture::new();
+    let p = pfx("192.0.2.0/24");
+    f.announce(UP1, p, &[64510, 3356, 13335]);
+    f.announce(PY, p, &[65002, 13335]);
+    assert_eq!(f.ranking(1, "192.0.2.1"), [Y, X, Z, W]);
+    f.rib.handle(RibMsg::PeerDown {
+        peer: PY,
+        keep_stale: Some(std::time::Duration::from_secs(60)),
+    });
+    assert_eq!(f.rib.best(&p).unwrap().0, UP1);
+    assert_eq!(f.ranking(2, "192.0.2.1"), [Y, X, Z, W]);
+    // Removed (here: the session ends for good): the ranking moves on.
+    f.rib.handle(RibMsg::PeerDown {
+        peer: PY,
+        keep_stale: None,
+    });
+    assert_eq!(f.ranking(3, "192.0.2.1"), [X, Y, Z, W]);
+}
+
+#[test]
 fn ranking_uses_the_best_of_several_sessions_and_upstreams() {
     let mut f = Fixture::new();
     let p = pfx("198.51.100.0/24");
