@@ -44,6 +44,7 @@ X_ASN, F_ASN, U_ASN = 65001, 65002, 64510
 X_U, U_X, X_F, F_X = "10.9.1.1", "10.9.1.2", "10.9.2.1", "10.9.2.2"
 ROUTES = [Route(f"10.{100 + i}.0.0/16", [64999, 64900 + i]) for i in range(20)]
 POLL = 0.1
+DOWN_FOR = 3.0  # seconds Y's sparrowd stays stopped in the Super Sparrow restart
 # sparrowd's log line when it starts after a planned shutdown (ANSI codes allowed)
 MARKER_FOUND = r"restart marker found.*restarting\S*=\S*true"
 
@@ -155,13 +156,15 @@ def test_frr_reset_is_a_hard_reset(lab, sparrow_bin):
 # ---------------------------------------------------------------------------
 # Super Sparrow: restart Y's sparrowd, X keeps Y's routes and ranking
 
-def _gr_example(lab, ns, pop):
-    import test_super_sparrow as tss
-    sp = tss.example_sparrowd(lab, ns, pop)
-    state = lab.path(f"state-{pop}") / "state.json"
-    sp.text = sp.text.replace('  mode: "0660"\n', f'  mode: "0660"\n  state_file: {state}\n', 1)
-    assert str(state) in sp.text
-    return sp
+def _with_state_file(example_sparrowd):
+    """The example's sparrowd with ``admin.state_file`` (and so the restart marker) in the lab dir."""
+    def make(lab, ns, pop):
+        sp = example_sparrowd(lab, ns, pop)
+        state = lab.path(f"state-{pop}") / "state.json"
+        sp.text = sp.text.replace('  mode: "0660"\n', f'  mode: "0660"\n  state_file: {state}\n', 1)
+        assert str(state) in sp.text
+        return sp
+    return make
 
 
 def _example_has_health() -> bool:
@@ -191,7 +194,7 @@ def _y_restart(lab, check_dns: bool) -> None:
     assert re.search(r"- name: y4\n(?:    .*\n)*?    graceful_restart: true", text), \
         "the example's POP sessions run graceful restart"
     orig = tss.example_sparrowd
-    tss.example_sparrowd = _gr_example
+    tss.example_sparrowd = _with_state_file(orig)
     try:
         env = tss.build(lab)
     finally:
@@ -225,14 +228,19 @@ def _y_restart(lab, check_dns: bool) -> None:
             assert set(ssl.dig_query(cc, X4, "A", tss._ecs(a)).addrs) == ANSWERS["y"]["A"]
         polls += 1
         went_stale = went_stale or all(paths.values())
-        if not restarted and not spy.proc.alive():
+        # Y stays away DOWN_FOR seconds and until X shows its routes stale (a
+        # bare restart takes ~50 ms: polling could miss the window otherwise)
+        if not restarted and went_stale and not spy.proc.alive() and time.monotonic() - t0 >= DOWN_FOR:
             spy.start()
             restarted = True
         if restarted and went_stale and not any(paths.values()) and spx.state("y4") == "Established" \
                 and spx.state("y6") == "Established":
             break
-        assert time.monotonic() - t0 < 120, f"Y's paths at X still stale: {sum(paths.values())}"
+        assert time.monotonic() - t0 < 120, (
+            f"restarted={restarted} went_stale={went_stale} stale={sum(paths.values())} "
+            f"y4={spx.state('y4')} y6={spx.state('y6')}")
         time.sleep(POLL)
     assert went_stale, "X never marked Y's routes stale"
+    assert polls >= DOWN_FOR / POLL / 2, polls
     assert re.search(MARKER_FOUND, spy.log_text()), spy.log_tail()
     print(f"Y restarted; X polled {polls} times over {time.monotonic() - t0:.1f} s")
