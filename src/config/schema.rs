@@ -427,7 +427,7 @@ fn default_connect_retry() -> u16 {
     5
 }
 fn default_selection_deferral() -> u16 {
-    360
+    90
 }
 fn default_restart_time() -> u16 {
     120

@@ -126,7 +126,7 @@ fn defaults_of_omitted_keys() {
     assert_eq!(p.hold_time, 90);
     assert_eq!(p.connect_retry, 5);
     assert_eq!(p.restart_time, 120);
-    assert_eq!(c.selection_deferral, 360);
+    assert_eq!(c.selection_deferral, 90);
     assert!(!p.graceful_restart && !p.passive && !p.gtsm);
     assert!(p.enforce_first_as);
     assert_eq!(p.families, vec![Afi::Ipv4, Afi::Ipv6]);

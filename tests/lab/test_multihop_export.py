@@ -94,7 +94,7 @@ def test_multihop_pop_export(lab, sparrow_bin):
         sparrow_peer("q6", yq.b6, Q_ASN, "pop", families=["ipv6"], connect_retry=1),
         sparrow_peer("x4", xr.a4, X_ASN, "pop", families=["ipv4"], local_address=ry.b4, **mh),
         sparrow_peer("x6", xr.a6, X_ASN, "pop", families=["ipv6"], local_address=ry.b6, **mh),
-    ])
+    ], selection_deferral=0)  # GoBGP sends End-of-RIB only under graceful restart: export at once
     spx = lab.sparrowd(x, "sparrowd-x", x_cfg).start().wait_ready()
     spy = lab.sparrowd(y, "sparrowd-y", y_cfg).start().wait_ready()
 
