@@ -15,6 +15,9 @@ Asserted:
     marker), re-sends its table and End-of-RIB, and FRR's stale marks go;
   * ``sparrowctl reset f``: a Cease/Hard Reset, and FRR drops the routes at
     once instead of keeping them stale.
+  * sparrowd receiving: FRR's Cease/Administrative Reset (``no bgp
+    hard-administrative-reset``) keeps FRR's routes in sparrowd, stale, until
+    FRR's End-of-RIB; FRR's Hard Reset removes them at once.
 
 The Super Sparrow two-POP lab (``test_super_sparrow_y_restart``): the example
 configs with graceful restart on the POP sessions (as shipped). Y's sparrowd
@@ -64,6 +67,9 @@ def frr_neighbor(frr) -> dict:
     return frr.vtysh_json(f"show bgp neighbors {X_F} json")[X_F]
 
 
+F_ROUTES = [Route(f"10.{200 + i}.0.0/16", []) for i in range(3)]
+
+
 def build_frr_lab(lab):
     u, x, f = lab.netns("u"), lab.netns("x"), lab.netns("f")
     lab.link(x, u, v4=(f"{X_U}/24", f"{U_X}/24"))
@@ -73,7 +79,7 @@ def build_frr_lab(lab):
     conf = harness.bird_config("10.255.9.1", [bird_peer], ROUTES, extra=harness.bird_static_export(ROUTES))
     bird = lab.bird(u, "bird-u", conf).start().wait_ready()
     frr_conf = harness.frr_config(F_ASN, "10.255.9.2", [harness.Session(X_F, X_ASN, F_X, families=("ipv4",))],
-                                  hostname="pop-f", graceful_restart=True)
+                                  F_ROUTES, hostname="pop-f", graceful_restart=True)
     # RFC 8538; FRR only waits for sparrowd to connect (its restarts and resets
     # then show without FRR's own reconnects in between).
     frr_conf = frr_conf.replace(" bgp graceful-restart\n",
@@ -151,6 +157,35 @@ def test_frr_reset_is_a_hard_reset(lab, sparrow_bin):
     assert "Hard Reset" in (sp.peer("f")["last_error"] or ""), sp.peer("f")
     # and the session and routes come back
     wait_frr_fresh(frr, 60)
+
+
+def f_paths(sp) -> dict:
+    """{prefix: stale} of sparrowd's paths from FRR."""
+    return {str(ipaddress.ip_network(r["prefix"])): bool(r.get("stale")) for r in sp.dump() if r["peer"] == "f"}
+
+
+def test_frr_notifications_received(lab, sparrow_bin):
+    """sparrowd as the receiving side with N negotiated: FRR's Cease/Administrative Reset
+    (``no bgp hard-administrative-reset``) keeps FRR's routes, stale; its Hard Reset
+    (FRR's default for ``clear bgp``) removes them at once."""
+    bird, frr, sp = build_frr_lab(lab)
+    sp.wait_established("u", "f")
+    want = {r.prefix: False for r in F_ROUTES}
+    harness.wait_equal(lambda: f_paths(sp), want, 30, desc="sparrowd holds FRR's routes")
+
+    frr.configure("router bgp 65002", "no bgp hard-administrative-reset")
+    frr.vtysh(f"clear bgp {X_F}")
+    harness.wait_equal(lambda: f_paths(sp), {p: True for p in want}, 5, interval=POLL,
+                       desc="FRR's routes kept stale after its Cease/Administrative Reset")
+    assert "Administrative Reset" in (sp.peer("f")["last_error"] or ""), sp.peer("f")
+    harness.wait_equal(lambda: f_paths(sp), want, 30, desc="FRR's routes fresh again after its End-of-RIB")
+
+    frr.configure("router bgp 65002", "bgp hard-administrative-reset")
+    sp.wait_established("f")
+    frr.vtysh(f"clear bgp {X_F}")
+    harness.wait_equal(lambda: f_paths(sp), {}, 3, interval=POLL,
+                       desc="FRR's routes removed at once after its Hard Reset")
+    assert "Hard Reset" in (sp.peer("f")["last_error"] or ""), sp.peer("f")
 
 
 # ---------------------------------------------------------------------------
