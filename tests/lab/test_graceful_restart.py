@@ -35,6 +35,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,9 +91,8 @@ def build_frr_lab(lab):
     peers = [sparrow_peer("u", U_X, U_ASN, families=["ipv4"], connect_retry=1),
              sparrow_peer("f", F_X, F_ASN, role="pop", families=["ipv4"], graceful_restart=True,
                           restart_time=120, connect_retry=5, hold_time=30)]
-    state_file = str(lab.path("x-state") / "state.json")
     cfg = sparrow_config(X_ASN, X_U, peers, pop="x", pops={"x": X_ASN, "f": F_ASN},
-                         listen=[X_U, X_F], admin={"state_file": state_file}, selection_deferral=60)
+                         listen=[X_U, X_F], selection_deferral=60)
     sp = lab.sparrowd(x, "sparrowd-x", cfg).start().wait_ready()
     return bird, frr, sp
 
@@ -112,7 +112,8 @@ def test_frr_keeps_routes_stale_over_sigterm_restart(lab, sparrow_bin):
     assert sp.peer("f")["graceful_restart"] is True
     assert sp.peer("f")["graceful_notification"] is True
 
-    marker = lab.path("x-state") / "state.restart"
+    # the harness gives each sparrowd its own admin.state_file; the marker sits beside it
+    marker = Path(sp.state_file).with_suffix(".restart")
     os.kill(sp.proc.pid, signal.SIGTERM)
     t0 = time.monotonic()
     while sp.proc.alive():
@@ -191,17 +192,6 @@ def test_frr_notifications_received(lab, sparrow_bin):
 # ---------------------------------------------------------------------------
 # Super Sparrow: restart Y's sparrowd, X keeps Y's routes and ranking
 
-def _with_state_file(example_sparrowd):
-    """The example's sparrowd with ``admin.state_file`` (and so the restart marker) in the lab dir."""
-    def make(lab, ns, pop):
-        sp = example_sparrowd(lab, ns, pop)
-        state = lab.path(f"state-{pop}") / "state.json"
-        sp.text = sp.text.replace('  mode: "0660"\n', f'  mode: "0660"\n  state_file: {state}\n', 1)
-        assert str(state) in sp.text
-        return sp
-    return make
-
-
 def _example_has_health() -> bool:
     import super_sparrow_lab as ssl
     return re.search(r"^health:", (ssl.EXAMPLE / "pop-x.yaml").read_text(), re.M) is not None
@@ -228,12 +218,7 @@ def _y_restart(lab, check_dns: bool) -> None:
     text = (ssl.EXAMPLE / "pop-x.yaml").read_text()
     assert re.search(r"- name: y4\n(?:    .*\n)*?    graceful_restart: true", text), \
         "the example's POP sessions run graceful restart"
-    orig = tss.example_sparrowd
-    tss.example_sparrowd = _with_state_file(orig)
-    try:
-        env = tss.build(lab)
-    finally:
-        tss.example_sparrowd = orig
+    env = tss.build(lab)
     tss.wait_converged(env)
     spx, spy, cc = env.sp["x"], env.sp["y"], env.ns["cc"]
     a = next(a for a in env.clients["c"] if a.version == 4 and env.model.ranking("x", a)[0] == "y")
