@@ -5,7 +5,9 @@
 //! changes: the session task (`session::task`) feeds it every event (timers,
 //! TCP, messages, operator and RIB commands) and carries out the returned
 //! actions in order, connect-retry included. Collision detection (§6.8) is
-//! decided by [`collision_winner`] and delivered as `Event::CollisionLost`.
+//! decided by [`collision_winner`] and delivered as `Event::CollisionLost`; a
+//! graceful-restart peer's new connection ending its Established session
+//! (RFC 4724 §4.2) arrives as `Event::PeerRestarted`.
 
 use std::net::Ipv4Addr;
 
@@ -59,6 +61,12 @@ pub enum Event {
     Error(Notification),
     /// OpenCollisionDump: this connection lost collision detection.
     CollisionLost,
+    /// RFC 4724 §4.2: the peer, with graceful restart negotiated on this
+    /// Established session, opened a new connection and sent a valid OPEN on
+    /// it: it restarted. Close this connection without a NOTIFICATION (the
+    /// old peer process is gone) and end the session as a TCP failure does;
+    /// no connect-retry: the new connection continues the session.
+    PeerRestarted,
     NotificationReceived,
     KeepaliveReceived,
     UpdateReceived,
@@ -231,6 +239,15 @@ pub fn step(state: State, cfg: &FsmConfig, ev: &Event) -> (State, Vec<Action>) {
             S::OpenSent | S::OpenConfirm | S::Established,
             Event::NotificationReceived | Event::TcpConnectionFails,
         ) => drop_conn(),
+        (S::Established, Event::PeerRestarted) => (
+            S::Idle,
+            vec![
+                A::CloseConnection,
+                A::ArmHoldTimer(0),
+                A::ArmKeepaliveTimer(0),
+                A::SessionDown,
+            ],
+        ),
         (S::OpenConfirm | S::Established, Event::KeepaliveTimerExpires) => {
             (state, vec![A::SendKeepalive])
         }
@@ -427,5 +444,23 @@ mod tests {
             code::CEASE,
             crate::wire::cease::COLLISION
         ))));
+    }
+
+    #[test]
+    fn peer_restarted_ends_established_without_notification() {
+        // RFC 4724 §4.2: the old session ends as a TCP failure does; the new
+        // connection continues the session, so no connect-retry.
+        let (s, acts) = open_then(
+            &ACTIVE,
+            90,
+            &[Event::KeepaliveReceived, Event::PeerRestarted],
+        );
+        assert_eq!(s, State::Idle);
+        assert!(acts[4].contains(&Action::CloseConnection));
+        assert!(acts[4].contains(&Action::SessionDown));
+        assert!(!acts[4].iter().any(|a| matches!(
+            a,
+            Action::SendNotification(_) | Action::StartConnectRetryTimer
+        )));
     }
 }

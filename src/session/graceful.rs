@@ -42,7 +42,9 @@ pub(super) fn our_cap(pc: &PeerConfig, restarting: bool) -> Option<GracefulResta
 /// Whether a session that ended with `why` keeps the peer's routes as stale
 /// (`gr`: both sides sent the capability; `n`: both set the N bit).
 ///
-/// RFC 4724: only a TCP failure (the peer's restart) keeps them. RFC 8538
+/// RFC 4724: only a TCP failure (the peer's restart) keeps them, or the
+/// peer opening a new connection while the session is Established (its
+/// restart, noticed before the hold timer). RFC 8538
 /// with N on both sides: any NOTIFICATION, sent or received, keeps them too,
 /// except a Cease/Hard Reset, which flushes at once.
 pub fn keep_stale(gr: bool, n: bool, why: Option<&SessionError>) -> bool {
@@ -50,7 +52,9 @@ pub fn keep_stale(gr: bool, n: bool, why: Option<&SessionError>) -> bool {
         return false;
     }
     match why {
-        Some(SessionError::Eof | SessionError::Io(_)) => true,
+        // A new connection from the peer while Established (RFC 4724 §4.2)
+        // ends the old session as a TCP failure does.
+        Some(SessionError::Eof | SessionError::Io(_) | SessionError::PeerRestarted) => true,
         Some(SessionError::Received(notif)) => n && !wire::is_hard_reset(notif),
         Some(SessionError::Sent { code, subcode, .. }) => {
             n && !wire::is_hard_reset(&Notification {

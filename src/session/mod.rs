@@ -10,7 +10,9 @@
 //!   [`start`], which spawns the listeners and one task per peer;
 //! - `task`: the peer task: its FSM instances (one per TCP connection while a
 //!   collision is being resolved), timers, and the one place a session's state
-//!   changes (`Peer::fsm_event`);
+//!   changes (`Peer::fsm_event`); `task::accept`: accepted connections and the
+//!   peer's OPEN (collisions, and a graceful-restart peer reconnecting while
+//!   its old session is still Established);
 //! - `socket`: listener, outgoing connect, TTL/GTSM/TCP-MD5, and the reader and
 //!   writer tasks of a connection;
 //! - `handshake`: our OPEN, checking the peer's, negotiation, and collision
@@ -71,6 +73,10 @@ pub enum SessionError {
     Sockopt(#[from] sockopt::SockoptError),
     #[error("connection collision: the other connection was kept")]
     CollisionLost,
+    /// A graceful-restart peer opened a new connection while this session
+    /// was Established (RFC 4724 §4.2): it restarted.
+    #[error("the peer restarted: a new connection replaced this session")]
+    PeerRestarted,
     #[error("stopped")]
     Stopped,
 }

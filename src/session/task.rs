@@ -17,6 +17,10 @@
 //!  timers (retry/hold/keepalive) ─┘  └── RIB: SessionCmd in, RibMsg out ◀┘
 //!                                        writer tasks ◀── Link::send ◀───┘
 //! ```
+//!
+//! Accepted connections and the peer's OPEN (collision detection, and a
+//! graceful-restart peer that reconnects while its old session is still
+//! Established) are in `accept`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +34,7 @@ use tracing::{debug, info, warn};
 
 use super::established::{self, Up};
 use super::graceful;
-use super::handshake::{self, Negotiated, Rival};
+use super::handshake::{self, Negotiated};
 use super::socket::{self, ConnEvent, Link};
 use super::{PeerCtl, PeerStatus, Peers, SessionError};
 use crate::config::{Config, PeerConfig};
@@ -38,6 +42,8 @@ use crate::fsm::{self, Action, Event, FsmConfig, State};
 use crate::rib::{RibMsg, SessionCmd};
 use crate::types::PeerId;
 use crate::wire::{self, cease, code, Notification, Open};
+
+mod accept;
 
 /// Longest connect-retry interval after repeated failures.
 const MAX_CONNECT_RETRY: Duration = Duration::from_secs(120);
@@ -511,45 +517,6 @@ impl Peer {
         }
     }
 
-    /// An accepted connection from the peer's address.
-    async fn on_incoming(&mut self, stream: tokio::net::TcpStream) {
-        if self.machines.iter().any(|m| m.state == State::Established) {
-            // §6.8: a connection collision with an Established session closes the new one.
-            socket::refuse(stream, cease_with(cease::COLLISION, Vec::new()));
-            self.ctx.with_status(|s| s.notifications_sent += 1);
-            return;
-        }
-        if let Err(e) = socket::apply_ttl(self.ctx.pc(), self.ctx.ebgp(), &stream) {
-            warn!(error = %e, "socket options on accepted connection");
-            return;
-        }
-        let _ = stream.set_nodelay(true);
-        // A peer reconnecting while we wait to retry: start now (automatic start).
-        if self.machines[0].state == State::Idle {
-            self.fsm_event(self.machines[0].id, Event::Start, Input::None)
-                .await;
-        }
-        // The session takes it if it is only waiting; otherwise a machine of its own.
-        let link = |id| Link::start(id, stream, false, self.events_tx.clone());
-        if self.machines[0].live() {
-            let id = self.next_id;
-            self.next_id += 1;
-            let passive = FsmConfig {
-                passive: true,
-                ..self.machines[0].fsm_cfg
-            };
-            let mut m = Machine::new(id, passive);
-            m.link = Some(link(id));
-            self.machines.push(m);
-            self.fsm_event(id, Event::Start, Input::None).await;
-            self.fsm_event(id, Event::TcpConnected, Input::None).await;
-        } else {
-            let id = self.machines[0].id;
-            self.machines[0].link = Some(link(id));
-            self.fsm_event(id, Event::TcpConnected, Input::None).await;
-        }
-    }
-
     /// Connection events: connect results, messages, write failures.
     async fn on_conn_event(&mut self, ev: ConnEvent) {
         match ev {
@@ -655,65 +622,6 @@ impl Peer {
             self.machines[i].why = Some(format!("message type {ty} in {state:?}"));
         }
         self.fsm_event(id, ev, Input::Body(body)).await;
-    }
-
-    /// The peer's OPEN in OpenSent: check it, resolve collisions, negotiate.
-    async fn on_open(&mut self, i: usize, body: &[u8]) {
-        let ctx = self.ctx.clone();
-        let id = self.machines[i].id;
-        let open = match wire::decode_open(body)
-            .and_then(|o| handshake::check_open(&ctx.cfg, ctx.pc(), &o).map(|_| o))
-        {
-            Ok(open) => open,
-            Err(e) => {
-                let n = e.notification();
-                self.machines[i].err = Some(e.into());
-                return self.fsm_event(id, Event::Error(n), Input::None).await;
-            }
-        };
-        let outgoing = self.machines[i].link.as_ref().is_some_and(|l| l.outgoing);
-        let rivals: Vec<Rival> = self
-            .machines
-            .iter()
-            .filter(|m| m.id != id)
-            .filter_map(|m| {
-                m.link.as_ref().map(|l| Rival {
-                    id: m.id,
-                    outgoing: l.outgoing,
-                    state: m.state,
-                })
-            })
-            .collect();
-        let c = handshake::collision(ctx.cfg.router_id, open.router_id, outgoing, &rivals);
-        for loser in c.losers {
-            if let Some(k) = self.index(loser) {
-                self.machines[k].err = Some(SessionError::CollisionLost);
-            }
-            self.fsm_event(loser, Event::CollisionLost, Input::None)
-                .await;
-        }
-        let Some(i) = self.index(id) else { return };
-        if c.lose_self {
-            info!(
-                outgoing,
-                "connection collision: closed this connection, keeping the other"
-            );
-            self.machines[i].err = Some(SessionError::CollisionLost);
-            return self.fsm_event(id, Event::CollisionLost, Input::None).await;
-        }
-        let neg = handshake::negotiate(
-            ctx.pc(),
-            &handshake::our_open(&ctx.cfg, ctx.pc(), self.restarting),
-            &open,
-        );
-        let m = &mut self.machines[i];
-        if let Some(link) = &m.link {
-            link.set_max_len(neg.max_len());
-        }
-        let peer_hold_time = open.hold_time;
-        m.open = Some((open, neg));
-        self.fsm_event(id, Event::OpenReceived { peer_hold_time }, Input::None)
-            .await;
     }
 
     /// Commands from the RIB to the Established session.

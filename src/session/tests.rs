@@ -424,3 +424,118 @@ async fn collision_keeps_higher_identifier_side() {
         assert_eq!(st.established_count, 1);
     }
 }
+
+/// A daemon connecting to a fresh listener, with `graceful_restart: gr`.
+async fn connected_gr(gr: bool) -> (TcpListener, Daemon, Scripted) {
+    let (l, port) = listener().await;
+    let cfg = TestConfig::embedded_default().peers(&[format!(
+        "{{name: p, address: 127.0.0.1, port: {port}, remote_asn: {PEER_AS}, role: upstream, \
+         hold_time: 90, connect_retry: 1, graceful_restart: {gr}}}"
+    )]);
+    let d = Daemon::start(Arc::new(cfg.build()));
+    let p = Scripted::accept(&l).await;
+    (l, d, p)
+}
+
+impl Scripted {
+    /// The daemon's OPEN, then ours with the Graceful Restart capability
+    /// (restart time 60, Restart State bit `restarting`), and KEEPALIVEs.
+    async fn establish_gr(&mut self, restarting: bool) {
+        self.expect(wire::msg::OPEN).await;
+        let open = Open {
+            asn: PEER_AS,
+            my_as: PEER_AS as u16,
+            hold_time: 90,
+            router_id: LOW_ID,
+            caps: Capabilities {
+                as4: Some(PEER_AS),
+                graceful_restart: Some(wire::GracefulRestartCap {
+                    restart_time: 60,
+                    restarting,
+                    notification: false,
+                    afis: vec![(crate::types::Afi::Ipv4, true)],
+                }),
+                ..Capabilities::default()
+            },
+        };
+        self.send(&wire::encode_open(&open)).await;
+        self.expect(wire::msg::KEEPALIVE).await;
+        self.send(&wire::encode_keepalive()).await;
+    }
+}
+
+/// RFC 4724 §4.2: a graceful-restart peer that restarts faster than the hold
+/// timer (a new connection and OPEN while the old session is Established)
+/// ends the old session as a TCP failure does: the old connection closes
+/// without a NOTIFICATION, the RIB keeps the routes stale (the restart time),
+/// and the new connection becomes the session. Without graceful restart the
+/// new connection is refused (§6.8, Cease/Connection Collision Resolution).
+#[tokio::test]
+async fn graceful_restart_peer_reconnecting_replaces_established_session() {
+    let (_l, mut d, mut old) = connected_gr(true).await;
+    old.establish_gr(false).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    d.wait_established().await;
+
+    let mut new = d.incoming().await;
+    new.expect(wire::msg::OPEN).await;
+    // Until the peer's OPEN on it, the new connection changes nothing.
+    assert_eq!(d.state(), State::Established);
+    let open = Open {
+        asn: PEER_AS,
+        my_as: PEER_AS as u16,
+        hold_time: 90,
+        router_id: LOW_ID,
+        caps: Capabilities {
+            as4: Some(PEER_AS),
+            graceful_restart: Some(wire::GracefulRestartCap {
+                restart_time: 60,
+                restarting: true,
+                notification: false,
+                afis: vec![(crate::types::Afi::Ipv4, true)],
+            }),
+            ..Capabilities::default()
+        },
+    };
+    new.send(&wire::encode_open(&open)).await;
+    match d.rib_event().await {
+        RibMsg::PeerDown { keep_stale, .. } => {
+            assert_eq!(keep_stale, Some(Duration::from_secs(60)))
+        }
+        other => panic!("expected PeerDown, got {other:?}"),
+    }
+    // The old connection closes without a NOTIFICATION.
+    loop {
+        match old.recv().await {
+            Some((wire::msg::KEEPALIVE, _)) => continue,
+            None => break,
+            other => panic!("expected EOF on the old connection, got {other:?}"),
+        }
+    }
+    new.expect(wire::msg::KEEPALIVE).await;
+    new.send(&wire::encode_keepalive()).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerUp { .. }));
+    d.wait_established().await;
+    let st = d.peers.snapshot(0);
+    assert_eq!(st.established_count, 2, "{st:?}");
+    assert_eq!(st.notifications_sent, 0, "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("peer restarted")),
+        "{st:?}"
+    );
+
+    // Without graceful restart: the Established session is kept, the new
+    // connection gets Cease/Connection Collision Resolution.
+    let (_l, mut d, mut p) = connected_gr(false).await;
+    d.establish(&mut p, 90).await;
+    d.wait_established().await;
+    let mut new = d.incoming().await;
+    assert_eq!(
+        cease_subcode(&new.expect_notification().await),
+        cease::COLLISION
+    );
+    assert_eq!(d.state(), State::Established);
+    assert_eq!(d.peers.snapshot(0).established_count, 1);
+}
