@@ -18,6 +18,11 @@ Asserted:
   * sparrowd receiving: FRR's Cease/Administrative Reset (``no bgp
     hard-administrative-reset``) keeps FRR's routes in sparrowd, stale, until
     FRR's End-of-RIB; FRR's Hard Reset removes them at once.
+  * FRR crashes (SIGKILL, its FIN/RST never reaching X, as when its host
+    dies) and starts again, connecting to sparrowd while sparrowd's session
+    is still Established (hold time 90): sparrowd takes the new connection
+    within seconds (RFC 4724 §4.2), not at hold-timer expiry; FRR's routes
+    stay (stale) in between, and the stale marks go after FRR's End-of-RIB.
 
 The Super Sparrow two-POP lab (``test_super_sparrow_y_restart``): the example
 configs with graceful restart on the POP sessions (as shipped). Y's sparrowd
@@ -71,10 +76,15 @@ def frr_neighbor(frr) -> dict:
 F_ROUTES = [Route(f"10.{200 + i}.0.0/16", []) for i in range(3)]
 
 
-def build_frr_lab(lab):
+F_IF = "f-x"  # F's end of the X-F link
+
+
+def build_frr_lab(lab, frr_connects: bool = False):
+    """``frr_connects``: FRR connects (sparrowd only accepts) and both offer hold time 90;
+    otherwise FRR only accepts and the hold time is 30."""
     u, x, f = lab.netns("u"), lab.netns("x"), lab.netns("f")
     lab.link(x, u, v4=(f"{X_U}/24", f"{U_X}/24"))
-    lab.link(x, f, v4=(f"{X_F}/24", f"{F_X}/24"))
+    lab.link(x, f, v4=(f"{X_F}/24", f"{F_X}/24"), if_b=F_IF)
     bird_peer = BirdPeer("sp", X_U, U_ASN, X_ASN, local_address=U_X, families=("ipv4",),
                          export="filter export_static", import_="none")
     conf = harness.bird_config("10.255.9.1", [bird_peer], ROUTES, extra=harness.bird_static_export(ROUTES))
@@ -85,12 +95,21 @@ def build_frr_lab(lab):
     # then show without FRR's own reconnects in between).
     frr_conf = frr_conf.replace(" bgp graceful-restart\n",
                                 " bgp graceful-restart\n bgp graceful-restart notification\n")
-    frr_conf = frr_conf.replace(f" neighbor {X_F} timers connect 2\n",
-                                f" neighbor {X_F} timers connect 2\n neighbor {X_F} passive\n")
+    if frr_connects:
+        # hold time 90 both sides; FRR's first UPDATE (and End-of-RIB) to a new
+        # session waits for its coalesce timer: a window to see the stale marks.
+        # preserve-fw-state: F bit set after its restart (without it, RFC 4724
+        # §4.2 has sparrowd remove the stale routes at once)
+        frr_conf = frr_conf.replace(" timers bgp 10 30\n", " timers bgp 30 90\n bgp coalesce-time 2000\n"
+                                    " bgp graceful-restart preserve-fw-state\n")
+    else:
+        frr_conf = frr_conf.replace(f" neighbor {X_F} timers connect 2\n",
+                                    f" neighbor {X_F} timers connect 2\n neighbor {X_F} passive\n")
     frr = lab.frr(f, "frr-f", frr_conf).start().wait_ready()
     peers = [sparrow_peer("u", U_X, U_ASN, families=["ipv4"], connect_retry=1),
              sparrow_peer("f", F_X, F_ASN, role="pop", families=["ipv4"], graceful_restart=True,
-                          restart_time=120, connect_retry=5, hold_time=30)]
+                          restart_time=120, connect_retry=5, hold_time=90 if frr_connects else 30,
+                          passive=True if frr_connects else None)]
     cfg = sparrow_config(X_ASN, X_U, peers, pop="x", pops={"x": X_ASN, "f": F_ASN},
                          listen=[X_U, X_F], selection_deferral=60)
     sp = lab.sparrowd(x, "sparrowd-x", cfg).start().wait_ready()
@@ -187,6 +206,56 @@ def test_frr_notifications_received(lab, sparrow_bin):
     harness.wait_equal(lambda: f_paths(sp), {}, 3, interval=POLL,
                        desc="FRR's routes removed at once after its Hard Reset")
     assert "Hard Reset" in (sp.peer("f")["last_error"] or ""), sp.peer("f")
+
+
+def test_frr_sigkill_reconnect_replaces_established_session(lab, sparrow_bin):
+    """RFC 4724 §4.2: FRR restarts (SIGKILL, start) faster than the hold timer (90 s)
+    notices; its new connection ends sparrowd's old session with FRR's routes kept stale."""
+    bird, frr, sp = build_frr_lab(lab, frr_connects=True)
+    sp.wait_established("u", "f")
+    want = {r.prefix: False for r in F_ROUTES}
+    harness.wait_equal(lambda: f_paths(sp), want, 30, desc="sparrowd holds FRR's routes")
+    st = sp.peer("f")
+    assert st["hold_time"] == 90 and st["graceful_restart"] is True, st
+    count = st["established_count"]
+
+    # The crash's FIN/RST never reach X (as when F's host dies): drop them on
+    # F's side of the link, so X's old session stays Established.
+    # (tc: u32 puts TCP segments with FIN or RST, flags at IP offset 20 + 13, in
+    # an HTB class whose queue is a blackhole; everything else passes.)
+    def tc(*args):
+        frr.ns.run(["tc", *args])
+    tc("qdisc", "add", "dev", F_IF, "root", "handle", "1:", "htb", "default", "20")
+    tc("class", "add", "dev", F_IF, "parent", "1:", "classid", "1:10", "htb", "rate", "1mbit")
+    tc("class", "add", "dev", F_IF, "parent", "1:", "classid", "1:20", "htb", "rate", "1gbit")
+    tc("qdisc", "add", "dev", F_IF, "parent", "1:10", "handle", "10:", "blackhole")
+    for prio, flag in ((1, "0x01"), (2, "0x04")):
+        tc("filter", "add", "dev", F_IF, "parent", "1:", "protocol", "ip", "prio", str(prio), "u32",
+           "match", "ip", "protocol", "6", "0xff", "match", "u8", flag, flag, "at", "33", "flowid", "1:10")
+    frr.proc.kill()
+    t0 = time.monotonic()
+    assert sp.state("f") == "Established"
+    frr.start().wait_ready()
+
+    seen_stale = False
+    while True:
+        paths = f_paths(sp)
+        assert set(paths) == set(want), f"sparrowd lost FRR's routes: {paths}\n{sp.log_tail()}"
+        seen_stale = seen_stale or all(paths.values())
+        st = sp.peer("f")
+        if st["established_count"] > count and st["state"] == "Established" and not any(paths.values()):
+            break
+        # well before the hold time (90 s) would end the old session
+        assert time.monotonic() - t0 < 20, f"stale={paths} {st}"
+        time.sleep(POLL / 2)
+    took = time.monotonic() - t0
+    log = sp.log_text()
+    assert re.search(r"peer opened a new connection", log), sp.log_tail()
+    assert re.search(r"session down.*the peer restarted", log), sp.log_tail()
+    assert re.search(r"peer down, keeping routes as stale", log), sp.log_tail()
+    assert seen_stale, "FRR's routes were never seen stale between the sessions"
+    assert frr.session_up(X_F)
+    print(f"FRR killed and restarted; sparrowd took its new session after {took:.1f} s")
 
 
 # ---------------------------------------------------------------------------
