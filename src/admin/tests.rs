@@ -50,8 +50,10 @@ async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCt
         steering.clone(),
         pops.clone(),
     ));
+    let health = Arc::new(crate::health::Status::new(&cfg, pops.clone()));
     let ctx = Arc::new(AdminCtx {
         reload,
+        health,
         cfg,
         peers,
         rib,
