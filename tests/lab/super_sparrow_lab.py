@@ -11,10 +11,12 @@ Topology (addresses as in the example; everything inside lab namespaces)::
     X --- A (AS 64510) --- B (AS 64520) --- C (AS 64530) --- Y
     65001  192.0.2.0/29   .8/29            .16/29           .24/29   (+ 2001:db8:1..4::/64)
 
-Each POP's steered addresses (two A, two AAAA) live on a web namespace behind its
-sparrowd namespace (wx behind X: 203.0.113.0/28 and 2001:db8:ff::10/124; wy behind Y:
-203.0.113.16/28 and 2001:db8:ff::20/124), served by nginx; A, B and C route both
-segments, so each sparrowd reaches both POPs' web servers (its health checks)::
+Each POP's steered addresses (two A, two AAAA, on the loopback) live on a web
+namespace behind its sparrowd namespace (wx behind X over 192.0.2.32/29 and
+2001:db8:5::/64, routed as 203.0.113.0/28 and 2001:db8:ff::10/124; wy behind Y over
+192.0.2.40/29 and 2001:db8:6::/64, routed as 203.0.113.16/28 and 2001:db8:ff::20/124),
+served by nginx; A, B and C route both, so each sparrowd reaches both POPs' web
+servers (its health checks)::
 
     wx (nginx) --- X ... Y --- wy (nginx)
 
@@ -66,10 +68,13 @@ LAN = {"a": ("198.51.100.0/25", "2001:db8:a::/64"), "c": ("198.51.100.128/25", "
 # namespace (wx, wy); see add_web.
 ANSWERS = {"x": {"A": {"203.0.113.10", "203.0.113.11"}, "AAAA": {"2001:db8:ff::10", "2001:db8:ff::11"}},
            "y": {"A": {"203.0.113.20", "203.0.113.21"}, "AAAA": {"2001:db8:ff::20", "2001:db8:ff::21"}}}
-# The web segment of each POP: (router side v4, v6) at the sparrowd namespace, the
-# web namespace's subnet lengths; the web addresses are ANSWERS'.
-WEB = {"x": {"gw4": "203.0.113.1", "gw6": "2001:db8:ff::1f", "net4": "203.0.113.0/28", "net6": "2001:db8:ff::10/124"},
-       "y": {"gw4": "203.0.113.17", "gw6": "2001:db8:ff::2f", "net4": "203.0.113.16/28", "net6": "2001:db8:ff::20/124"}}
+# Each POP's web namespace: the link to its sparrowd namespace (sparrowd side, web
+# side) and the ranges its web addresses (ANSWERS', /32 and /128 on its loopback)
+# are routed as.
+WEB = {"x": {"link4": ("192.0.2.33/29", "192.0.2.34/29"), "link6": ("2001:db8:5::1/64", "2001:db8:5::2/64"),
+             "net4": "203.0.113.0/28", "net6": "2001:db8:ff::10/124"},
+       "y": {"link4": ("192.0.2.41/29", "192.0.2.42/29"), "link6": ("2001:db8:6::1/64", "2001:db8:6::2/64"),
+             "net4": "203.0.113.16/28", "net6": "2001:db8:ff::20/124"}}
 QNAME = "www.example.test"
 
 # The example's static TXT set at big.example.test (pop-x.yaml; pop-y.yaml has the same):
@@ -107,14 +112,13 @@ def add_web(lab, ns: dict, tls: dict | None = None) -> dict:
     webs = {}
     for pop in POPS:
         w = ns[f"w{pop}"] = lab.netns(f"w{pop}")
-        a4, a6 = sorted(ANSWERS[pop]["A"]), sorted(ANSWERS[pop]["AAAA"])
-        l4, l6 = WEB[pop]["net4"].split("/")[1], WEB[pop]["net6"].split("/")[1]
-        link = lab.link(ns[pop], w, v4=(f"{WEB[pop]['gw4']}/{l4}", f"{a4[0]}/{l4}"),
-                        v6=(f"{WEB[pop]['gw6']}/{l6}", f"{a6[0]}/{l6}"))
-        w.add_addr(link.if_b, f"{a4[1]}/{l4}")
-        w.add_addr(link.if_b, f"{a6[1]}/{l6}")
-        w.add_route("default", WEB[pop]["gw4"])
-        w.run(["ip", "-6", "route", "add", "default", "via", WEB[pop]["gw6"]])
+        link = lab.link(ns[pop], w, v4=WEB[pop]["link4"], v6=WEB[pop]["link6"])
+        for a in sorted(ANSWERS[pop]["A"]) + sorted(ANSWERS[pop]["AAAA"]):
+            w.add_addr("lo", f"{a}/{128 if ':' in a else 32}")
+        w.add_route("default", link.a4)
+        w.run(["ip", "-6", "route", "add", "default", "via", link.a6])
+        ns[pop].add_route(WEB[pop]["net4"], link.b4)
+        ns[pop].add_route(WEB[pop]["net6"], link.b6)
         ns[pop].forwarding(True)
         webs[pop] = harness.Nginx(lab, w, f"nginx-{pop}", body=f"pop {pop}",
                                   tls=(tls or {}).get(pop)).start()

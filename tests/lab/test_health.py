@@ -168,9 +168,9 @@ def test_flapping_faster_than_fall_never_changes_the_answer(env):
 
 def test_one_address_down_shows_in_health_and_pop_stays_up(env):
     ecs = _client(env)
-    w, link = env.ns["wy"], env.webs["y"].link
+    w = env.ns["wy"]
     gone = "203.0.113.21"
-    w.run(["ip", "addr", "del", f"{gone}/28", "dev", link.if_b])
+    w.run(["ip", "addr", "del", f"{gone}/32", "dev", "lo"])
     try:
         harness.wait_until(lambda: not _target(_health(env.sp["x"]), gone)["up"], INTERVAL * FALL + 3,
                            interval=0.2, desc=f"X sees {gone} down")
@@ -182,7 +182,7 @@ def test_one_address_down_shows_in_health_and_pop_stays_up(env):
         assert pops["y"]["up"], pops
         assert _answer(env, X4, ecs) & ANSWERS["y"]["A"], "POP Y still answers"
     finally:
-        w.run(["ip", "addr", "add", f"{gone}/28", "dev", link.if_b])
+        w.run(["ip", "addr", "add", f"{gone}/32", "dev", "lo"])
     harness.wait_until(lambda: _target(_health(env.sp["x"]), gone)["up"], INTERVAL * RISE + 3, interval=0.2,
                        desc=f"X sees {gone} up again")
 
@@ -190,15 +190,15 @@ def test_one_address_down_shows_in_health_and_pop_stays_up(env):
 @pytest.mark.xfail(strict=False, reason="needs the pick helper's address filter")
 def test_one_address_down_answers_carry_only_the_other(env):
     ecs = _client(env)
-    w, link = env.ns["wy"], env.webs["y"].link
+    w = env.ns["wy"]
     gone = "203.0.113.21"
-    w.run(["ip", "addr", "del", f"{gone}/28", "dev", link.if_b])
+    w.run(["ip", "addr", "del", f"{gone}/32", "dev", "lo"])
     try:
         harness.wait_until(lambda: not _target(_health(env.sp["x"]), gone)["up"], INTERVAL * FALL + 3,
                            interval=0.2, desc=f"X sees {gone} down")
         assert _answer(env, X4, ecs) == {"203.0.113.20"}
     finally:
-        w.run(["ip", "addr", "add", f"{gone}/28", "dev", link.if_b])
+        w.run(["ip", "addr", "add", f"{gone}/32", "dev", "lo"])
         harness.wait_until(lambda: _target(_health(env.sp["x"]), gone)["up"], INTERVAL * RISE + 3,
                            interval=0.2, desc=f"X sees {gone} up again")
 
