@@ -334,17 +334,25 @@ pub fn health(data: &HealthReply) -> String {
             t.pop.clone(),
             t.address.clone(),
             if t.up { "up" } else { "down" }.into(),
-            format!("{}{}", force(t.forced), if t.pop_forced == crate::pops::Force::Auto {
-                String::new()
-            } else {
-                format!(" (POP {})", force(t.pop_forced))
-            }),
+            format!(
+                "{}{}",
+                force(t.forced),
+                if t.pop_forced == crate::pops::Force::Auto {
+                    String::new()
+                } else {
+                    format!(" (POP {})", force(t.pop_forced))
+                }
+            ),
         ];
         if t.checks.is_empty() {
             rows.push([target.clone(), vec!["-".into(); 4]].concat());
         }
         for (i, c) in t.checks.iter().enumerate() {
-            let lead = if i == 0 { target.clone() } else { vec![String::new(); 4] };
+            let lead = if i == 0 {
+                target.clone()
+            } else {
+                vec![String::new(); 4]
+            };
             rows.push(
                 [
                     lead,
@@ -366,7 +374,16 @@ pub fn health(data: &HealthReply) -> String {
         table(
             &mut out,
             "",
-            &["POP", "Target", "State", "Forced", "Check", "Last", "Check state", "Since change"],
+            &[
+                "POP",
+                "Target",
+                "State",
+                "Forced",
+                "Check",
+                "Last",
+                "Check state",
+                "Since change",
+            ],
             &rows,
         );
     }
@@ -380,7 +397,8 @@ pub fn health(data: &HealthReply) -> String {
                 format!("{:.3}", l.load),
                 fig(l.manual),
                 fig(l.measured),
-                l.age_secs.map_or_else(|| "-".into(), |a| format!("{a:.1}s")),
+                l.age_secs
+                    .map_or_else(|| "-".into(), |a| format!("{a:.1}s")),
                 format!("{:.2}-{:.2}", l.low, l.high),
                 match (&l.source, &l.error) {
                     (None, _) => "-".into(),
@@ -394,7 +412,9 @@ pub fn health(data: &HealthReply) -> String {
     table(
         &mut out,
         "",
-        &["POP", "Load", "Manual", "Measured", "Age", "Low-high", "Source"],
+        &[
+            "POP", "Load", "Manual", "Measured", "Age", "Low-high", "Source",
+        ],
         &rows,
     );
     out

@@ -283,7 +283,10 @@ async fn health_lists_loads_and_no_targets_without_checks() {
     let r: reply::HealthReply = serde_json::from_value(v["data"].clone()).unwrap();
     assert!(r.targets.is_empty());
     assert_eq!(r.loads.len(), 2);
-    assert_eq!((r.loads[1].pop.as_str(), r.loads[1].load, r.loads[1].manual), ("y", 0.5, Some(0.5)));
+    assert_eq!(
+        (r.loads[1].pop.as_str(), r.loads[1].load, r.loads[1].manual),
+        ("y", 0.5, Some(0.5))
+    );
     assert_eq!((r.loads[1].low, r.loads[1].high), (0.8, 1.0));
     let text = crate::render::health(&r);
     assert!(text.starts_with("no health checks configured\n"), "{text}");

@@ -73,38 +73,142 @@ fn base_is_valid_with_defaults() {
     assert_eq!(c.health.checks.len(), 5);
     assert_eq!(c.health.concurrency, 8);
     let tls = &c.health.checks[1];
-    assert_eq!((tls.interval, tls.timeout, tls.rise, tls.fall, tls.jitter), (5.0, 2.0, 2, 3, 0.1));
+    assert_eq!(
+        (tls.interval, tls.timeout, tls.rise, tls.fall, tls.jitter),
+        (5.0, 2.0, 2, 3, 0.1)
+    );
     assert_eq!(tls.status, [200]);
     assert_eq!(c.pops[1].capacity.interval, 5.0);
     assert_eq!(c.pops[1].capacity.stale_after, None);
-    let none = ok("local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n");
+    let none =
+        ok("local_asn: 65001\nrouter_id: 10.0.0.1\npop: x\npops:\n  - {name: x, asn: 65001}\n");
     assert!(none.health.checks.is_empty());
     assert_eq!(none.health.concurrency, 32);
 }
 
 #[test]
 fn check_errors_name_line_and_key() {
-    expect_one("      pops: [y]\n", "      pops: [y, z]\n", "health.checks[1].pops[1]", "pops: [y, z]");
-    expect_one("      port: 8443\n", "", "health.checks[2].port", "- name: port");
-    expect_one("      port: 8443\n", "      port: 0\n", "health.checks[2].port", "port: 0");
-    expect_one("      qname: www.example.test.\n", "", "health.checks[3].qname", "- name: ns");
-    expect_one("      qtype: AAAA\n", "      qtype: BOGUS\n", "health.checks[3].qtype", "qtype: BOGUS");
-    expect_one("      rcode: NOERROR\n", "      rcode: FINE\n", "health.checks[3].rcode", "rcode: FINE");
-    expect_one("      file: /run/sparrow/health\n", "", "health.checks[4].file", "- name: monitor");
-    expect_one("      interval: 1\n", "      interval: 0\n", "health.checks[0].interval", "interval: 0");
-    expect_one("      timeout: 0.5\n", "      timeout: 1.5\n", "health.checks[0].timeout", "timeout: 1.5");
-    expect_one("      timeout: 0.5\n", "      timeout: 0\n", "health.checks[0].timeout", "timeout: 0\n");
-    expect_one("      rise: 2\n", "      rise: 0\n", "health.checks[0].rise", "rise: 0");
-    expect_one("      fall: 3\n", "      fall: 0\n", "health.checks[0].fall", "fall: 0");
-    expect_one("      jitter: 0.1\n", "      jitter: 1\n", "health.checks[0].jitter", "jitter: 1");
-    expect_one("      jitter: 0.1\n", "      jitter: -0.1\n", "health.checks[0].jitter", "jitter: -0.1");
-    expect_one("  concurrency: 8\n", "  concurrency: 0\n", "health.concurrency", "concurrency: 0");
-    expect_one("      path: /health\n", "      path: health\n", "health.checks[0].path", "path: health");
-    expect_one("      status: [200, 204]\n", "      status: [200, 999]\n", "health.checks[0].status[1]", "status: [200, 999]");
-    expect_one("    - name: tls\n", "    - name: web\n", "health.checks[1].name", "- name: web\n      type: https");
+    expect_one(
+        "      pops: [y]\n",
+        "      pops: [y, z]\n",
+        "health.checks[1].pops[1]",
+        "pops: [y, z]",
+    );
+    expect_one(
+        "      port: 8443\n",
+        "",
+        "health.checks[2].port",
+        "- name: port",
+    );
+    expect_one(
+        "      port: 8443\n",
+        "      port: 0\n",
+        "health.checks[2].port",
+        "port: 0",
+    );
+    expect_one(
+        "      qname: www.example.test.\n",
+        "",
+        "health.checks[3].qname",
+        "- name: ns",
+    );
+    expect_one(
+        "      qtype: AAAA\n",
+        "      qtype: BOGUS\n",
+        "health.checks[3].qtype",
+        "qtype: BOGUS",
+    );
+    expect_one(
+        "      rcode: NOERROR\n",
+        "      rcode: FINE\n",
+        "health.checks[3].rcode",
+        "rcode: FINE",
+    );
+    expect_one(
+        "      file: /run/sparrow/health\n",
+        "",
+        "health.checks[4].file",
+        "- name: monitor",
+    );
+    expect_one(
+        "      interval: 1\n",
+        "      interval: 0\n",
+        "health.checks[0].interval",
+        "interval: 0",
+    );
+    expect_one(
+        "      timeout: 0.5\n",
+        "      timeout: 1.5\n",
+        "health.checks[0].timeout",
+        "timeout: 1.5",
+    );
+    expect_one(
+        "      timeout: 0.5\n",
+        "      timeout: 0\n",
+        "health.checks[0].timeout",
+        "timeout: 0\n",
+    );
+    expect_one(
+        "      rise: 2\n",
+        "      rise: 0\n",
+        "health.checks[0].rise",
+        "rise: 0",
+    );
+    expect_one(
+        "      fall: 3\n",
+        "      fall: 0\n",
+        "health.checks[0].fall",
+        "fall: 0",
+    );
+    expect_one(
+        "      jitter: 0.1\n",
+        "      jitter: 1\n",
+        "health.checks[0].jitter",
+        "jitter: 1",
+    );
+    expect_one(
+        "      jitter: 0.1\n",
+        "      jitter: -0.1\n",
+        "health.checks[0].jitter",
+        "jitter: -0.1",
+    );
+    expect_one(
+        "  concurrency: 8\n",
+        "  concurrency: 0\n",
+        "health.concurrency",
+        "concurrency: 0",
+    );
+    expect_one(
+        "      path: /health\n",
+        "      path: health\n",
+        "health.checks[0].path",
+        "path: health",
+    );
+    expect_one(
+        "      status: [200, 204]\n",
+        "      status: [200, 999]\n",
+        "health.checks[0].status[1]",
+        "status: [200, 999]",
+    );
+    expect_one(
+        "    - name: tls\n",
+        "    - name: web\n",
+        "health.checks[1].name",
+        "- name: web\n      type: https",
+    );
     // a key another kind of check reads
-    expect_one("      port: 8443\n", "      port: 8443\n      qname: x.\n", "health.checks[2].qname", "qname: x.");
-    expect_one("      type: https\n", "      type: http\n", "health.checks[1].tls_verify", "tls_verify: true");
+    expect_one(
+        "      port: 8443\n",
+        "      port: 8443\n      qname: x.\n",
+        "health.checks[2].qname",
+        "qname: x.",
+    );
+    expect_one(
+        "      type: https\n",
+        "      type: http\n",
+        "health.checks[1].tls_verify",
+        "tls_verify: true",
+    );
 }
 
 #[test]
@@ -127,10 +231,30 @@ fn capacity_source_errors_name_line_and_key() {
         "pops[1].capacity.file",
         "file: /run/y-load",
     );
-    expect_one("      interval: 2\n", "      interval: -1\n", "pops[0].capacity.interval", "interval: -1");
-    expect_one("      timeout: 1\n", "      timeout: 3\n", "pops[0].capacity.timeout", "timeout: 3");
-    expect_one("      smoothing: 0.5\n", "      smoothing: 0\n", "pops[0].capacity.smoothing", "smoothing: 0\n");
-    expect_one("      smoothing: 0.5\n", "      smoothing: 1.5\n", "pops[0].capacity.smoothing", "smoothing: 1.5");
+    expect_one(
+        "      interval: 2\n",
+        "      interval: -1\n",
+        "pops[0].capacity.interval",
+        "interval: -1",
+    );
+    expect_one(
+        "      timeout: 1\n",
+        "      timeout: 3\n",
+        "pops[0].capacity.timeout",
+        "timeout: 3",
+    );
+    expect_one(
+        "      smoothing: 0.5\n",
+        "      smoothing: 0\n",
+        "pops[0].capacity.smoothing",
+        "smoothing: 0\n",
+    );
+    expect_one(
+        "      smoothing: 0.5\n",
+        "      smoothing: 1.5\n",
+        "pops[0].capacity.smoothing",
+        "smoothing: 1.5",
+    );
     expect_one(
         "      smoothing: 0.5\n",
         "      smoothing: 0.5\n      stale_after: 0\n",
@@ -142,7 +266,11 @@ fn capacity_source_errors_name_line_and_key() {
 #[test]
 fn unknown_check_key_and_type_are_schema_errors() {
     let es = errs(&BASE.replace("      body: ok\n", "      bodi: ok\n"));
-    assert!(es.iter().any(|e| e.key.contains("bodi")), "{}", format_errors(&es));
+    assert!(
+        es.iter().any(|e| e.key.contains("bodi")),
+        "{}",
+        format_errors(&es)
+    );
     let es = errs(&BASE.replace("      type: tcp\n", "      type: icmp\n"));
     assert!(!es.is_empty());
 }

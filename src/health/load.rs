@@ -68,9 +68,12 @@ impl Smoother {
 /// A load figure from text: a number from 0 to 1.
 pub fn parse_load(text: &str) -> Result<f64, String> {
     let t = text.trim();
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("`{}` is not a number", t.chars().take(40).collect::<String>()))?;
+    let v: f64 = t.parse().map_err(|_| {
+        format!(
+            "`{}` is not a number",
+            t.chars().take(40).collect::<String>()
+        )
+    })?;
     if !(0.0..=1.0).contains(&v) {
         return Err(format!("{v} is outside 0..1"));
     }
@@ -117,8 +120,7 @@ pub async fn poll(c: &CapacityConfig) -> Result<f64, String> {
 
 async fn poll_inner(c: &CapacityConfig) -> Result<f64, String> {
     if let Some(url) = &c.url {
-        let (tls, host, port, path) =
-            split_url(url).ok_or_else(|| format!("bad URL `{url}`"))?;
+        let (tls, host, port, path) = split_url(url).ok_or_else(|| format!("bad URL `{url}`"))?;
         let addr = match host.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, port),
             Err(_) => tokio::net::lookup_host((host, port))

@@ -100,7 +100,8 @@ fn rcode_name(n: u16) -> String {
 /// The query a `dns` check sends (`None`: bad qname/qtype, which validation rejects).
 pub fn dns_query(c: &CheckConfig, id: u16) -> Option<Vec<u8>> {
     let name = Name::from_str(c.qname.as_deref()?).ok()?;
-    let rtype = RecordType::from_str(&c.qtype.as_deref().unwrap_or("A").to_ascii_uppercase()).ok()?;
+    let rtype =
+        RecordType::from_str(&c.qtype.as_deref().unwrap_or("A").to_ascii_uppercase()).ok()?;
     let mut m = Message::new(
         id,
         hickory_proto::op::MessageType::Query,

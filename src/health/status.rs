@@ -162,7 +162,9 @@ impl Status {
         let meta = &t.checks[check];
         if h.observe(r, meta.rise, meta.fall, now) {
             let up = h.state() == Some(true);
-            let detail = h.down_detail(meta.kind != CheckKind::File).unwrap_or_default();
+            let detail = h
+                .down_detail(meta.kind != CheckKind::File)
+                .unwrap_or_default();
             if up {
                 info!(pop = %self.names[pop], target = %row.addr, check = %meta.name, "health: check up");
             } else {
@@ -171,7 +173,7 @@ impl Status {
         }
         let health = combine(&t.checks, &row.checks);
         if row.pushed.as_ref() != Some(&health) {
-            if row.pushed.as_ref().map_or(true, |p| p.up) != health.up {
+            if row.pushed.as_ref().is_none_or(|p| p.up) != health.up {
                 info!(pop = %self.names[pop], target = %row.addr, up = health.up, detail = %health.detail, "health: target state");
             }
             self.pops.set_target_health(pop, target, health.clone());

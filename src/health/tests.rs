@@ -62,7 +62,10 @@ async fn tcp_check() {
     let c = check(&format!("{{name: t, type: tcp, port: {port}}}"));
     assert_eq!(probe::run(&c, LO).await, Outcome::Pass);
     drop(l);
-    let c = check(&format!("{{name: t, type: tcp, port: {}}}", closed_port().await));
+    let c = check(&format!(
+        "{{name: t, type: tcp, port: {}}}",
+        closed_port().await
+    ));
     assert_eq!(
         probe::run(&c, LO).await,
         Outcome::Fail("tcp connect refused".into())
@@ -317,7 +320,10 @@ fn status_publishes_smoothed_load_and_forgets_it_when_stale() {
     st.record_load(y, Ok(0.4), t + Duration::from_secs(1));
     assert!((pops.load(y) - 0.6).abs() < 1e-6);
     st.record_load(y, Err("timeout".into()), t + Duration::from_secs(2));
-    assert!((pops.load(y) - 0.6).abs() < 1e-6, "one failed poll keeps it");
+    assert!(
+        (pops.load(y) - 0.6).abs() < 1e-6,
+        "one failed poll keeps it"
+    );
     st.record_load(y, Err("timeout".into()), t + Duration::from_secs(5));
     assert_eq!(pops.load(y), 0.0, "stale after 3 intervals: none (0)");
     assert_eq!(st.snapshot().loads[0].error.as_deref(), Some("timeout"));
@@ -329,7 +335,10 @@ fn dns_query_is_well_formed() {
     let q = dns_query(&c, 0x1234).unwrap();
     let m = Message::from_vec(&q).unwrap();
     assert_eq!(m.metadata.id, 0x1234);
-    assert_eq!(m.queries[0].query_type(), hickory_proto::rr::RecordType::AAAA);
+    assert_eq!(
+        m.queries[0].query_type(),
+        hickory_proto::rr::RecordType::AAAA
+    );
     assert_eq!(port_of(&c), 53);
     let _: SocketAddr = SocketAddr::new(LO, port_of(&c));
 }

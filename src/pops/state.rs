@@ -196,7 +196,7 @@ impl PopState {
                     .health
                     .checks
                     .iter()
-                    .any(|c| c.pops.is_empty() || c.pops.iter().any(|p| *p == pc.name));
+                    .any(|c| c.pops.is_empty() || c.pops.contains(&pc.name));
                 Pop {
                     name: pc.name.as_str().into(),
                     sessions,
