@@ -124,6 +124,11 @@ def test_stop_y_web_fails_over_to_x_and_back(env):
         harness.wait_until(lambda: _both(env, ecs, ANSWERS["x"]["A"]),
                            INTERVAL * FALL + 1 - (time.monotonic() - t0), interval=0.1,
                            desc="X and Y answering X for C's client after Y's nginx stopped")
+        # the POP goes down when fewer than half its targets are up; each target
+        # goes down on its own third failure (jitter: up to 1.1 s apart)
+        harness.wait_until(lambda: all(not t["up"] for pop in ("x", "y") for t in _health(env.sp[pop])["targets"]
+                                       if t["pop"] == "y"), INTERVAL * 1.1 * FALL + 1, interval=0.2,
+                           desc="every target of Y down at X and Y")
         for pop in ("x", "y"):
             h = _health(env.sp[pop])
             t = _target(h, "203.0.113.20")
