@@ -14,7 +14,9 @@ Asserted (C's client ranks Y first at both POPs):
   * one of Y's addresses removed: ``sparrowctl health`` shows that target down and
     POP Y still up (answers carrying only the other address need the POP pick's
     address filter: that assertion is an xfail until it is merged);
-  * the monitor file saying ``y DOWN`` moves C's client to X; ``y UP`` moves it back.
+  * the monitor file saying ``y DOWN`` moves C's client to X; ``y UP`` moves it back;
+  * POP Y's load figure polled from its nginx (``pops[].capacity.url``) shows in
+    ``sparrowctl health``, and goes stale (0) when the URL fails.
 """
 from __future__ import annotations
 
@@ -43,7 +45,11 @@ def _edit(workdir):
                  f"      host: www.example.test\n      interval: 1\n      timeout: 0.5\n"
                  f"    - name: monitor\n      type: file\n      file: {workdir / MONITOR}\n"
                  f"      interval: 0.5\n      timeout: 0.2\n      rise: 1\n      fall: 1\n")
-        return text.replace(anchor, anchor + extra)
+        y = "  - name: y\n    asn: 65002\n"
+        assert text.count(y) == 1
+        cap = ("    capacity:\n      url: http://203.0.113.20/load\n      interval: 1\n      timeout: 0.5\n"
+               "      smoothing: 0.5\n")
+        return text.replace(anchor, anchor + extra).replace(y, y + cap)
     return edit
 
 
@@ -243,3 +249,26 @@ def test_monitor_file_moves_the_answer(env):
                            desc="Y again after the monitor said y UP")
     finally:
         f.write_text("")
+
+
+def test_load_url_polled_and_stale_when_it_fails(env):
+    def load(pop: str) -> dict:
+        return next(l for l in _health(env.sp[pop])["loads"] if l["pop"] == "y")
+    for pop in ("x", "y"):
+        harness.wait_until(lambda: load(pop)["measured"] is not None, 5, interval=0.2, desc=f"{pop}: Y's load")
+        ld = load(pop)
+        assert ld["source"] == "http://203.0.113.20/load" and abs(ld["measured"] - 0.25) < 1e-6, ld
+        assert abs(ld["load"] - 0.25) < 1e-6 and ld["error"] is None, ld
+        assert load(pop)["pop"] == "y" and all(l["source"] is None for l in _health(env.sp[pop])["loads"]
+                                               if l["pop"] == "x")
+    web = env.webs["y"]
+    web.stop()
+    try:
+        # stale_after defaults to 3 x interval: then no figure (counts as 0)
+        harness.wait_until(lambda: load("x")["measured"] is None, 3 * INTERVAL + 2.5, interval=0.2,
+                           desc="Y's load stale at X")
+        ld = load("x")
+        assert ld["load"] == 0 and ld["error"] == "tcp connect refused", ld
+    finally:
+        web.start()
+    harness.wait_until(lambda: load("x")["measured"] is not None, 5, interval=0.2, desc="Y's load back")

@@ -7,7 +7,8 @@ directory (config, pid, error log, temp paths; no access log).
     tls=(cert_pem, key_pem, port)       also an ``ssl`` server on that port
   self_signed(dir, cn) -> (cert, key)   an openssl self-signed certificate
 
-Every server answers ``/health`` with 200 ``ok`` and anything else with 200 ``<body>``.
+Every server answers ``/health`` with 200 ``ok``, ``/load`` with 200 ``<load>`` (a load
+figure for ``pops[].capacity.url``) and anything else with 200 ``<body>``.
 """
 from __future__ import annotations
 
@@ -29,12 +30,12 @@ def self_signed(d: Path, cn: str) -> tuple[Path, Path]:
 
 class Nginx:
     def __init__(self, lab, ns, name: str, listen: list[str] | None = None, body: str = "hello",
-                 tls: tuple | None = None):
+                 tls: tuple | None = None, load: str = "0.25"):
         self.lab, self.ns, self.name = lab, ns, name
         self.dir = lab.path(name)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.listen = listen or ["80", "[::]:80"]
-        self.body, self.tls = body, tls
+        self.body, self.tls, self.load = body, tls, load
         self.proc: Proc | None = None
         self.link = None  # the veth to the namespace's router, if the caller records it
         self.write_config()
@@ -42,6 +43,7 @@ class Nginx:
     def write_config(self) -> None:
         d = self.dir
         locs = ('    location = /health { default_type text/plain; return 200 "ok\\n"; }\n'
+                f'    location = /load {{ default_type text/plain; return 200 "{self.load}\\n"; }}\n'
                 f'    location / {{ default_type text/plain; return 200 "{self.body}\\n"; }}\n')
         servers = "  server {\n" + "".join(f"    listen {l};\n" for l in self.listen) + locs + "  }\n"
         if self.tls:
