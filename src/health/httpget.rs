@@ -56,12 +56,19 @@ pub async fn get(g: &Get<'_>) -> Result<Response, GetError> {
         .await
         .map_err(|e| connect_error(&e))?;
     let _ = tcp.set_nodelay(true);
-    let host = match g.host {
+    let name = match g.host {
         Some(h) => h.to_string(),
         None => match g.addr.ip() {
             IpAddr::V6(a) => format!("[{a}]"),
             a => a.to_string(),
         },
+    };
+    // RFC 9110 §7.2: the port only when it is not the scheme's default.
+    let default_port = if g.tls { 443 } else { 80 };
+    let host = if g.addr.port() == default_port {
+        name
+    } else {
+        format!("{name}:{}", g.addr.port())
     };
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sparrowd-health\r\nAccept: */*\r\nConnection: close\r\n\r\n",

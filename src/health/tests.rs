@@ -342,3 +342,72 @@ fn dns_query_is_well_formed() {
     assert_eq!(port_of(&c), 53);
     let _: SocketAddr = SocketAddr::new(LO, port_of(&c));
 }
+
+/// The runner end to end: an http check on 127.0.0.1 (POP y's one target)
+/// every 50 ms; the server answers 200, then 503: the target goes down after
+/// `fall` results, with the reason.
+#[tokio::test]
+async fn runner_takes_a_failing_target_down() {
+    let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let l = TcpListener::bind((LO, 0)).await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let st = status.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let code = st.load(std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let r = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+                let _ = s.write_all(r.as_bytes()).await;
+            });
+        }
+    });
+    let cfg = Arc::new(
+        TestConfig::two_pops()
+            .with(&format!(
+                "zones:
+  - origin: example.test
+    soa: {{mname: ns1.example.test., rname: h.example.test.}}
+    ns: [ns1.example.test.]
+    steered:
+      - name: www
+        pops:
+          x: {{a: [192.0.2.10]}}
+          y: {{a: [127.0.0.1]}}
+health:
+  checks:
+    - {{name: web, type: http, port: {port}, pops: [y], interval: 0.05, timeout: 0.04, rise: 2, fall: 3, jitter: 0.2}}
+"
+            ))
+            .build(),
+    );
+    let pops = Arc::new(PopState::new(&cfg, None));
+    let st = Arc::new(Status::new(&cfg, pops.clone()));
+    assert!(st.has_work());
+    let y = pops.index("y").unwrap();
+    let job = tokio::spawn(runner::run(cfg.clone(), pops.clone(), st.clone()));
+    let wait = |want: bool| {
+        let pops = pops.clone();
+        async move {
+            for _ in 0..100 {
+                if pops.up(y) == want && pops.target_health(y)[0].up == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            false
+        }
+    };
+    assert!(wait(true).await);
+    // wait for a few passes first
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(st.snapshot().targets[0].checks[0].state, Some(true));
+    status.store(503, std::sync::atomic::Ordering::Relaxed);
+    assert!(wait(false).await, "down after fall");
+    let d = pops.target_health(y)[0].detail.clone();
+    assert!(d.starts_with("http 503 x"), "{d}");
+    status.store(200, std::sync::atomic::Ordering::Relaxed);
+    assert!(wait(true).await, "up after rise");
+    job.abort();
+}
