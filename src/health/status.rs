@@ -160,12 +160,15 @@ impl Status {
             return;
         };
         let meta = &t.checks[check];
+        let first = h.state().is_none();
         if h.observe(r, meta.rise, meta.fall, now) {
             let up = h.state() == Some(true);
             let detail = h
                 .down_detail(meta.kind != CheckKind::File)
                 .unwrap_or_default();
-            if up {
+            if up && first {
+                // targets start up: nothing new to tell
+            } else if up {
                 info!(pop = %self.names[pop], target = %row.addr, check = %meta.name, "health: check up");
             } else {
                 warn!(pop = %self.names[pop], target = %row.addr, check = %meta.name, %detail, "health: check down");
