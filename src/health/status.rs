@@ -46,6 +46,8 @@ struct LoadRow {
     pop: usize,
     source: String,
     smoother: Smoother,
+    /// What was last given to `PopState::set_measured_load`.
+    published: Option<f64>,
     last_error: Option<String>,
 }
 
@@ -125,6 +127,7 @@ impl Status {
                 pop,
                 source,
                 smoother: Smoother::for_config(c),
+                published: None,
                 last_error: None,
             });
         }
@@ -202,7 +205,8 @@ impl Status {
                 row.last_error = Some(e);
             }
         }
-        self.pops.set_measured_load(pop, row.smoother.value(now));
+        row.published = row.smoother.value(now);
+        self.pops.set_measured_load(pop, row.published);
     }
 
     /// Everything, for `sparrowctl health`.
@@ -248,7 +252,7 @@ impl Status {
                 pop: l.pop,
                 pop_name: self.names[l.pop].clone(),
                 source: l.source.clone(),
-                smoothed: l.smoother.value(now),
+                smoothed: l.published,
                 last_sample: l.smoother.last_sample,
                 age_secs: l.smoother.age(now),
                 error: l.last_error.clone(),
@@ -323,7 +327,8 @@ pub struct LoadSnapshot {
     pub pop_name: String,
     /// The URL, or `file PATH`.
     pub source: String,
-    /// The smoothed figure given to the pick (`None`: none yet, or stale).
+    /// The smoothed figure given to the pick at the last poll (`None`: none
+    /// yet, or stale then).
     pub smoothed: Option<f64>,
     pub last_sample: Option<f64>,
     pub age_secs: Option<f64>,
