@@ -7,7 +7,7 @@
 //! Owns the socket file. Talks to: `session` (peer status, reset), `rib`
 //! (queries over the RIB channel, counters read lock-free from `RibStats`),
 //! `pops` (drain/undrain/force/load in `operator`, saved to the state file;
-//! up/drained state; the pick for `lookup`) and `dns` (what each steered name
+//! up/drained state; the pick for `lookup`), `health` (check status) and `dns` (what each steered name
 //! answers, for `explain`).
 
 use std::io;
@@ -31,6 +31,7 @@ use crate::session::{PeerCtl, Peers};
 use crate::steer;
 use crate::types::{Afi, Prefix};
 
+mod health;
 mod operator;
 pub mod reply;
 
@@ -70,6 +71,8 @@ pub enum Request {
     Lookup,
     /// Every POP: local, up (sessions), drained (operator).
     Pops,
+    /// Every checked target with each check's state; every POP's load.
+    Health,
     /// Stop answering with a POP (saved in the state file).
     Drain {
         pop: String,
@@ -130,6 +133,8 @@ pub struct AdminCtx {
     pub dns: crate::dns::Shared,
     /// Config reload (`reload`).
     pub reload: Arc<crate::reload::Reloader>,
+    /// The health checks' status (`health`).
+    pub health: Arc<crate::health::Status>,
 }
 
 /// Bind the socket (replacing a stale file) with file mode `mode`
@@ -452,6 +457,7 @@ async fn dump<W: AsyncWriteExt + Unpin>(w: &mut W, ctx: &AdminCtx) -> io::Result
 async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, String> {
     match req {
         Request::Pops => data(pops_reply(ctx)),
+        Request::Health => data(health::health_reply(ctx)),
         Request::Reload => {
             let r = ctx.reload.clone();
             // Compiling zones is CPU work: off the runtime's worker.

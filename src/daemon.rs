@@ -7,7 +7,8 @@
 //!
 //! Wires the one-way dependencies: the steering publisher becomes the RIB
 //! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
-//! `pops::PopState`. Owns the tokio tasks. Called by the `sparrowd` binary.
+//! `pops::PopState`, which the health thread (`health::start`, started only
+//! when checks or load sources are configured) also writes. Owns the tokio tasks. Called by the `sparrowd` binary.
 //!
 //! Tasks (T), threads (th) and channels:
 //!
@@ -30,6 +31,12 @@
 //!  one task (T) per TCP connection, HTTP (T), admin explain/lookup:
 //!      ArcSwap::load per query ─▶ steer::select ─▶ pops (SessionFlags, drains)
 //!  SIGHUP / `sparrowctl reload` ─▶ reload ─▶ ArcSwap<dns::Authority>::store
+//!
+//!  th "health" (own current-thread runtime, health::runner): one task (T) per
+//!  (check, target), per `file` check and per load source, a semaphore of
+//!  `health.concurrency` permits ─▶ health::Status (Mutex, one lock per result)
+//!      ─▶ PopState::set_target_health / set_measured_load (atomics the DNS
+//!         path reads) ; admin `health` reads Status::snapshot
 //! ```
 
 use std::path::PathBuf;
@@ -138,6 +145,8 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     http::start(cfg.clone(), steering.clone(), pops.clone(), &mut services)
         .await
         .map_err(DaemonError::Http)?;
+    // Health checks and load polls: their own thread, writing into `pops`.
+    let health = crate::health::start(cfg.clone(), pops.clone()).map_err(DaemonError::Signal)?;
     let actx = Arc::new(AdminCtx {
         cfg: cfg.clone(),
         peers: peers.clone(),
@@ -149,6 +158,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         store,
         dns: authority,
         reload: reloader.clone(),
+        health,
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
     info!(

@@ -24,6 +24,10 @@
 //!   `steer::Ranker::closest_pop` the one closest-POP rule.
 //! - `pops`: which POPs are up (the sessions' `pops::SessionFlags`) and
 //!   drained (operator), lock-free, and `pops::pick`, the one usable-POP pick.
+//! - `health`: service health checks (tcp, http/https, dns, file) with
+//!   rise/fall hysteresis and load sources (URL or file, smoothed), run on
+//!   their own thread; they write per-target health and measured load into
+//!   `pops::PopState`; `sparrowctl health` reads their status.
 //! - `dns`: the authority: protocol numbers (`dns::iana`), request parsing and shared decisions
 //!   (`dns::packet`), the pure resolver (`dns::answer`) over the zone data
 //!   (`dns::zone`), response writing (`dns::response`), the one
@@ -50,6 +54,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod fsm;
+pub mod health;
 pub mod http;
 pub mod net;
 pub mod pops;

@@ -118,6 +118,7 @@ impl Reloader {
             ("peers", differs(json!(r.peers), json!(new.peers))),
             ("steering", r.steering != new.steering),
             ("http", r.http != new.http),
+            ("health", r.health != new.health),
             (
                 "selection_deferral",
                 r.selection_deferral != new.selection_deferral,

@@ -9,8 +9,8 @@
 use std::fmt::{Display, Write};
 
 use crate::admin::reply::{
-    DrainReply, ExplainReply, ForceReply, LoadReply, PeersReply, PopsReply, RouteReply,
-    SummaryReply,
+    DrainReply, ExplainReply, ForceReply, HealthReply, LoadReply, PeersReply, PopsReply,
+    RouteReply, SummaryReply,
 };
 use crate::pops::{Force, Reason};
 use crate::reload::Report;
@@ -422,6 +422,106 @@ pub fn load(data: &LoadReply) -> String {
     }
     out.push('\n');
     saved_note(&mut out, data.saved, &data.save_error);
+    out
+}
+
+/// `sparrowctl health`: one row per (target, check), then the load figures.
+pub fn health(data: &HealthReply) -> String {
+    let force = |f: crate::pops::Force| match f {
+        crate::pops::Force::Auto => "-".to_string(),
+        crate::pops::Force::Up => "up".into(),
+        crate::pops::Force::Down => "down".into(),
+    };
+    let mut out = String::new();
+    let mut rows = Vec::new();
+    for t in &data.targets {
+        let target = vec![
+            t.pop.clone(),
+            t.address.clone(),
+            if t.up { "up" } else { "down" }.into(),
+            format!(
+                "{}{}",
+                force(t.forced),
+                if t.pop_forced == crate::pops::Force::Auto {
+                    String::new()
+                } else {
+                    format!(" (POP {})", force(t.pop_forced))
+                }
+            ),
+        ];
+        if t.checks.is_empty() {
+            rows.push([target.clone(), vec!["-".into(); 4]].concat());
+        }
+        for (i, c) in t.checks.iter().enumerate() {
+            let lead = if i == 0 {
+                target.clone()
+            } else {
+                vec![String::new(); 4]
+            };
+            rows.push(
+                [
+                    lead,
+                    vec![
+                        format!("{} ({})", c.name, c.kind),
+                        or_dash(c.last.as_deref()),
+                        format!("{} x{}", or_dash(c.state.as_deref()), c.consecutive),
+                        c.since_change_secs
+                            .map_or_else(|| "-".into(), |s| format!("{s:.1}s")),
+                    ],
+                ]
+                .concat(),
+            );
+        }
+    }
+    if rows.is_empty() {
+        out.push_str("no health checks configured\n");
+    } else {
+        table(
+            &mut out,
+            "",
+            &[
+                "POP",
+                "Target",
+                "State",
+                "Forced",
+                "Check",
+                "Last",
+                "Check state",
+                "Since change",
+            ],
+            &rows,
+        );
+    }
+    let fig = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
+    let rows: Vec<Vec<String>> = data
+        .loads
+        .iter()
+        .map(|l| {
+            vec![
+                l.pop.clone(),
+                format!("{:.3}", l.load),
+                fig(l.manual),
+                fig(l.measured),
+                l.age_secs
+                    .map_or_else(|| "-".into(), |a| format!("{a:.1}s")),
+                format!("{:.2}-{:.2}", l.low, l.high),
+                match (&l.source, &l.error) {
+                    (None, _) => "-".into(),
+                    (Some(s), None) => s.clone(),
+                    (Some(s), Some(e)) => format!("{s} (error: {e})"),
+                },
+            ]
+        })
+        .collect();
+    out.push('\n');
+    table(
+        &mut out,
+        "",
+        &[
+            "POP", "Load", "Manual", "Measured", "Age", "Low-high", "Source",
+        ],
+        &rows,
+    );
     out
 }
 

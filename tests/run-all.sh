@@ -20,12 +20,12 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 # --- 1. packages ---------------------------------------------------------------
 step "packages"
 missing=0
-for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit; do
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl; do
     command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
 done
 if [ "$missing" = 1 ]; then
     apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
-        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux || { echo "apt-get install failed" >&2; exit 1; }
+        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl || { echo "apt-get install failed" >&2; exit 1; }
 else
     echo "all router/DNS tools present, skipping apt"
 fi
@@ -33,7 +33,7 @@ fi
 # Stop daemons the packages may have started (system services, root namespace,
 # default configs). Our lab daemons run inside sp-* namespaces and are left alone.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for svc in bird frr gobgpd exabgp knot; do
+    for svc in bird frr gobgpd exabgp knot nginx; do
         systemctl stop "$svc" >/dev/null 2>&1 || true
         systemctl disable "$svc" >/dev/null 2>&1 || true
     done

@@ -228,3 +228,73 @@ fn up_by_default() -> bool {
 pub struct ResetReply {
     pub reset: String,
 }
+
+/// `health`: every checked target with each check's state, and every POP's
+/// load figures (`crate::health` fills the status; forced states and the
+/// effective load come from `crate::pops`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthReply {
+    pub targets: Vec<HealthTarget>,
+    pub loads: Vec<HealthLoad>,
+}
+
+/// One target (a POP's answer address).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthTarget {
+    pub pop: String,
+    pub address: String,
+    /// Up after forced states (what answers may carry).
+    pub up: bool,
+    /// The checks' verdict (the worst of them), before forced states.
+    pub checks_up: bool,
+    /// Why the checks hold it down, e.g. `http 503 x3` (empty when up).
+    pub detail: String,
+    /// The operator's forced state of this target.
+    pub forced: crate::pops::Force,
+    /// The operator's forced state of its POP.
+    pub pop_forced: crate::pops::Force,
+    /// Its POP is up (checks, forced state).
+    pub pop_up: bool,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// One check on one target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheck {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `ok` or the failure (`http 503`, `tcp connect refused`, `timeout`, ...);
+    /// absent before the first run.
+    pub last: Option<String>,
+    /// `up`, `down`, or absent before the first result.
+    pub state: Option<String>,
+    /// Consecutive results like the last one.
+    pub consecutive: u32,
+    pub since_change_secs: Option<f64>,
+}
+
+/// One POP's load figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthLoad {
+    pub pop: String,
+    /// The figure the pick uses: manual if set, else measured, else 0.
+    pub load: f64,
+    /// Set with `sparrowctl load`.
+    pub manual: Option<f64>,
+    /// `pops[].capacity.url`, or `file PATH`; absent without a source.
+    pub source: Option<String>,
+    /// The smoothed measured figure (absent: none yet, or stale).
+    pub measured: Option<f64>,
+    pub last_sample: Option<f64>,
+    /// Seconds since the last good poll.
+    pub age_secs: Option<f64>,
+    /// The last poll's error.
+    pub error: Option<String>,
+    pub low: f64,
+    pub high: f64,
+}

@@ -50,8 +50,10 @@ async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCt
         steering.clone(),
         pops.clone(),
     ));
+    let health = Arc::new(crate::health::Status::new(&cfg, pops.clone()));
     let ctx = Arc::new(AdminCtx {
         reload,
+        health,
         cfg,
         peers,
         rib,
@@ -356,4 +358,21 @@ async fn force_and_load_are_saved_and_explained() {
         .unwrap();
     assert_eq!(out, "x\nNULL\n");
     let _ = std::fs::remove_file(ctx.store.path());
+}
+
+#[tokio::test]
+async fn health_lists_loads_and_no_targets_without_checks() {
+    let (path, ctx) = serve_test("health").await;
+    ctx.pops.set_manual_load("y", Some(0.5)).unwrap();
+    let v = ask(&path, Request::Health).await;
+    let r: reply::HealthReply = serde_json::from_value(v["data"].clone()).unwrap();
+    assert!(r.targets.is_empty());
+    assert_eq!(r.loads.len(), 2);
+    assert_eq!(
+        (r.loads[1].pop.as_str(), r.loads[1].load, r.loads[1].manual),
+        ("y", 0.5, Some(0.5))
+    );
+    assert_eq!((r.loads[1].low, r.loads[1].high), (0.8, 1.0));
+    let text = crate::render::health(&r);
+    assert!(text.starts_with("no health checks configured\n"), "{text}");
 }

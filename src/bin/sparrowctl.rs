@@ -70,6 +70,10 @@ enum Cmd {
     /// Every POP: ASN, local, up, forced, drained, load and watermarks, and
     /// whether answers may use it.
     Pops,
+    /// Health checks: every checked target (POP, address, up/down, forced
+    /// state) with each check's last result, state, consecutive count and
+    /// time since its last change; then every POP's load figures.
+    Health,
     /// Stop answering with a POP: steered names answer with the next usable POP
     /// of each client's ranking (the ranking itself does not change).
     ///
@@ -139,6 +143,7 @@ fn run() -> anyhow::Result<()> {
         },
         Cmd::Lookup => Request::Lookup,
         Cmd::Pops => Request::Pops,
+        Cmd::Health => Request::Health,
         Cmd::Drain { pop } => Request::Drain {
             pop: pop.clone(),
             by: operator(),
@@ -213,6 +218,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Reload => render::reload(&typed(data)?),
         Cmd::Explain { .. } => render::explain(&typed(data)?),
         Cmd::Pops => render::pops(&typed(data)?),
+        Cmd::Health => render::health(&typed(data)?),
         Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(&typed(data)?),
         Cmd::Force { .. } => render::force(&typed(data)?),
         Cmd::Load { .. } => render::load(&typed(data)?),

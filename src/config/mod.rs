@@ -27,12 +27,15 @@ mod locator;
 mod recover;
 mod schema;
 mod validate;
+mod validate_health;
 mod validated;
 mod zonefile;
 pub mod zones;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_health;
 
 pub use error::{format_errors, ConfigError, ZoneError};
 pub use locator::Locator;

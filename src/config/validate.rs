@@ -27,14 +27,14 @@ const MAX_RESTART_TIME: u16 = 4095;
 const MAX_SELECTION_DEFERRAL: u16 = 3600;
 
 /// Collects semantic errors, locating each key in the text.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a str,
     loc: Locator,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn err(&mut self, key: impl Into<String>, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, key: impl Into<String>, msg: impl Into<String>) {
         let key = key.into();
         let line = self.loc.line(&key);
         self.errors.push(ConfigError {
@@ -96,6 +96,7 @@ pub(super) fn validate(
     check_dns(&mut c, cfg);
     check_http(&mut c, cfg);
     check_availability(&mut c, cfg);
+    super::validate_health::check_health(&mut c, cfg);
     match admin_mode {
         Some(mode) if c.errors.is_empty() => Ok(Config::new(raw, mode)),
         _ => {

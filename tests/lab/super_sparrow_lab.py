@@ -11,7 +11,17 @@ Topology (addresses as in the example; everything inside lab namespaces)::
     X --- A (AS 64510) --- B (AS 64520) --- C (AS 64530) --- Y
     65001  192.0.2.0/29   .8/29            .16/29           .24/29   (+ 2001:db8:1..4::/64)
 
+Each POP's steered addresses (two A, two AAAA, on the loopback) live on a web
+namespace behind its sparrowd namespace (wx behind X over 192.0.2.32/29 and
+2001:db8:5::/64, routed as 203.0.113.0/28 and 2001:db8:ff::10/124; wy behind Y over
+192.0.2.40/29 and 2001:db8:6::/64, routed as 203.0.113.16/28 and 2001:db8:ff::20/124),
+served by nginx; A, B and C route both, so each sparrowd reaches both POPs' web
+servers (its health checks)::
+
+    wx (nginx) --- X ... Y --- wy (nginx)
+
 Parts:
+  add_web(lab, ns)        the web namespaces, their routes and nginx (before sparrowd starts)
   pick_prefixes(...)      deterministic real prefixes per network (routeviews pfx2as,
                           read in place) incl. nested pairs across networks
   routes_conf(...)        BIRD include file: originated4/6 statics + add_origin()
@@ -54,8 +64,17 @@ Y4, Y6 = "192.0.2.26", "2001:db8:4::2"
 CA4, CA6 = "198.51.100.2", "2001:db8:a::2"  # client in A
 CC4, CC6 = "198.51.100.130", "2001:db8:c::2"  # client in C
 LAN = {"a": ("198.51.100.0/25", "2001:db8:a::/64"), "c": ("198.51.100.128/25", "2001:db8:c::/64")}
-ANSWERS = {"x": {"A": {"203.0.113.10"}, "AAAA": {"2001:db8:ff::10"}},
-           "y": {"A": {"203.0.113.20"}, "AAAA": {"2001:db8:ff::20"}}}
+# Each POP's steered addresses (two per family), served by nginx in the POP's web
+# namespace (wx, wy); see add_web.
+ANSWERS = {"x": {"A": {"203.0.113.10", "203.0.113.11"}, "AAAA": {"2001:db8:ff::10", "2001:db8:ff::11"}},
+           "y": {"A": {"203.0.113.20", "203.0.113.21"}, "AAAA": {"2001:db8:ff::20", "2001:db8:ff::21"}}}
+# Each POP's web namespace: the link to its sparrowd namespace (sparrowd side, web
+# side) and the ranges its web addresses (ANSWERS', /32 and /128 on its loopback)
+# are routed as.
+WEB = {"x": {"link4": ("192.0.2.33/29", "192.0.2.34/29"), "link6": ("2001:db8:5::1/64", "2001:db8:5::2/64"),
+             "net4": "203.0.113.0/28", "net6": "2001:db8:ff::10/124"},
+       "y": {"link4": ("192.0.2.41/29", "192.0.2.42/29"), "link6": ("2001:db8:6::1/64", "2001:db8:6::2/64"),
+             "net4": "203.0.113.16/28", "net6": "2001:db8:ff::20/124"}}
 QNAME = "www.example.test"
 
 # The example's static TXT set at big.example.test (pop-x.yaml; pop-y.yaml has the same):
@@ -67,6 +86,45 @@ def big_txt(pop: str = "x") -> list[str]:
     """The strings of the example's TXT records at ``big`` (one string per record)."""
     text = (EXAMPLE / f"pop-{pop}.yaml").read_text()
     return re.findall(r"^      - \{name: big, type: TXT, data: '\"([^\"]*)\"'\}$", text, re.M)
+
+
+def _sibling_routes(ns: dict) -> None:
+    """Routes to both web segments along the chain X - A - B - C - Y."""
+    hops4 = {"x": {"y": "192.0.2.1"}, "a": {"x": "192.0.2.2", "y": "192.0.2.10"},
+             "b": {"x": "192.0.2.9", "y": "192.0.2.18"}, "c": {"x": "192.0.2.17", "y": "192.0.2.26"},
+             "y": {"x": "192.0.2.25"}}
+    hops6 = {"x": {"y": "2001:db8:1::1"}, "a": {"x": "2001:db8:1::2", "y": "2001:db8:2::2"},
+             "b": {"x": "2001:db8:2::1", "y": "2001:db8:3::2"}, "c": {"x": "2001:db8:3::1", "y": "2001:db8:4::2"},
+             "y": {"x": "2001:db8:4::1"}}
+    for r, to in hops4.items():
+        for pop, via in to.items():
+            ns[r].add_route(WEB[pop]["net4"], via)
+    for r, to in hops6.items():
+        for pop, via in to.items():
+            ns[r].add_route(WEB[pop]["net6"], via)
+
+
+def add_web(lab, ns: dict, tls: dict | None = None) -> dict:
+    """Web namespaces wx, wy (added to ``ns``) linked to X and Y, routed through A, B, C;
+    nginx in each, listening on every address (port 80; ``tls``: {pop: (cert, key, port)}).
+    Returns {pop: harness.Nginx}, started."""
+    import harness
+    webs = {}
+    for pop in POPS:
+        w = ns[f"w{pop}"] = lab.netns(f"w{pop}")
+        link = lab.link(ns[pop], w, v4=WEB[pop]["link4"], v6=WEB[pop]["link6"])
+        for a in sorted(ANSWERS[pop]["A"]) + sorted(ANSWERS[pop]["AAAA"]):
+            w.add_addr("lo", f"{a}/{128 if ':' in a else 32}")
+        w.add_route("default", link.a4)
+        w.run(["ip", "-6", "route", "add", "default", "via", link.a6])
+        ns[pop].add_route(WEB[pop]["net4"], link.b4)
+        ns[pop].add_route(WEB[pop]["net6"], link.b6)
+        ns[pop].forwarding(True)
+        webs[pop] = harness.Nginx(lab, w, f"nginx-{pop}", body=f"pop {pop}",
+                                  tls=(tls or {}).get(pop)).start()
+        webs[pop].link = link
+    _sibling_routes(ns)
+    return webs
 
 
 # Never originate anything overlapping the lab's own ranges.

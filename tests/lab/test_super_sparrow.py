@@ -7,6 +7,9 @@ Topology (the example in ``bgp-configs/super-sparrow/``, run as it is)::
     X (sparrowd) --- A (BIRD) --- B (BIRD, transit) --- C (BIRD) --- Y (sparrowd)
     AS 65001         AS 64510     AS 64520               AS 64530     AS 65002
 
+Each POP's two A and two AAAA addresses are served by nginx on a web namespace
+behind it (super_sparrow_lab.add_web), which both sparrowd health-check (the
+example's ``health`` section; test_health.py exercises it).
 A, B and C originate a few hundred real prefixes each (routeviews pfx2as, with the
 origin AS from the data in the path), including nested pairs across networks.
 X and Y peer over multi-hop eBGP through A, B and C. Asserted:
@@ -37,7 +40,7 @@ import re
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -52,10 +55,13 @@ HOLD_TIME = int(re.search(r"- name: y4\n(?:    .*\n)*?    hold_time: (\d+)",
                           (EXAMPLE / "pop-x.yaml").read_text()).group(1))
 
 
-def example_sparrowd(lab: harness.Lab, ns: harness.Netns, pop: str) -> harness.Sparrowd:
-    """sparrowd running the example's pop-<pop>.yaml; only the admin socket path changes."""
+def example_sparrowd(lab: harness.Lab, ns: harness.Netns, pop: str, edit=None) -> harness.Sparrowd:
+    """sparrowd running the example's pop-<pop>.yaml; only the admin socket path changes
+    (and whatever ``edit(pop, text) -> text`` changes)."""
     text = (EXAMPLE / f"pop-{pop}.yaml").read_text()
     assert ssl.EXAMPLE_SOCKET[pop] in text
+    if edit:
+        text = edit(pop, text)
     return lab.sparrowd(ns, f"sparrowd-{pop}", text.replace(ssl.EXAMPLE_SOCKET[pop], "@SOCKET@"))
 
 
@@ -68,6 +74,7 @@ class Env:
     prefixes: ssl.Prefixes
     model: ssl.Model
     clients: dict  # net -> [address] (deepest lab prefix of each is one of net's)
+    webs: dict = field(default_factory=dict)  # pop -> harness.Nginx serving its addresses
 
 
 def _routes(ns, *routes):
@@ -75,7 +82,8 @@ def _routes(ns, *routes):
         ns.add_route(dst, via)
 
 
-def build(lab: harness.Lab) -> Env:
+def build(lab: harness.Lab, edit=None, tls: dict | None = None) -> Env:
+    """The lab, converged; ``edit``: see example_sparrowd; ``tls``: see ssl.add_web."""
     ns = {k: lab.netns(k) for k in ("x", "a", "b", "c", "y", "ca", "cc")}
     lab.link(ns["x"], ns["a"], v4=("192.0.2.2/29", "192.0.2.1/29"), v6=("2001:db8:1::2/64", "2001:db8:1::1/64"))
     lab.link(ns["a"], ns["b"], v4=("192.0.2.9/29", "192.0.2.10/29"), v6=("2001:db8:2::1/64", "2001:db8:2::2/64"))
@@ -100,9 +108,13 @@ def build(lab: harness.Lab) -> Env:
     _routes(ns["y"], (lab4, "192.0.2.25"), (lan4, "192.0.2.25"), (lab6, "2001:db8:4::1"))
     _routes(ns["ca"], (lab4, "198.51.100.1"), (lan4, "198.51.100.1"), (lab6, "2001:db8:a::1"))
     _routes(ns["cc"], (lab4, "198.51.100.129"), (lan4, "198.51.100.129"), (lab6, "2001:db8:c::1"))
+    webs = ssl.add_web(lab, ns, tls)
     harness.wait_until(lambda: ns["x"].reachable(Y4) and ns["x"].reachable(Y6)
                       and ns["ca"].reachable(ssl.CC4) and ns["cc"].reachable(X6), 15,
                       desc="X reaches Y and the clients each other through A, B, C")
+    web = [(p, a) for p in ("x", "y") for fam in ("A", "AAAA") for a in sorted(ANSWERS[p][fam])]
+    harness.wait_until(lambda: all(ns[s].reachable(a, 80) for s in ("x", "y") for _, a in web), 15,
+                      desc="X and Y reach every POP's web server")
 
     prefixes = ssl.pick_prefixes()
     model = ssl.Model(prefixes)
@@ -113,7 +125,7 @@ def build(lab: harness.Lab) -> Env:
         birds[n] = b.start().wait_ready()
     sp = {}
     for p in ("x", "y"):
-        sp[p] = example_sparrowd(lab, ns[p], p).start().wait_ready()
+        sp[p] = example_sparrowd(lab, ns[p], p, edit).start().wait_ready()
 
     rng = random.Random(7)
     clients: dict = {n: [] for n in NETS}
@@ -121,7 +133,7 @@ def build(lab: harness.Lab) -> Env:
         a = model.client_in(p, rng)
         if a is not None:
             clients[n].append(a)
-    return Env(lab, ns, birds, sp, prefixes, model, clients)
+    return Env(lab, ns, birds, sp, prefixes, model, clients, webs)
 
 
 @pytest.fixture(scope="module")

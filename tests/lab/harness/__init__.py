@@ -1,5 +1,5 @@
 """The lab's one test harness: namespaces and processes (lab), sparrowd, BIRD, FRR,
-GoBGP and ExaBGP wrappers, knotd (reference DNS server), routes/AS paths, and polling helpers. Every lab test
+GoBGP and ExaBGP wrappers, knotd (reference DNS server), nginx (lab web servers), routes/AS paths, and polling helpers. Every lab test
 imports what it needs from here (``import harness`` or ``from harness import ...``).
 
 Everything talks only to loopback or to addresses inside network namespaces the
@@ -19,6 +19,7 @@ from .exabgp import ExaBgp, ExaNeighbor, exa_route, exabgp_config
 from .frr import Frr, frr_config
 from .gobgp import GoBgp, gobgp_aspath, gobgp_config
 from .knot import Knot
+from .nginx import Nginx, self_signed
 from .lab import ROOT, Daemon, Lab, Link, Netns, Proc, clean_stale_namespaces, delete_netns, is_root, netns_list
 from .net import free_port, listening, run, v6_loopback, wait_equal, wait_until
 from .routes import Route, Session, bird_path, canon_path, dump_path, expected_table, norm_path, path_str
@@ -28,7 +29,7 @@ from .upstream import Upstream
 __all__ = [
     "BIRD", "BIRDC", "Bird", "BirdPeer", "BirdRoute", "bird_config", "bird_static_export",
     "loopback_peer_config", "parse_bird_routes", "ExaBgp", "ExaNeighbor", "exa_route", "exabgp_config",
-    "Frr", "frr_config", "GoBgp", "gobgp_aspath", "gobgp_config", "Knot",
+    "Frr", "frr_config", "GoBgp", "gobgp_aspath", "gobgp_config", "Knot", "Nginx", "self_signed",
     "ROOT", "Daemon", "Lab", "Link", "Netns", "Proc", "clean_stale_namespaces", "delete_netns", "is_root",
     "netns_list", "free_port", "listening", "run", "v6_loopback", "wait_equal", "wait_until",
     "Route", "bird_path", "canon_path", "dump_path", "expected_table", "norm_path", "path_str",
