@@ -5,7 +5,10 @@
 //! limit and `dns.rrl` (a new `dns::Authority` swapped in atomically; queries
 //! in progress finish on the old one; its RRL table starts empty). Sections that need a restart (sessions, POPs,
 //! listeners, steering fallback, HTTP) are compared with the running ones and
-//! named in the report and the log, not applied.
+//! named in the report and the log, not applied. New zones whose steered
+//! addresses differ from the running health targets are applied, and the
+//! targets named as needing a restart (a new address is answered unchecked
+//! until then).
 //!
 //! Owns nothing but the path and the startup config. Talks to: `config`,
 //! `dns` (the shared authority handle).
@@ -160,6 +163,16 @@ impl Reloader {
                 self.dns.store(Arc::new(auth));
                 if zones_changed {
                     applied.push("zones".into());
+                    // Health targets (and their bits) are fixed at start: a
+                    // new answer address is written unchecked until then.
+                    let targets_changed = cfg.pops.iter().enumerate().any(|(i, p)| {
+                        let mut t = crate::pops::pop_targets(&cfg, &p.name);
+                        t.truncate(crate::pops::MAX_TARGETS);
+                        t != self.pops.targets(i)
+                    });
+                    if targets_changed {
+                        needs_restart.push("health targets (steered addresses)".into());
+                    }
                 }
                 if dns_changed {
                     applied.push("dns.identity/max_udp_payload/rrl".into());
@@ -178,5 +191,67 @@ impl Reloader {
         info!(applied = ?report.applied, zones = report.zones, file = %report.file, "config reloaded");
         *last = new;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::temp_path;
+
+    const BASE: &str = "\
+local_asn: 65001
+router_id: 10.0.0.1
+pop: x
+pops:
+  - {name: x, asn: 65001}
+  - {name: y, asn: 65002}
+admin: {socket: /nonexistent/s.sock}
+health:
+  checks: [{name: web, type: tcp, port: 80}]
+zones:
+  - origin: example.test
+    soa: {mname: ns1, rname: hostmaster@example.test}
+    ns: [ns1]
+    records: [{name: ns1, type: A, data: 192.0.2.53}]
+    steered:
+      - {name: www, ttl: 30, pops: {x: {a: [192.0.2.10]}, y: {a: [192.0.2.20]}}}
+";
+
+    fn reloader(text: &str, name: &str) -> (Reloader, PathBuf) {
+        let path = temp_path(name);
+        std::fs::write(&path, text).unwrap();
+        let cfg = Arc::new(config::load(&path).unwrap());
+        let steering = steer::handle(&cfg);
+        let pops = Arc::new(PopState::new(&cfg, None));
+        let auth = dns::Authority::new(&cfg, steering.clone(), pops.clone()).unwrap();
+        let shared: dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(auth));
+        (
+            Reloader::new(Some(path.clone()), cfg, shared, steering, pops),
+            path,
+        )
+    }
+
+    #[test]
+    fn a_new_steered_address_is_applied_and_its_health_target_needs_a_restart() {
+        let (r, path) = reloader(BASE, "reload-targets.yaml");
+        // Same addresses, another TTL: applied, nothing needs a restart.
+        std::fs::write(&path, BASE.replace("ttl: 30", "ttl: 40")).unwrap();
+        let rep = r.reload().unwrap();
+        assert_eq!(rep.applied, vec![Cow::Borrowed("zones")]);
+        assert!(rep.needs_restart.is_empty(), "{rep:?}");
+        // A second address for y: applied, the health targets need a restart.
+        std::fs::write(
+            &path,
+            BASE.replace("[192.0.2.20]", "[192.0.2.20, 192.0.2.21]"),
+        )
+        .unwrap();
+        let rep = r.reload().unwrap();
+        assert_eq!(rep.applied, vec![Cow::Borrowed("zones")]);
+        assert_eq!(
+            rep.needs_restart,
+            vec![Cow::Borrowed("health targets (steered addresses)")]
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -28,10 +28,9 @@ The Super Sparrow two-POP lab (``test_super_sparrow_y_restart``): the example
 configs with graceful restart on the POP sessions (as shipped). Y's sparrowd
 gets SIGTERM, then starts again; at X, polled every 100 ms: Y's routes stay in
 the RIB (stale while Y is away), ``explain`` for a client in C ranks Y first
-throughout, and the stale marks are gone after Y's End-of-RIB. X's DNS answer
-for that client stays Y only once health checks decide POP availability
-instead of the BGP session (issue 9): that part is skipped when the config has
-no ``health`` key.
+throughout, X's DNS answer for that client stays Y throughout (the example's
+health checks, not the BGP session, decide Y's availability: Y's web servers
+are fine), and the stale marks are gone after Y's End-of-RIB.
 """
 from __future__ import annotations
 
@@ -261,21 +260,10 @@ def test_frr_sigkill_reconnect_replaces_established_session(lab, sparrow_bin):
 # ---------------------------------------------------------------------------
 # Super Sparrow: restart Y's sparrowd, X keeps Y's routes and ranking
 
-def _example_has_health() -> bool:
-    import super_sparrow_lab as ssl
-    return re.search(r"^health:", (ssl.EXAMPLE / "pop-x.yaml").read_text(), re.M) is not None
-
 
 def test_super_sparrow_y_restart(lab, sparrow_bin):
-    """Y's sparrowd restarts (SIGTERM, start): X keeps Y's routes and ranks Y first throughout."""
-    _y_restart(lab, check_dns=_example_has_health())
-
-
-def test_super_sparrow_y_restart_dns_answers(lab, sparrow_bin):
-    """... and X's DNS answer for a client in C stays Y throughout (queried every 100 ms)."""
-    if not _example_has_health():
-        pytest.skip("needs issue-9 health checks: until they decide POP availability, "
-                    "X's DNS answers follow Y's BGP session")
+    """Y's sparrowd restarts (SIGTERM, start): X keeps Y's routes, ranks Y first and answers Y
+    for a client in C throughout (queried every 100 ms)."""
     _y_restart(lab, check_dns=True)
 
 

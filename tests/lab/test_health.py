@@ -12,8 +12,7 @@ Asserted (C's client ranks Y first at both POPs):
   * Y's nginx flapping (down 0.8 s, up 1.5 s: at most one failed check in a row, fall
     is 3) never changes the answer, and the check's state never changed;
   * one of Y's addresses removed: ``sparrowctl health`` shows that target down and
-    POP Y still up (answers carrying only the other address need the POP pick's
-    address filter: that assertion is an xfail until it is merged);
+    POP Y still up, and answers carry only the other address;
   * the monitor file saying ``y DOWN`` moves C's client to X; ``y UP`` moves it back;
   * POP Y's load figure polled from its nginx (``pops[].capacity.url``) shows in
     ``sparrowctl health``, and goes stale (0) when the URL fails.
@@ -218,7 +217,6 @@ def test_one_address_down_shows_in_health_and_pop_stays_up(env):
                        desc=f"X sees {gone} up again")
 
 
-@pytest.mark.xfail(strict=False, reason="needs the pick helper's address filter")
 def test_one_address_down_answers_carry_only_the_other(env):
     ecs = _client(env)
     w = env.ns["wy"]
