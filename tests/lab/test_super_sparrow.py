@@ -26,10 +26,10 @@ X and Y peer over multi-hop eBGP through A, B and C. Asserted:
     with the SOA, REFUSED outside the zone, minimal ANY (one RRset), CH TXT id.server /
     hostname.bind give the POP name, an answer over 512 bytes without EDNS is TC and
     complete over TCP;
-  * POP Y's sparrowd killed: within hold time + 1 s X answers itself; restarted: Y again;
-  * POP Y silent (sparrowd SIGSTOPped, or X<->Y packets dropped in transit): only X's
-    hold timer can notice; within hold time + 1 s X answers itself and shows the
-    hold-timer-expired NOTIFICATION it sent; Y back: the sessions and Y's answer return.
+  * POP Y's sparrowd killed while Y's web servers are fine: the example's health checks
+    keep Y up and graceful restart keeps its routes, so X keeps answering Y; restarted:
+    the steering is the model's again (failover on the session alone, with no checks,
+    on a killed or frozen POP: test_failover.py).
 """
 from __future__ import annotations
 
@@ -38,7 +38,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -518,93 +517,32 @@ def test_dnsperf_varied_ecs_loses_nothing(env):
     assert st["rcodes"].startswith(f"NOERROR {n} "), st
 
 
-def test_pop_y_failover(env):
-    """Kill POP Y's sparrowd: within hold time + 1 s X answers the client in C with itself;
-    restart it: X answers Y again."""
+def test_pop_y_sparrowd_killed_service_fine(env):
+    """Kill POP Y's sparrowd (SIGKILL) while Y's web servers are fine: the example's health
+    checks, not the BGP session, decide Y's availability, and graceful restart keeps Y's
+    routes at X (stale), so X keeps answering Y for the client in C, queried every 100 ms
+    for hold time + 2 s; restart it: the sessions come back and the steering is the model's.
+    (Failover on the BGP session alone, with no checks: test_failover.py.)"""
     cc, spx, spy = env.ns["cc"], env.sp["x"], env.sp["y"]
     a = next(a for a in env.clients["c"] if a.version == 4 and env.model.ranking("x", a)[0] == "y")
     a6 = next(a for a in env.clients["c"] if a.version == 6 and env.model.ranking("x", a)[0] == "y")
     assert set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["y"]["A"]
 
-    t0 = time.monotonic()
     spy.proc.kill()
-    harness.wait_until(lambda: set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["x"]["A"],
-                      HOLD_TIME + 1 - (time.monotonic() - t0), interval=0.1,
-                      desc="X answering itself for a client in C after POP Y's sparrowd died")
-    assert set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS["x"]["AAAA"]
-    st = {p["name"]: p["state"] for p in spx.peers()}
-    assert st["y4"] != "Established" and st["y6"] != "Established", st
+    harness.wait_until(lambda: all(p["state"] != "Established" for p in spx.peers() if p["name"] in ("y4", "y6")),
+                       HOLD_TIME + 1, interval=0.1, desc="X's sessions to Y down")
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < HOLD_TIME + 2 and n < 200:
+        assert set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["y"]["A"], n
+        n += 1
+        time.sleep(0.1)
+    assert set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS["y"]["AAAA"]
+    assert spx.explain(str(a))["ranking"][0] == "y"
 
     spy.start().wait_ready()
     spx.wait_established(*PEERS["x"], timeout=60)
-    harness.wait_until(lambda: set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS["y"]["A"], 60,
-                      interval=0.2, desc="X answering Y again after POP Y's sparrowd restarted")
-    harness.wait_until(lambda: set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS["y"]["AAAA"], 30,
-                      interval=0.2, desc="X answering Y (AAAA) again")
-    # and the whole steering is back to the model
     harness.wait_equal(lambda: actual_paths(spx), expected_paths(env, "x"), 60, desc="X's paths after restart")
     harness.wait_until(lambda: lookup_matches(env, "x"), 30, interval=0.5, desc="X's steering after restart")
 
 
-HOLD_EXPIRED = re.compile(r"^sent NOTIFICATION Hold Timer Expired\b")
-
-
-def _answers(cc, a, a6, pop: str) -> bool:
-    return set(ssl.dig_query(cc, X4, "A", _ecs(a)).addrs) == ANSWERS[pop]["A"] and \
-        set(ssl.dig_query(cc, X6, "AAAA", _ecs(a6)).addrs) == ANSWERS[pop]["AAAA"]
-
-
-def _partition(b: harness.Netns, on: bool) -> None:
-    """Silently drop X<->Y packets in transit at B (policy rules with the blackhole
-    action: no ICMP, no RST); everything else, the client's queries too, still flows."""
-    for fam, src, dst in (("-4", X4, Y4), ("-4", Y4, X4), ("-6", X6, Y6), ("-6", Y6, X6)):
-        b.run(["ip", fam, "rule", "add" if on else "del", "from", src, "to", dst, "pref", "100", "blackhole"],
-              check=on)  # removing: best effort (a failed add must not hide the first error)
-
-
-@pytest.mark.parametrize("how", ["sigstop", "partition"])
-def test_pop_y_silent_death_hold_timer(env, how):
-    """POP Y goes silent: its sparrowd SIGSTOPped (``sigstop``: Y's kernel still ACKs, but
-    no KEEPALIVE, no FIN/RST) or every X<->Y packet dropped at B (``partition``). Only
-    X's hold timer can notice: within hold time + 1 s of the freeze X answers the client
-    in C with itself, and its sessions to Y have left Established with the Hold Timer
-    Expired NOTIFICATION it sent as last error. Y back (SIGCONT / rules removed): the
-    sessions re-establish and X answers Y again."""
-    cc, spx, spy = env.ns["cc"], env.sp["x"], env.sp["y"]
-    a = next(a for a in env.clients["c"] if a.version == 4 and env.model.ranking("x", a)[0] == "y")
-    a6 = next(a for a in env.clients["c"] if a.version == 6 and env.model.ranking("x", a)[0] == "y")
-    spx.wait_established(*PEERS["x"], timeout=60)
-    harness.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc="X answering Y before the freeze")
-    peers = {p["name"]: p for p in spx.peers()}
-    for n in ("y4", "y6"):
-        assert peers[n]["hold_time"] and peers[n]["hold_time"] <= HOLD_TIME, peers[n]
-
-    if how == "sigstop":
-        freeze = lambda: os.kill(spy.proc.pid, signal.SIGSTOP)  # noqa: E731
-        thaw = lambda: os.kill(spy.proc.pid, signal.SIGCONT)  # noqa: E731
-    else:
-        freeze = lambda: _partition(env.ns["b"], True)  # noqa: E731
-        thaw = lambda: _partition(env.ns["b"], False)  # noqa: E731
-    frozen_at = int(time.time())
-    t0 = time.monotonic()
-    freeze()
-    try:
-        harness.wait_until(lambda: _answers(cc, a, a6, "x"), HOLD_TIME + 1 - (time.monotonic() - t0),
-                          interval=0.1, desc=f"X answering itself for a client in C after POP Y went silent ({how})")
-        peers = {p["name"]: p for p in spx.peers()}
-        for n in ("y4", "y6"):
-            p = peers[n]
-            assert p["state"] != "Established", p
-            assert HOLD_EXPIRED.match(p["last_error"] or "") and p["last_error_at"] >= frozen_at, p
-        assert spy.proc.alive()
-    finally:
-        thaw()
-
-    spx.wait_established(*PEERS["x"], timeout=120)
-    spy.wait_established(*PEERS["y"], timeout=120)
-    harness.wait_until(lambda: _answers(cc, a, a6, "y"), 60, interval=0.2, desc=f"X answering Y again ({how})")
-    for pop in ("x", "y"):
-        harness.wait_equal(lambda: actual_paths(env.sp[pop]), expected_paths(env, pop), 60,
-                          desc=f"POP {pop}'s paths after Y came back ({how})")
-        harness.wait_until(lambda: lookup_matches(env, pop), 30, interval=0.5,
-                          desc=f"POP {pop}'s steering after Y came back ({how})")
