@@ -22,8 +22,11 @@
 //!   fallback), published as immutable LPM snapshots by `steer::Publisher`,
 //!   the RIB's listener; `steer::select` is the one selection function and
 //!   `steer::Ranker::closest_pop` the one closest-POP rule.
-//! - `pops`: which POPs are up (the sessions' `pops::SessionFlags`) and
-//!   drained (operator), lock-free, and `pops::pick`, the one usable-POP pick.
+//! - `pops`: POP availability facts in atomics (`pops::PopState`: the
+//!   sessions' `pops::SessionFlags`, per-target health from `health`, the
+//!   operator's drains, forced states and loads, saved to the state file),
+//!   read lock-free per query, and `pops::pick`, the one POP pick
+//!   (availability, load shedding, the all-down policy).
 //! - `health`: service health checks (tcp, http/https, dns, file) with
 //!   rise/fall hysteresis and load sources (URL or file, smoothed), run on
 //!   their own thread; they write per-target health and measured load into

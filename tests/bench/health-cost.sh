@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Health checks' cost: the DNS server's CPU time per 100k answers with no checks and with
+# 100 monitored targets (50 steered names, POPs `local` and `peer`, one address each per
+# name, an http check every second against a local HTTP server on loopback), alternating
+# runs, with knotd (the same names as static A records) as the reference in the same run.
+# `dns_per100k` leaves out the `health` thread (the checker); `per100k` is the whole process.
+# Also the checker's own CPU per second: the `health` thread's CPU time over an idle period.
+#   tests/bench/health-cost.sh [RUNS] [SECONDS]      (defaults 5 and 10)
+# Needs dnsperf, dig, knotd, python3; uses target/release/sparrowd (or $SPARROW_BIN).
+# Loopback only: targets are 127.0.1.1-50 and 127.0.2.1-50, served by one python
+# http.server bound to 127.0.0.1's loopback net (0.0.0.0 on a port only this script uses).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${SPARROW_BIN:-$PWD/target/release}
+RUNS=${1:-5}; DUR=${2:-10}; IDLE=${IDLE:-10}
+WD=$(mktemp -d /tmp/health-cost.XXXXXX)
+PORT=5392; WEB=18093
+NAMES=50
+trap 'kill $web 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WD"' EXIT
+mkdir -p "$WD/www" && echo ok > "$WD/www/index.html"
+python3 -m http.server --bind 0.0.0.0 --directory "$WD/www" "$WEB" > "$WD/web.log" 2>&1 &
+web=$!
+for i in $(seq 100); do curl -s -o /dev/null "http://127.0.1.1:$WEB/" && break; sleep 0.05; done
+
+: > "$WD/q.txt"
+for n in $(seq $NAMES); do echo "s$n.example.test A" >> "$WD/q.txt"; done
+{
+    printf '$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 14400 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n'
+    for n in $(seq $NAMES); do echo "s$n A 127.0.1.$n"; done
+} > "$WD/example.test.zone"
+
+config() {   # $1: checks on|off
+    cat <<Y
+local_asn: 64999
+router_id: 192.0.2.1
+pop: local
+pops: [{name: local, asn: 64999}, {name: peer, asn: 64998}]
+listen: {enabled: false}
+admin: {socket: $WD/adm-$1.sock, state_file: $WD/state-$1.json}
+peers: []
+dns:
+  listen: ["127.0.0.1:$PORT"]
+zones:
+  - origin: example.test
+    soa: {mname: ns1, rname: hostmaster@example.test}
+    ns: [ns1]
+    records: [{name: ns1, type: A, data: 192.0.2.53}]
+    steered:
+Y
+    for n in $(seq $NAMES); do
+        echo "      - {name: s$n, ttl: 30, pops: {local: {a: [127.0.1.$n]}, peer: {a: [127.0.2.$n]}}}"
+    done
+    if [ "$1" = on ]; then
+        echo "health:"
+        echo "  checks: [{name: web, type: http, port: $WEB, path: /, interval: 1, timeout: 0.5, rise: 2, fall: 3}]"
+    fi
+}
+start() {   # start server $1 (sparrowd|knotd) with checks $2 (on|off); prints its PID
+    local srv=$1 mode=$2
+    if [ "$srv" = knotd ]; then
+        printf "server:\n    listen: 127.0.0.1@$PORT\n    udp-workers: 2\n    tcp-workers: 1\n    background-workers: 1\n    rundir: $WD\nlog:\n  - target: stderr\n    any: warning\ndatabase:\n    storage: $WD/db\nzone:\n  - domain: example.test\n    file: $WD/example.test.zone\n    journal-content: none\n" > "$WD/knot.conf"
+        knotd -c "$WD/knot.conf" > "$WD/log-knot.txt" 2>&1 &
+        echo $!
+        return
+    fi
+    config "$mode" > "$WD/cfg-$mode.yaml"
+    "$BIN/sparrowd" --config "$WD/cfg-$mode.yaml" > "$WD/log-$mode.txt" 2>&1 &
+    echo $!
+}
+cpu() { awk '{print $14+$15}' "$1"; }
+run() {
+    local srv=$1 mode=$2 pid i
+    pid=$(start "$srv" "$mode")
+    for i in $(seq 100); do   # bounded wait for the first answer
+        dig +short +time=1 +tries=1 @127.0.0.1 -p $PORT s1.example.test A | grep -q . && break
+    done
+    local t0 t1 ans tck
+    tck=$(getconf CLK_TCK)
+    hcpu() { local f h=0; for f in /proc/$pid/task/*; do grep -qx health "$f/comm" && h=$((h + $(cpu "$f/stat"))); done; echo $h; }
+    t0=$(cpu /proc/$pid/stat); th0=$(hcpu)
+    dnsperf -s 127.0.0.1 -p $PORT -d "$WD/q.txt" -l "$DUR" -Q 50000 -c 1 -q 200 > "$WD/perf-$srv-$mode.txt" 2>&1
+    t1=$(cpu /proc/$pid/stat); th1=$(hcpu)
+    ans=$(awk '/Queries completed/{print $3}' "$WD/perf-$srv-$mode.txt")
+    local extra=""
+    if [ "$srv" = sparrowd ]; then
+        # Idle CPU (no DNS load) over IDLE seconds: the whole process, and the health thread.
+        local h0=0 h1=0 f p0 p1 up=0
+        for f in /proc/$pid/task/*; do grep -qx health "$f/comm" && h0=$((h0 + $(cpu "$f/stat"))); done
+        p0=$(cpu /proc/$pid/stat)
+        sleep "$IDLE"
+        for f in /proc/$pid/task/*; do grep -qx health "$f/comm" && h1=$((h1 + $(cpu "$f/stat"))); done
+        p1=$(cpu /proc/$pid/stat)
+        [ "$mode" = on ] && up=$("$BIN/sparrowctl" --json --socket "$WD/adm-on.sock" health \
+            | python3 -c 'import json,sys; print(sum(t["up"] for t in json.load(sys.stdin)["targets"]))')
+        extra=" idle_process_cpu_ms_per_s=$(echo "scale=2; ($p1-$p0)/$tck*1000/$IDLE" | bc -l) health_thread_cpu_ms_per_s=$(echo "scale=2; ($h1-$h0)/$tck*1000/$IDLE" | bc -l) targets_up=$up"
+    fi
+    kill $pid; wait $pid 2>/dev/null || true
+    # per100k: the whole server process; dns_per100k: without the health thread (the DNS
+    # server's own CPU: UDP workers, runtime, RIB, everything but the checker).
+    echo "$srv checks=$mode answers=$ans per100k=$(echo "scale=3; ($t1-$t0)/$tck*100000/$ans" | bc -l) dns_per100k=$(echo "scale=3; ($t1-$t0-$th1+$th0)/$tck*100000/$ans" | bc -l)$extra"
+}
+for r in $(seq "$RUNS"); do
+    run sparrowd off; run sparrowd on; run knotd off
+done
