@@ -524,25 +524,27 @@ fn check_rrl(c: &mut Checker, r: &RrlConfig) {
     }
 }
 
+/// An `http://` or `https://` URL with a host, in printable ASCII.
+pub(super) fn is_http_url(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"));
+    rest.is_some_and(|r| {
+        !r.is_empty() && !r.starts_with(['/', ':']) && u.bytes().all(|b| b.is_ascii_graphic())
+    })
+}
+
 fn check_http(c: &mut Checker, cfg: &RawConfig) {
     for (i, p) in cfg.http.trusted_proxies.iter().enumerate() {
         c.prefix(format!("http.trusted_proxies[{i}]"), p);
     }
     for (i, pop) in cfg.pops.iter().enumerate() {
         if let Some(u) = &pop.url {
-            let rest = u
-                .strip_prefix("http://")
-                .or_else(|| u.strip_prefix("https://"));
-            match rest {
-                Some(r)
-                    if !r.is_empty()
-                        && !r.starts_with('/')
-                        && !u.contains(['?', '#'])
-                        && u.bytes().all(|b| b.is_ascii_graphic()) => {}
-                _ => c.err(
+            if !is_http_url(u) || u.contains(['?', '#']) {
+                c.err(
                     format!("pops[{i}].url"),
                     format!("`{u}` is not an http:// or https:// base URL (printable ASCII, no spaces, no query or fragment)"),
-                ),
+                );
             }
         }
     }

@@ -47,18 +47,11 @@ pub(super) fn check_health(c: &mut Checker, cfg: &RawConfig) {
         let cap = &pop.capacity;
         let key = format!("pops[{i}].capacity");
         if let Some(u) = &cap.url {
-            let rest = u
-                .strip_prefix("http://")
-                .or_else(|| u.strip_prefix("https://"));
-            match rest {
-                Some(r)
-                    if !r.is_empty()
-                        && !r.starts_with(['/', ':'])
-                        && u.bytes().all(|b| b.is_ascii_graphic()) => {}
-                _ => c.err(
+            if !super::validate::is_http_url(u) {
+                c.err(
                     format!("{key}.url"),
                     format!("`{u}` is not an http:// or https:// URL with a host"),
-                ),
+                );
             }
             if cap.file.is_some() {
                 c.err(

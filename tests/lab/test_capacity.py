@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import random
 import time
 
@@ -48,21 +47,12 @@ def _with_extra(orig):
 
 @pytest.fixture(scope="module")
 def env(request, tmp_path_factory, _lab_session, sparrow_bin):
-    lab = harness.Lab("spcap", tmp_path_factory.mktemp("capacity"))
     orig = ssl.pick_prefixes
     ssl.pick_prefixes = _with_extra(orig)
     try:
-        e = tss.build(lab)
-        tss.wait_converged(e)
-        yield e
-    except BaseException:
-        print(f"\n===== lab logs =====\n{lab.log_tails(60)}")
-        raise
+        yield from tss.module_env(request, tmp_path_factory, "spcap")
     finally:
         ssl.pick_prefixes = orig
-        if request.session.testsfailed or os.environ.get("SPARROW_LAB_VERBOSE"):
-            print(f"\n===== lab logs ({lab.workdir}) =====\n{lab.log_tails(60)}")
-        lab.cleanup()
 
 
 def _pop_of(ans: ssl.Answer) -> str | None:

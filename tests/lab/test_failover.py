@@ -23,8 +23,7 @@ import pytest
 import harness
 import super_sparrow_lab as ssl
 from super_sparrow_lab import ANSWERS, X4, X6, Y4, Y6
-from test_super_sparrow import (HOLD_TIME, PEERS, _ecs, actual_paths, build, expected_paths,
-                                lookup_matches, wait_converged)
+from test_super_sparrow import HOLD_TIME, PEERS, _ecs, actual_paths, expected_paths, lookup_matches, module_env
 
 pytestmark = pytest.mark.sparrowd
 
@@ -38,18 +37,7 @@ def _without_health(pop: str, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def env(request, tmp_path_factory, _lab_session, sparrow_bin):
-    lab = harness.Lab("spfail", tmp_path_factory.mktemp("failover"))
-    try:
-        e = build(lab, edit=_without_health)
-        wait_converged(e)
-        yield e
-    except BaseException:
-        print(f"\n===== lab logs =====\n{lab.log_tails(60)}")
-        raise
-    finally:
-        if request.session.testsfailed or os.environ.get("SPARROW_LAB_VERBOSE"):
-            print(f"\n===== lab logs ({lab.workdir}) =====\n{lab.log_tails(60)}")
-        lab.cleanup()
+    yield from module_env(request, tmp_path_factory, "spfail", lambda lab: {"edit": _without_health})
 
 
 def test_pop_y_failover(env):

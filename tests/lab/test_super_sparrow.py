@@ -135,11 +135,13 @@ def build(lab: harness.Lab, edit=None, tls: dict | None = None) -> Env:
     return Env(lab, ns, birds, sp, prefixes, model, clients, webs)
 
 
-@pytest.fixture(scope="module")
-def env(request, tmp_path_factory, _lab_session, sparrow_bin):
-    lab = harness.Lab("ssparrow", tmp_path_factory.mktemp("super_sparrow"))
+def module_env(request, tmp_path_factory, name: str, build_kwargs=lambda lab: {}):
+    """A test module's ``env`` fixture body (``yield from`` it): the lab named ``name``
+    built with ``build_kwargs(lab)`` (see build), converged, yielded, its logs shown on
+    failure, cleaned up."""
+    lab = harness.Lab(name, tmp_path_factory.mktemp(name))
     try:
-        e = build(lab)
+        e = build(lab, **build_kwargs(lab))
         wait_converged(e)
         yield e
     except BaseException:
@@ -149,6 +151,11 @@ def env(request, tmp_path_factory, _lab_session, sparrow_bin):
         if request.session.testsfailed or os.environ.get("SPARROW_LAB_VERBOSE"):
             print(f"\n===== lab logs ({lab.workdir}) =====\n{lab.log_tails(60)}")
         lab.cleanup()
+
+
+@pytest.fixture(scope="module")
+def env(request, tmp_path_factory, _lab_session, sparrow_bin):
+    yield from module_env(request, tmp_path_factory, "ssparrow")
 
 
 # ---------------------------------------------------------------------------
