@@ -437,28 +437,33 @@ async fn connected_gr(gr: bool) -> (TcpListener, Daemon, Scripted) {
     (l, d, p)
 }
 
+/// The peer's OPEN with the Graceful Restart capability (restart time 60,
+/// IPv4 with forwarding state kept, Restart State bit `restarting`).
+fn gr_open(restarting: bool) -> Open {
+    Open {
+        asn: PEER_AS,
+        my_as: PEER_AS as u16,
+        hold_time: 90,
+        router_id: LOW_ID,
+        caps: Capabilities {
+            as4: Some(PEER_AS),
+            graceful_restart: Some(wire::GracefulRestartCap {
+                restart_time: 60,
+                restarting,
+                notification: false,
+                afis: vec![(crate::types::Afi::Ipv4, true)],
+            }),
+            ..Capabilities::default()
+        },
+    }
+}
+
 impl Scripted {
     /// The daemon's OPEN, then ours with the Graceful Restart capability
     /// (restart time 60, Restart State bit `restarting`), and KEEPALIVEs.
     async fn establish_gr(&mut self, restarting: bool) {
         self.expect(wire::msg::OPEN).await;
-        let open = Open {
-            asn: PEER_AS,
-            my_as: PEER_AS as u16,
-            hold_time: 90,
-            router_id: LOW_ID,
-            caps: Capabilities {
-                as4: Some(PEER_AS),
-                graceful_restart: Some(wire::GracefulRestartCap {
-                    restart_time: 60,
-                    restarting,
-                    notification: false,
-                    afis: vec![(crate::types::Afi::Ipv4, true)],
-                }),
-                ..Capabilities::default()
-            },
-        };
-        self.send(&wire::encode_open(&open)).await;
+        self.send(&wire::encode_open(&gr_open(restarting))).await;
         self.expect(wire::msg::KEEPALIVE).await;
         self.send(&wire::encode_keepalive()).await;
     }
@@ -481,23 +486,7 @@ async fn graceful_restart_peer_reconnecting_replaces_established_session() {
     new.expect(wire::msg::OPEN).await;
     // Until the peer's OPEN on it, the new connection changes nothing.
     assert_eq!(d.state(), State::Established);
-    let open = Open {
-        asn: PEER_AS,
-        my_as: PEER_AS as u16,
-        hold_time: 90,
-        router_id: LOW_ID,
-        caps: Capabilities {
-            as4: Some(PEER_AS),
-            graceful_restart: Some(wire::GracefulRestartCap {
-                restart_time: 60,
-                restarting: true,
-                notification: false,
-                afis: vec![(crate::types::Afi::Ipv4, true)],
-            }),
-            ..Capabilities::default()
-        },
-    };
-    new.send(&wire::encode_open(&open)).await;
+    new.send(&wire::encode_open(&gr_open(true))).await;
     match d.rib_event().await {
         RibMsg::PeerDown { keep_stale, .. } => {
             assert_eq!(keep_stale, Some(Duration::from_secs(60)))
