@@ -174,12 +174,14 @@ pub fn summary(data: &SummaryReply) -> String {
     let st = &data.steering;
     let _ = writeln!(
         out,
-        "Steering: generation {}, from {} (IPv4) / {} (IPv6), {} + {} ranges, {} rankings, {:.1} MiB",
+        "Steering: generation {}, from {} (IPv4) / {} (IPv6), {} + {} leaves in {} + {} nodes, {} rankings, {:.1} MiB",
         st.generation,
         st.source_v4.as_str(),
         st.source_v6.as_str(),
-        st.stats.ranges_v4,
-        st.stats.ranges_v6,
+        st.stats.leaves_v4,
+        st.stats.leaves_v6,
+        st.stats.nodes_v4,
+        st.stats.nodes_v6,
         st.stats.rankings,
         st.stats.bytes as f64 / (1u64 << 20) as f64
     );

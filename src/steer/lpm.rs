@@ -1,33 +1,42 @@
-//! Immutable longest-prefix match over one address family, as a sorted array
-//! of disjoint address ranges covering the whole space.
+//! The range view of longest-prefix match, shared by the snapshot's trie
+//! (`trie`) and its incremental updates (`update`): the packed value every
+//! address gets ([`Val`]), the address trait ([`Addr`]), and the sweep that
+//! turns sorted prefixes into disjoint address ranges.
 //!
-//! Every range carries one packed value ([`Val`]: ranking id, matched prefix
-//! length, "a route matched" flag); the range of an address is the last one
-//! starting at or below it. A direct index on the top `bits` bits of the
-//! address narrows the binary search to the ranges starting in that bucket
-//! (a handful for real tables), so a lookup is two or three cache misses.
+//! [`sweep`] runs over the prefixes of one aligned block in (address, length)
+//! order with a stack of the open covering prefixes, starting from the value
+//! the block inherits from the prefixes covering it ([`context`]).
+//! Compression: a prefix whose ranking equals that of its (effective)
+//! covering prefix is dropped, so its addresses report the covering prefix;
+//! adjacent ranges with equal values are merged. Since the matched prefix is
+//! recomputed as `address / length`, merging two ranges of the same
+//! (ranking, length) is exact. A full build is one sweep over the whole
+//! space; an update sweeps only the blocks a changed prefix covers, and
+//! yields the same ranges there.
 //!
-//! Built in one sweep over the prefixes in (address, length) order with a
-//! stack of the open covering prefixes. Compression: a prefix whose ranking
-//! equals that of its (effective) covering prefix is dropped, so its addresses
-//! report the covering prefix; adjacent ranges with equal values are merged.
-//! Since the matched prefix is recomputed as `address / length`, merging two
-//! ranges of the same (ranking, length) is exact.
+//! [`safe_scope`] is the ECS scope of an address in a range. The sorted-range
+//! table the daemon used before the trie ([`Lpm`], test-only) is kept as the
+//! reference the trie is checked against.
 
 use std::fmt::Debug;
 
-/// Packed range value: bits 0..16 ranking id, 16..24 matched prefix length,
-/// bit 24 set when a prefix matched (clear: no route, default ranking).
+/// Packed range value (24 bits): bits 0..16 ranking id, 16..24 matched
+/// prefix length, [`NO_ROUTE_LEN`] there when no prefix matched (the default
+/// ranking). The trie keeps the ECS scope in the top 8 bits of its leaves.
 pub type Val = u32;
 
-const MATCHED: u32 = 1 << 24;
+/// The length field of "no route".
+const NO_ROUTE_LEN: u32 = 0xFF;
+
+/// The bits of a [`Val`] (below a trie leaf's scope).
+pub const VAL_MASK: u32 = 0x00FF_FFFF;
 
 pub fn val(rank: u16, len: u8) -> Val {
-    MATCHED | (u32::from(len) << 16) | u32::from(rank)
+    (u32::from(len) << 16) | u32::from(rank)
 }
 
 pub fn no_route(rank: u16) -> Val {
-    u32::from(rank)
+    (NO_ROUTE_LEN << 16) | u32::from(rank)
 }
 
 pub fn val_rank(v: Val) -> u16 {
@@ -36,7 +45,13 @@ pub fn val_rank(v: Val) -> u16 {
 
 /// The matched prefix length, `None` for "no route".
 pub fn val_len(v: Val) -> Option<u8> {
-    (v & MATCHED != 0).then_some((v >> 16) as u8)
+    let l = (v >> 16) & 0xFF;
+    (l != NO_ROUTE_LEN).then_some(l as u8)
+}
+
+/// Whether a prefix matched (a ranking from the RIB, not the default).
+pub fn val_matched(v: Val) -> bool {
+    val_len(v).is_some()
 }
 
 /// Unsigned address type: `u32` (IPv4) or `u128` (IPv6).
@@ -59,8 +74,14 @@ pub trait Addr: Copy + Ord + Eq + Default + Debug + Send + Sync + 'static {
     fn dec(self) -> Self;
     /// The top `bits` bits as an index.
     fn top(self, bits: u32) -> usize;
-    /// The first address of bucket `b` of `bits`-bit buckets.
-    fn bucket_start(b: usize, bits: u32) -> Self;
+    /// The 8 bits at `shift` (`(self >> shift) & 0xFF`).
+    fn byte_at(self, shift: u32) -> usize;
+    /// `b << shift`.
+    fn from_index(b: usize, shift: u32) -> Self;
+    /// The last address of the block `self / len`.
+    fn block_end(self, len: u8) -> Self {
+        self.or(Self::mask(len).not())
+    }
 }
 
 macro_rules! impl_addr {
@@ -113,8 +134,12 @@ macro_rules! impl_addr {
                 (self >> (Self::WIDTH - bits)) as usize
             }
             #[inline]
-            fn bucket_start(b: usize, bits: u32) -> Self {
-                (b as $t) << (Self::WIDTH - bits)
+            fn byte_at(self, shift: u32) -> usize {
+                ((self >> shift) & 0xFF) as usize
+            }
+            #[inline]
+            fn from_index(b: usize, shift: u32) -> Self {
+                (b as $t) << shift
             }
         }
     };
@@ -122,18 +147,119 @@ macro_rules! impl_addr {
 impl_addr!(u32);
 impl_addr!(u128);
 
-/// One family's ranges. `starts[0] == 0`; range `i` is
-/// `starts[i] ..= starts[i + 1] - 1` (the last one ends at `A::MAX`).
+/// Appends to `out` the ranges of the block `base ..= end`, as
+/// `(first address, value)` with the first at `base`, from the prefixes
+/// strictly inside the block (`(address with host bits clear, length, ranking
+/// id)`, sorted by (address, length), unique). `ctx` is the value the block
+/// inherits ([`context`]; `no_route(default)` for the whole space): addresses
+/// no inner prefix covers get it, and with `compress` an inner prefix whose
+/// ranking equals its effective covering prefix's is dropped.
+pub fn sweep<A: Addr>(
+    prefixes: impl IntoIterator<Item = (A, u8, u16)>,
+    base: A,
+    end: A,
+    ctx: Val,
+    compress: bool,
+    out: &mut Vec<(A, Val)>,
+) {
+    let first = out.len();
+    let mut e = Emitter { out, first };
+    e.emit(base, ctx);
+    // Open covering prefixes: (last address, value), innermost last.
+    let mut stack: Vec<(A, Val)> = Vec::with_capacity(A::WIDTH as usize + 1);
+    let top_val = |stack: &[(A, Val)]| stack.last().map_or(ctx, |t| t.1);
+    let mut prev: Option<(A, u8)> = None;
+    for (addr, len, rank) in prefixes {
+        debug_assert!(len as u32 <= A::WIDTH && addr.and(A::mask(len)) == addr);
+        debug_assert!(prev < Some((addr, len)), "sorted and unique");
+        debug_assert!(base <= addr && addr <= end);
+        prev = Some((addr, len));
+        while let Some(&(last, _)) = stack.last() {
+            if last >= addr {
+                break;
+            }
+            stack.pop();
+            e.emit(
+                last.checked_inc().expect("inside the block"),
+                top_val(&stack),
+            );
+        }
+        let top = top_val(&stack);
+        if compress && val_matched(top) && val_rank(top) == rank {
+            continue;
+        }
+        let v = val(rank, len);
+        e.emit(addr, v);
+        stack.push((addr.block_end(len), v));
+    }
+    while let Some((last, _)) = stack.pop() {
+        if last < end {
+            e.emit(
+                last.checked_inc().expect("below the block end"),
+                top_val(&stack),
+            );
+        }
+    }
+}
+
+struct Emitter<'a, A> {
+    out: &'a mut Vec<(A, Val)>,
+    /// Ranges before this one are another block's.
+    first: usize,
+}
+
+impl<A: Addr> Emitter<'_, A> {
+    /// From `start` on (until the next emit), addresses get `v`.
+    fn emit(&mut self, start: A, v: Val) {
+        if self.out.len() > self.first && self.out.last().map(|r| r.0) == Some(start) {
+            // The previous range would be empty.
+            self.out.pop();
+        }
+        if self.out.len() > self.first && self.out.last().map(|r| r.1) == Some(v) {
+            return;
+        }
+        self.out.push((start, v));
+    }
+}
+
+/// The value the block `base / len` inherits from the prefixes covering it
+/// (lengths `0 ..= len`, looked up with `get`): the effective innermost one
+/// after compression, or `no_route(default_rank)`. `lengths` lists the prefix
+/// lengths present, ascending (others are not looked up).
+pub fn context<A: Addr>(
+    base: A,
+    len: u8,
+    lengths: impl IntoIterator<Item = u8>,
+    get: impl Fn(A, u8) -> Option<u16>,
+    default_rank: u16,
+    compress: bool,
+) -> Val {
+    let mut top = no_route(default_rank);
+    for l in lengths {
+        if l > len {
+            break;
+        }
+        if let Some(rank) = get(base.and(A::mask(l)), l) {
+            if compress && val_matched(top) && val_rank(top) == rank {
+                continue;
+            }
+            top = val(rank, l);
+        }
+    }
+    top
+}
+
+/// One family's ranges (test-only reference for the trie): `ranges[0]`
+/// starts at 0; range `i` is `ranges[i].0 ..= ranges[i + 1].0 - 1` (the last
+/// one ends at `A::MAX`).
+#[cfg(test)]
 #[derive(Debug)]
 pub struct Lpm<A> {
-    bits: u32,
-    /// `index[b]`: number of ranges starting before bucket `b` (len `2^bits + 1`).
-    index: Box<[u32]>,
-    /// (range start, value), interleaved so the last probe brings the value.
-    ranges: Box<[(A, Val)]>,
+    ranges: Vec<(A, Val)>,
 }
 
 /// The range an address fell in.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hit<A> {
     pub val: Val,
@@ -141,6 +267,7 @@ pub struct Hit<A> {
     pub end: A,
 }
 
+#[cfg(test)]
 impl<A: Addr> Lpm<A> {
     /// Build from prefixes `(address with host bits clear, length, ranking id)`
     /// sorted by (address, length), without duplicates. Addresses no prefix
@@ -149,115 +276,28 @@ impl<A: Addr> Lpm<A> {
         prefixes: impl IntoIterator<Item = (A, u8, u16)>,
         default_rank: u16,
         compress: bool,
-        bits: u32,
     ) -> Lpm<A> {
-        assert!((1..=24).contains(&bits) && bits <= A::WIDTH);
-        let mut e = Emitter {
-            starts: Vec::new(),
-            vals: Vec::new(),
-        };
-        let default = no_route(default_rank);
-        e.emit(A::zero(), default);
-        // Open covering prefixes: (last address, value), innermost last.
-        let mut stack: Vec<(A, Val)> = Vec::with_capacity(A::WIDTH as usize + 1);
-        let top_val = |stack: &[(A, Val)]| stack.last().map_or(default, |t| t.1);
-        let mut prev: Option<(A, u8)> = None;
-        for (addr, len, rank) in prefixes {
-            debug_assert!(len as u32 <= A::WIDTH && addr.and(A::mask(len)) == addr);
-            debug_assert!(prev < Some((addr, len)), "sorted and unique");
-            prev = Some((addr, len));
-            while let Some(&(end, _)) = stack.last() {
-                if end >= addr {
-                    break;
-                }
-                stack.pop();
-                if let Some(next) = end.checked_inc() {
-                    e.emit(next, top_val(&stack));
-                }
-            }
-            if compress {
-                if let Some(&(_, v)) = stack.last() {
-                    if val_rank(v) == rank {
-                        continue;
-                    }
-                }
-            }
-            let v = val(rank, len);
-            e.emit(addr, v);
-            stack.push((addr.or(A::mask(len).not()), v));
-        }
-        while let Some((end, _)) = stack.pop() {
-            if let Some(next) = end.checked_inc() {
-                e.emit(next, top_val(&stack));
-            }
-        }
-        let Emitter { starts, vals } = e;
-        let nb = 1usize << bits;
-        let mut index = Vec::with_capacity(nb + 1);
-        let mut j = 0usize;
-        for b in 0..nb {
-            let bs = A::bucket_start(b, bits);
-            while j < starts.len() && starts[j] < bs {
-                j += 1;
-            }
-            index.push(j as u32);
-        }
-        index.push(starts.len() as u32);
-        let ranges: Vec<(A, Val)> = starts.into_iter().zip(vals).collect();
-        Lpm {
-            bits,
-            index: index.into_boxed_slice(),
-            ranges: ranges.into_boxed_slice(),
-        }
+        let mut ranges = Vec::new();
+        sweep(
+            prefixes,
+            A::zero(),
+            A::MAX,
+            no_route(default_rank),
+            compress,
+            &mut ranges,
+        );
+        Lpm { ranges }
     }
 
-    /// The range holding `addr`.
-    #[inline]
+    /// The range holding `addr` (binary search).
     pub fn lookup(&self, addr: A) -> Hit<A> {
-        let b = addr.top(self.bits);
-        let lo = self.index[b] as usize;
-        let hi = self.index[b + 1] as usize;
-        // Ranges starting in this bucket: the last one at or below `addr`, or
-        // (none) the one that started before the bucket. starts[0] == 0, so a
-        // bucket holding address 0 always has lo == 0 and a start <= addr.
-        let i = lo + self.ranges[lo..hi].partition_point(|r| r.0 <= addr) - 1;
+        let i = self.ranges.partition_point(|r| r.0 <= addr) - 1;
         let end = match self.ranges.get(i + 1) {
             Some(n) => n.0.dec(),
             None => A::MAX,
         };
         let (start, val) = self.ranges[i];
         Hit { val, start, end }
-    }
-
-    /// Number of ranges.
-    pub fn ranges(&self) -> usize {
-        self.ranges.len()
-    }
-
-    /// Heap bytes held.
-    pub fn bytes(&self) -> usize {
-        self.index.len() * 4 + self.ranges.len() * std::mem::size_of::<(A, Val)>()
-    }
-}
-
-struct Emitter<A> {
-    starts: Vec<A>,
-    vals: Vec<Val>,
-}
-
-impl<A: Addr> Emitter<A> {
-    /// From `start` on (until the next emit), addresses get `v`.
-    fn emit(&mut self, start: A, v: Val) {
-        if self.starts.last() == Some(&start) {
-            // The previous range would be empty.
-            self.starts.pop();
-            self.vals.pop();
-        }
-        if self.vals.last() == Some(&v) {
-            return;
-        }
-        self.starts.push(start);
-        self.vals.push(v);
     }
 }
 

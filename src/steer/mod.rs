@@ -12,12 +12,18 @@
 //!   [`crate::rib::select_best`]; the closest-POP rule fixes the first place;
 //!   see that module for when they could disagree) and the ranking interner
 //!   (`u16` ids, only the orders actually seen).
-//! - `lpm`: the immutable longest-prefix match (sorted disjoint ranges plus a
-//!   direct index on the top 16 (IPv4) / 20 (IPv6) bits, compressed).
+//! - `trie`: the snapshot's longest-prefix match, a copy-on-write multibit
+//!   trie (a /16 root, then 8 bits per node, run-compressed) whose leaves hold
+//!   the ranking id, the matched length and the exact ECS scope.
+//! - `lpm`: the range view it is built from (the compressing sweep over
+//!   sorted prefixes, the inherited context of a block, the safe scope).
+//! - `update`: the builder's ranked Loc-RIB per family, the full build, and
+//!   the incremental update that rebuilds only what changed prefixes cover.
 //! - `publish`: [`Publisher`], the RIB task's [`crate::rib::LocRibListener`]
-//!   (wired by the daemon into `rib::run_with`), called after every burst: ranks the prefixes whose best path changed and sends
-//!   them to a builder thread, which rebuilds and publishes snapshots into the
-//!   [`Handle`], coalesced.
+//!   (wired by the daemon into `rib::run_with`), called after every burst:
+//!   ranks the prefixes whose paths changed and sends them to a builder
+//!   thread, which updates the changed family's trie and publishes a new
+//!   snapshot into the [`Handle`] at once.
 //!
 //! Graceful restart: a stale path ranks as if it were fresh (see
 //! `rank_prefix`), so a POP whose sparrowd restarts keeps its clients while
@@ -42,6 +48,10 @@ mod publish;
 mod rank;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_trie;
+mod trie;
+mod update;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -54,17 +64,14 @@ use crate::rib::Rib;
 use crate::types::{Afi, Prefix};
 
 pub use lpm::safe_scope;
-pub use publish::{Publisher, MIN_REBUILD_INTERVAL};
+pub use publish::{Publisher, INCREMENTAL_MAX, MIN_REBUILD_INTERVAL};
 pub use rank::{
     first_then_config_order, ClosestPop, PopIdx, RankInterner, Ranker, Ranking, DEFAULT_RANK,
 };
 
-use lpm::{Addr, Lpm};
-
-/// Bits of the direct index in front of the IPv4 ranges (256 KiB).
-pub const V4_INDEX_BITS: u32 = 16;
-/// Bits of the direct index in front of the IPv6 ranges (4 MiB).
-pub const V6_INDEX_BITS: u32 = 20;
+use lpm::Addr;
+use trie::Trie;
+use update::{Params, RankedMap};
 
 /// Where a family's answers come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,22 +106,26 @@ pub fn handle(cfg: &Config) -> Handle {
 #[derive(Debug)]
 pub struct Family<A> {
     source: Source,
-    lpm: Lpm<A>,
+    trie: Trie<A>,
     /// Flattened rankings, `pops` POP indices per id.
     rankings: Arc<Vec<PopIdx>>,
 }
 
 impl<A: Addr> Family<A> {
+    /// A full build from ranked prefixes (compressed).
     fn new(
         source: Source,
-        prefixes: impl IntoIterator<Item = (A, u8, u16)>,
+        map: &RankedMap<A>,
         default_rank: u16,
         rankings: Arc<Vec<PopIdx>>,
-        bits: u32,
     ) -> Family<A> {
+        let p = Params {
+            default_rank,
+            compress: true,
+        };
         Family {
             source,
-            lpm: Lpm::build(prefixes, default_rank, true, bits),
+            trie: update::full(map, p),
             rankings,
         }
     }
@@ -180,16 +191,16 @@ fn decide<'a, A: Addr>(
     snap: &'a Snapshot,
     mk: impl Fn(A, u8) -> Option<Prefix>,
 ) -> Decision<'a> {
-    let hit = fam.lpm.lookup(addr);
+    let leaf = fam.trie.lookup(addr);
     let n = snap.pops.len();
-    let id = lpm::val_rank(hit.val) as usize;
+    let id = lpm::val_rank(leaf) as usize;
     let r = &fam.rankings;
     let ranking = r
         .get(id * n..id * n + n)
         .unwrap_or_else(|| &r[..n.min(r.len())]);
     Decision {
-        prefix: lpm::val_len(hit.val).and_then(|l| mk(addr, l)),
-        scope: safe_scope(addr, hit.start, hit.end),
+        prefix: lpm::val_len(leaf).and_then(|l| mk(addr, l)),
+        scope: (leaf >> 24) as u8,
         ranking,
         pops: &snap.pops,
         generation: snap.generation,
@@ -201,8 +212,11 @@ fn decide<'a, A: Addr>(
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SnapshotStats {
-    pub ranges_v4: usize,
-    pub ranges_v6: usize,
+    /// Trie leaf words (distinct answer blocks) and nodes per family.
+    pub leaves_v4: usize,
+    pub leaves_v6: usize,
+    pub nodes_v4: usize,
+    pub nodes_v6: usize,
     pub rankings: usize,
     pub bytes: usize,
 }
@@ -226,32 +240,23 @@ impl Snapshot {
         let rk = |r: &Arc<Vec<PopIdx>>| r.len();
         let same = Arc::ptr_eq(&self.v4.rankings, &self.v6.rankings);
         let rank_bytes = rk(&self.v4.rankings) + if same { 0 } else { rk(&self.v6.rankings) };
+        let (nodes_v4, leaves_v4) = self.v4.trie.counts();
+        let (nodes_v6, leaves_v6) = self.v6.trie.counts();
         SnapshotStats {
-            ranges_v4: self.v4.lpm.ranges(),
-            ranges_v6: self.v6.lpm.ranges(),
+            leaves_v4,
+            leaves_v6,
+            nodes_v4,
+            nodes_v6,
             rankings: self.v4.rankings.len().max(self.v6.rankings.len()) / n,
-            bytes: self.v4.lpm.bytes() + self.v6.lpm.bytes() + rank_bytes,
+            bytes: self.v4.trie.bytes()
+                + self.v6.trie.bytes()
+                + rank_bytes * std::mem::size_of::<PopIdx>(),
         }
     }
 }
 
 fn pop_names(cfg: &Config) -> Arc<[Box<str>]> {
     cfg.pops.iter().map(|p| p.name.as_str().into()).collect()
-}
-
-/// Prefix -> sortable (address, length) parts.
-fn v4_parts(p: &Prefix) -> Option<(u32, u8)> {
-    match *p {
-        Prefix::V4 { addr, len } => Some((addr, len)),
-        Prefix::V6 { .. } => None,
-    }
-}
-
-fn v6_parts(p: &Prefix) -> Option<(u128, u8)> {
-    match *p {
-        Prefix::V6 { addr, len } => Some((addr, len)),
-        Prefix::V4 { .. } => None,
-    }
 }
 
 /// The fallback snapshot (generation 0, both families [`Source::Fallback`]):
@@ -266,35 +271,30 @@ pub fn fallback(cfg: &Config) -> Snapshot {
     let rankings = Arc::new(rankings);
     let default = cfg.steering.default_pop_index(cfg) as u16;
     let entries = cfg.steering.fallback_entries(cfg);
-    let mut v4: Vec<(u32, u8, u16)> = Vec::new();
-    let mut v6: Vec<(u128, u8, u16)> = Vec::new();
+    let mut entries: Vec<(Prefix, u16)> = entries
+        .into_iter()
+        .map(|(p, pop)| (p, pop as u16))
+        .collect();
+    // Of several entries for one prefix, the lowest POP index wins.
+    entries.sort_unstable_by_key(|&(p, pop)| (p, std::cmp::Reverse(pop)));
+    let mut v4 = RankedMap::new();
+    let mut v6 = RankedMap::new();
     for (p, pop) in entries {
         match p {
-            Prefix::V4 { addr, len } => v4.push((addr, len, pop as u16)),
-            Prefix::V6 { addr, len } => v6.push((addr, len, pop as u16)),
-        }
+            Prefix::V4 { addr, len } => v4.set(addr, len, Some(pop)),
+            Prefix::V6 { addr, len } => v6.set(addr, len, Some(pop)),
+        };
     }
-    v4.sort_unstable();
-    v4.dedup_by_key(|e| (e.0, e.1));
-    v6.sort_unstable();
-    v6.dedup_by_key(|e| (e.0, e.1));
     Snapshot {
         generation: 0,
         pops: pop_names(cfg),
         v4: Arc::new(Family::new(
             Source::Fallback,
-            v4,
+            &v4,
             default,
             rankings.clone(),
-            V4_INDEX_BITS,
         )),
-        v6: Arc::new(Family::new(
-            Source::Fallback,
-            v6,
-            default,
-            rankings,
-            V6_INDEX_BITS,
-        )),
+        v6: Arc::new(Family::new(Source::Fallback, &v6, default, rankings)),
     }
 }
 
@@ -334,40 +334,30 @@ pub fn build(rib: &Rib, cfg: &Config, generation: u64) -> Snapshot {
     let mut interner = RankInterner::new(ranker.local(), n);
     let mut paths = Vec::new();
     let mut r = Ranking::new();
-    let mut v4: Vec<(u32, u8, u16)> = Vec::new();
-    let mut v6: Vec<(u128, u8, u16)> = Vec::new();
+    let mut v4 = RankedMap::new();
+    let mut v6 = RankedMap::new();
     for afi in Afi::ALL {
         for (p, _, _) in rib.best_routes(afi) {
             if rank_prefix(rib, &ranker, &p, &mut paths, &mut r).is_none() {
                 continue;
             }
             let id = interner.intern(&r);
-            if let Some((a, l)) = v4_parts(&p) {
-                v4.push((a, l, id));
-            } else if let Some((a, l)) = v6_parts(&p) {
-                v6.push((a, l, id));
-            }
+            match p {
+                Prefix::V4 { addr, len } => v4.set(addr, len, Some(id)),
+                Prefix::V6 { addr, len } => v6.set(addr, len, Some(id)),
+            };
         }
     }
-    v4.sort_unstable();
-    v6.sort_unstable();
     let rankings = Arc::new(interner.take_new());
     Snapshot {
         generation,
         pops: pop_names(cfg),
         v4: Arc::new(Family::new(
             Source::Rib,
-            v4,
+            &v4,
             DEFAULT_RANK,
             rankings.clone(),
-            V4_INDEX_BITS,
         )),
-        v6: Arc::new(Family::new(
-            Source::Rib,
-            v6,
-            DEFAULT_RANK,
-            rankings,
-            V6_INDEX_BITS,
-        )),
+        v6: Arc::new(Family::new(Source::Rib, &v6, DEFAULT_RANK, rankings)),
     }
 }

@@ -9,16 +9,20 @@
 //!   or two and an AS_PATH scan each: ~1 us) and sends `(prefix, ranking id)`
 //!   changes plus newly interned rankings to the builder thread. It also
 //!   latches, per family, the first upstream End-of-RIB.
-//! - The builder thread (`steer-build`) keeps the ranked Loc-RIB in ordered
-//!   maps, and rebuilds the LPM of a changed family (only once the family
-//!   answers from the RIB: before that, changes are only recorded), then swaps
-//!   the new snapshot into the [`Handle`].
+//! - The builder thread (`steer-build`) keeps the ranked Loc-RIB per family
+//!   (`update::RankedMap`). Once a family answers from the RIB (before that,
+//!   changes are only recorded) it updates that family's trie for the changed
+//!   prefixes (`update::apply`: copy-on-write, only the blocks they cover),
+//!   then swaps the new snapshot into the [`Handle`]. It takes every batch
+//!   already queued before building, so a burst becomes one update.
 //!
-//! Coalescing: the first change after a quiet period is built at once; while
-//! changes keep coming, builds start at most every [`MIN_REBUILD_INTERVAL`]
-//! (or twice the last build's duration, if longer), so the builder uses at most
-//! about half a core during a full-table convergence and a change is visible
-//! within ~50 ms + one build.
+//! Full rebuilds (`update::full`) happen only for a family's first snapshot
+//! from the RIB and when more than [`INCREMENTAL_MAX`] prefixes changed since
+//! the last publication (a POP going down re-ranks most of the table), or a
+//! prefix shorter than /8 (IPv4) or /16 (IPv6) changed. Those are paced: they
+//! start at most every [`MIN_REBUILD_INTERVAL`] (or twice the last full
+//! build's duration, if longer), so the builder uses at most about half a
+//! core while a whole table moves; increments are published at once.
 //!
 //! Dropping old snapshots: readers only `load()`. The builder swaps in the new
 //! snapshot and keeps the previous one for one more generation (at least one
@@ -27,7 +31,6 @@
 //! arrays happens on the builder thread, not on the query path. A reader
 //! holding a guard across two publications would free it itself; harmless.
 
-use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,9 +39,10 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::lpm::Addr;
+use super::update::{self, Params, RankedMap};
 use super::{
     pop_names, rank_prefix, Family, Handle, PopIdx, RankInterner, Ranker, Ranking, Snapshot,
-    Source, DEFAULT_RANK, V4_INDEX_BITS, V6_INDEX_BITS,
+    Source, DEFAULT_RANK,
 };
 use crate::config::{Config, Role};
 use crate::rib::{LocRibListener, PathKey, Rib};
@@ -199,29 +203,98 @@ impl Drop for Publisher {
     }
 }
 
-/// Rebuild one family's LPM from its ranked `prefixes` into `cur`, if it
-/// answers from the RIB (`ready`) and changed since the last build (`dirty`,
-/// cleared). Returns whether it rebuilt.
-fn rebuild<A: Addr>(
-    cur: &mut Arc<Family<A>>,
+/// Above this many changed prefixes of a family since its last publication,
+/// a full build is cheaper than updating each.
+pub const INCREMENTAL_MAX: usize = 4096;
+
+/// One family's builder state.
+struct Fam<A: Addr> {
+    map: RankedMap<A>,
+    /// Answers from the RIB (the first End-of-RIB was seen).
     ready: bool,
-    dirty: &mut bool,
-    prefixes: impl Iterator<Item = (A, u8, u16)>,
-    rankings: &Arc<Vec<PopIdx>>,
-    bits: u32,
-) -> bool {
-    if !ready || !*dirty {
-        return false;
+    /// The published family.
+    cur: Arc<Family<A>>,
+    /// `cur` is built from the RIB (else the first build must be full).
+    built: bool,
+    /// Changed since `cur`.
+    pending: Vec<(A, u8)>,
+    /// A changed prefix is short (a full build is due).
+    short: bool,
+    /// Prefixes shorter than this force a full build.
+    short_len: u8,
+}
+
+impl<A: Addr> Fam<A> {
+    fn new(cur: Arc<Family<A>>, short_len: u8) -> Fam<A> {
+        Fam {
+            map: RankedMap::new(),
+            ready: false,
+            cur,
+            built: false,
+            pending: Vec::new(),
+            short: false,
+            short_len,
+        }
     }
-    *cur = Arc::new(Family::new(
-        Source::Rib,
-        prefixes,
-        DEFAULT_RANK,
-        rankings.clone(),
-        bits,
-    ));
-    *dirty = false;
-    true
+
+    fn set(&mut self, a: A, l: u8, id: Option<u16>) {
+        if self.map.set(a, l, id) {
+            self.pending.push((a, l));
+            self.short |= l < self.short_len;
+        }
+    }
+
+    /// What the next build of this family is, if any.
+    fn due(&self) -> Option<Kind> {
+        if !self.ready {
+            None
+        } else if !self.built || self.short || self.pending.len() > INCREMENTAL_MAX {
+            Some(Kind::Full)
+        } else if self.pending.is_empty() {
+            None
+        } else {
+            Some(Kind::Incremental)
+        }
+    }
+
+    /// Build `kind` into `cur` with `rankings`.
+    fn build(&mut self, kind: Kind, rankings: &Arc<Vec<PopIdx>>) {
+        let p = Params {
+            default_rank: DEFAULT_RANK,
+            compress: true,
+        };
+        let trie = match kind {
+            Kind::Full => update::full(&self.map, p),
+            Kind::Incremental => {
+                let mut t = self.cur.trie.clone();
+                update::apply(&mut t, &self.map, p, &self.pending);
+                t
+            }
+        };
+        self.cur = Arc::new(Family {
+            source: Source::Rib,
+            trie,
+            rankings: rankings.clone(),
+        });
+        self.built = true;
+        self.pending.clear();
+        self.short = false;
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Full,
+    Incremental,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Full => "full",
+            Kind::Incremental => "incremental",
+        }
+    }
 }
 
 /// The builder thread's state.
@@ -229,13 +302,8 @@ struct Builder {
     handle: Handle,
     pops: Arc<[Box<str>]>,
     rankings: Arc<Vec<PopIdx>>,
-    /// Key: address << 8 | length (sorts like the prefixes).
-    v4: BTreeMap<u64, u16>,
-    v6: BTreeMap<(u128, u8), u16>,
-    ready: [bool; 2],
-    dirty: [bool; 2],
-    cur4: Arc<Family<u32>>,
-    cur6: Arc<Family<u128>>,
+    v4: Fam<u32>,
+    v6: Fam<u128>,
     generation: u64,
     /// The previous snapshot, dropped at the next publication.
     retired: Option<Arc<Snapshot>>,
@@ -247,132 +315,126 @@ impl Builder {
         Builder {
             pops: pop_names(cfg),
             rankings: Arc::new(Vec::new()),
-            v4: BTreeMap::new(),
-            v6: BTreeMap::new(),
-            ready: [false; 2],
-            dirty: [false; 2],
-            cur4: cur.v4.clone(),
-            cur6: cur.v6.clone(),
+            v4: Fam::new(cur.v4.clone(), 8),
+            v6: Fam::new(cur.v6.clone(), 16),
             generation: cur.generation,
             retired: None,
             handle,
         }
     }
 
+    fn due(&self) -> (Option<Kind>, Option<Kind>) {
+        (self.v4.due(), self.v6.due())
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Batch>) {
-        let mut last_start = Instant::now() - MIN_REBUILD_INTERVAL;
+        let mut last_full = Instant::now() - MIN_REBUILD_INTERVAL;
         let mut interval = MIN_REBUILD_INTERVAL;
-        while let Ok(b) = rx.recv() {
-            self.apply(b);
-            let deadline = last_start + interval;
-            let mut open = true;
-            loop {
-                let now = Instant::now();
-                if now >= deadline {
-                    // Take what is already queued, then build.
-                    while let Ok(b) = rx.try_recv() {
-                        self.apply(b);
-                    }
-                    break;
-                }
-                match rx.recv_timeout(deadline - now) {
-                    Ok(b) => self.apply(b),
-                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        open = false;
+        let mut open = true;
+        while open {
+            match rx.recv() {
+                Ok(b) => self.apply(b),
+                Err(_) => break,
+            }
+            // Take what is already queued.
+            while let Ok(b) = rx.try_recv() {
+                self.apply(b);
+            }
+            // A full build waits for its pace, taking batches meanwhile.
+            let full = |d: (Option<Kind>, Option<Kind>)| {
+                d.0 == Some(Kind::Full) || d.1 == Some(Kind::Full)
+            };
+            if full(self.due()) {
+                let deadline = last_full + interval;
+                loop {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        while let Ok(b) = rx.try_recv() {
+                            self.apply(b);
+                        }
                         break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(b) => self.apply(b),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
                     }
                 }
             }
             let start = Instant::now();
-            if self.build() {
-                last_start = start;
+            let was_full = full(self.due());
+            if self.build() && was_full {
+                last_full = start;
                 interval = MIN_REBUILD_INTERVAL.max(start.elapsed() * 2);
-            }
-            if !open {
-                break;
             }
         }
     }
 
     fn apply(&mut self, b: Batch) {
-        Arc::make_mut(&mut self.rankings).extend_from_slice(&b.rankings);
+        if !b.rankings.is_empty() {
+            Arc::make_mut(&mut self.rankings).extend_from_slice(&b.rankings);
+        }
         for (a, l, id) in b.v4 {
-            let k = (u64::from(a) << 8) | u64::from(l);
-            match id {
-                Some(id) => self.v4.insert(k, id),
-                None => self.v4.remove(&k),
-            };
-            self.dirty[0] = true;
+            self.v4.set(a, l, id);
         }
         for (a, l, id) in b.v6 {
-            match id {
-                Some(id) => self.v6.insert((a, l), id),
-                None => self.v6.remove(&(a, l)),
-            };
-            self.dirty[1] = true;
+            self.v6.set(a, l, id);
         }
-        for f in 0..2 {
-            if b.ready[f] && !self.ready[f] {
-                self.ready[f] = true;
-                self.dirty[f] = true;
+        for (f, ready) in b.ready.into_iter().enumerate() {
+            if ready {
+                match f {
+                    0 => self.v4.ready = true,
+                    _ => self.v6.ready = true,
+                }
             }
         }
     }
 
-    /// Rebuild the families that changed and answer from the RIB; publish.
-    /// Returns whether anything was built.
+    /// Build the families that are due and publish. Returns whether anything
+    /// was built.
     fn build(&mut self) -> bool {
         let t = Instant::now();
-        let [dirty4, dirty6] = &mut self.dirty;
-        let v4 = self
-            .v4
-            .iter()
-            .map(|(&k, &id)| ((k >> 8) as u32, k as u8, id));
-        let v6 = self.v6.iter().map(|(&(a, l), &id)| (a, l, id));
-        let rankings = &self.rankings;
-        let built4 = rebuild(
-            &mut self.cur4,
-            self.ready[0],
-            dirty4,
-            v4,
-            rankings,
-            V4_INDEX_BITS,
-        );
-        let built6 = rebuild(
-            &mut self.cur6,
-            self.ready[1],
-            dirty6,
-            v6,
-            rankings,
-            V6_INDEX_BITS,
-        );
-        if !built4 && !built6 {
+        let (k4, k6) = self.due();
+        if let Some(k) = k4 {
+            self.v4.build(k, &self.rankings);
+        }
+        if let Some(k) = k6 {
+            self.v6.build(k, &self.rankings);
+        }
+        if k4.is_none() && k6.is_none() {
             return false;
         }
+        let was = self.handle.load();
+        let first = was.v4.source != self.v4.cur.source || was.v6.source != self.v6.cur.source;
+        drop(was);
         self.generation += 1;
         let snap = Snapshot {
             generation: self.generation,
             pops: self.pops.clone(),
-            v4: self.cur4.clone(),
-            v6: self.cur6.clone(),
+            v4: self.v4.cur.clone(),
+            v6: self.v6.cur.clone(),
         };
         let old = self.handle.swap(Arc::new(snap));
-        let first = old.v4.source != self.cur4.source || old.v6.source != self.cur6.source;
         // Drop the one before (off the query path), keep `old` for a while.
         self.retired = Some(old);
-        let s = self.handle.load().stats();
+        let kind = |k: Option<Kind>| k.map_or("none", Kind::as_str);
+        let us = t.elapsed().as_micros() as u64;
         if first {
-            info!(generation = self.generation, v4 = ?self.cur4.source, v6 = ?self.cur6.source,
-                prefixes_v4 = self.v4.len(), prefixes_v6 = self.v6.len(), ms = t.elapsed().as_millis() as u64,
-                "steering: answering from the RIB");
+            info!(generation = self.generation, v4 = ?self.v4.cur.source, v6 = ?self.v6.cur.source,
+                prefixes_v4 = self.v4.map.len(), prefixes_v6 = self.v6.map.len(),
+                ms = us / 1000, us, "steering: answering from the RIB");
         } else {
             debug!(
                 generation = self.generation,
-                ranges_v4 = s.ranges_v4,
-                ranges_v6 = s.ranges_v6,
-                rankings = s.rankings,
-                us = t.elapsed().as_micros() as u64,
+                v4 = kind(k4),
+                v6 = kind(k6),
+                prefixes_v4 = self.v4.map.len(),
+                prefixes_v6 = self.v6.map.len(),
+                rankings = self.rankings.len() / self.pops.len().max(1),
+                us,
                 "steering: snapshot published"
             );
         }

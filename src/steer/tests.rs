@@ -290,7 +290,7 @@ fn brute_lpm<A: lpm::Addr>(items: &[(A, u8, u16)], a: A) -> Option<(u8, u16)> {
 fn check_lpm<A: lpm::Addr>(items: &mut Vec<(A, u8, u16)>, probes: &[A], compress: bool) {
     items.sort_unstable();
     items.dedup_by_key(|e| (e.0, e.1));
-    let t = Lpm::build(items.iter().copied(), 9, compress, 8);
+    let t = Lpm::build(items.iter().copied(), 9, compress);
     for &a in probes {
         let h = t.lookup(a);
         assert!(h.start <= a && a <= h.end, "{a:?} not in {h:?}");
@@ -457,8 +457,8 @@ fn compression_reports_the_covering_prefix() {
     assert_eq!((d.prefix, d.scope), (Some(pfx("10.1.2.0/24")), 24));
     assert_eq!(d.ranking, &[Y, X, Z, W]);
     assert_eq!(select(ip("10.200.0.1"), &s).scope, 9);
-    // 3 ranges: 0/5.. none, 10/8 split around 10.1.2/24, then none: merged where equal.
-    assert_eq!(s.stats().ranges_v4, 5);
+    // One node: the /16 slot 10.1/16 holds 10.1.2/24; every other slot is a leaf.
+    assert_eq!(s.stats().nodes_v4, 1);
 }
 
 // ---------------------------------------------------------------------------
@@ -890,7 +890,7 @@ async fn published_snapshot_follows_the_rib() {
     let t = wait_for(&h, lim, |s| select(ip("192.0.2.1"), s).prefix == Some(q)).await;
     assert!(t < lim, "announcement visible after {t:?}");
 
-    // A burst of changes is coalesced into few snapshots.
+    // A burst of changes: every prefix of it is answered, updated in place.
     let g = h.load().generation();
     for i in 0..2000u32 {
         let r = Prefix::v4(0x2000_0000 | (i << 8), 24).unwrap();
@@ -906,8 +906,17 @@ async fn published_snapshot_follows_the_rib() {
         select(last.addr(), s).prefix == Some(last)
     })
     .await;
-    let builds = h.load().generation() - g;
-    assert!(builds <= 8, "{builds} snapshots for one burst");
+    let s = h.load_full();
+    for i in 0..2000u32 {
+        let r = Prefix::v4(0x2000_0000 | (i << 8), 24).unwrap();
+        let d = select(r.addr(), &s);
+        assert_eq!((d.prefix, d.first()), (Some(r), Y), "{r}");
+    }
+    let builds = s.generation() - g;
+    assert!(
+        (1..=2000).contains(&builds),
+        "{builds} snapshots for one burst"
+    );
     drop(tx);
     task.await.unwrap();
 }
@@ -919,9 +928,9 @@ async fn published_snapshot_follows_the_rib() {
 /// 1M IPv4 prefixes (mostly /24, some /16../22 covers and /25../32
 /// more-specifics) and 250k IPv6 (/32../48), rankings from 24 distinct ones,
 /// a third of the more-specifics equal to their cover's.
-fn synthetic() -> (BTreeMapV4, BTreeMapV6) {
-    let mut v4 = std::collections::BTreeMap::new();
-    let mut v6 = std::collections::BTreeMap::new();
+fn synthetic() -> (RankedMap<u32>, RankedMap<u128>) {
+    let mut v4 = RankedMap::new();
+    let mut v6 = RankedMap::new();
     let mut i = 0u64;
     while v4.len() < 1_000_000 {
         i += 1;
@@ -938,55 +947,72 @@ fn synthetic() -> (BTreeMapV4, BTreeMapV6) {
         } else {
             (r >> 40) as u16 % 24
         };
-        v4.insert((u64::from(addr) << 8) | u64::from(len), rank);
+        v4.set(addr, len, Some(rank));
     }
     while v6.len() < 250_000 {
         i += 1;
         let r = mix(i);
         let len = [32u8, 36, 40, 44, 48, 48, 48, 48][(r % 8) as usize];
         let addr = ((0x2000u128 << 112) | (u128::from(r >> 3) << 64)) & u128::mask(len);
-        v6.insert((addr, len), (r >> 40) as u16 % 24);
+        v6.set(addr, len, Some((r >> 40) as u16 % 24));
     }
     (v4, v6)
 }
 
-type BTreeMapV4 = std::collections::BTreeMap<u64, u16>;
-type BTreeMapV6 = std::collections::BTreeMap<(u128, u8), u16>;
+/// Mean CPU time of `n` single-prefix incremental updates of `map`'s trie
+/// (re-ranking existing prefixes, then announcing and withdrawing new /24 or
+/// /48 ones), each applied to a clone of the previous trie as the builder does.
+fn bench_updates<A: lpm::Addr>(
+    map: &mut RankedMap<A>,
+    fam: &Family<A>,
+    n: usize,
+    fresh: impl Fn(u64) -> (A, u8),
+) -> Duration {
+    let p = update::Params {
+        default_rank: DEFAULT_RANK,
+        compress: true,
+    };
+    let keys: Vec<(A, u8)> = map.iter().map(|(a, l, _)| (a, l)).collect();
+    let mut trie = fam.trie.clone();
+    let t = cpu();
+    for i in 0..n as u64 {
+        let r = mix(i ^ 0x5151);
+        let (a, l, id) = match i % 3 {
+            0 => {
+                let (a, l) = keys[(r % keys.len() as u64) as usize];
+                (a, l, Some((r >> 40) as u16 % 24))
+            }
+            1 => {
+                let (a, l) = fresh(i / 3);
+                (a, l, Some((r >> 40) as u16 % 24))
+            }
+            _ => {
+                let (a, l) = fresh(i / 3);
+                (a, l, None)
+            }
+        };
+        map.set(a, l, id);
+        let mut next = trie.clone();
+        update::apply(&mut next, map, p, &[(a, l)]);
+        trie = next;
+    }
+    (cpu() - t) / n as u32
+}
 
 #[test]
 #[ignore]
 fn bench() {
-    let (m4, m6) = synthetic();
+    let (mut m4, mut m6) = synthetic();
     let rankings: Vec<PopIdx> = (0..24u8)
         .flat_map(|i| first_then_config_order(i % 4, 4))
         .collect();
     let rankings = Arc::new(rankings);
-    let bits4: u32 = std::env::var("V4BITS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(V4_INDEX_BITS);
-    let bits6: u32 = std::env::var("V6BITS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(V6_INDEX_BITS);
     let mut best = Duration::MAX;
     let mut snap = None;
     for _ in 0..3 {
         let t = cpu();
-        let v4 = Family::new(
-            Source::Rib,
-            m4.iter().map(|(&k, &id)| ((k >> 8) as u32, k as u8, id)),
-            DEFAULT_RANK,
-            rankings.clone(),
-            bits4,
-        );
-        let v6 = Family::new(
-            Source::Rib,
-            m6.iter().map(|(&(a, l), &id)| (a, l, id)),
-            DEFAULT_RANK,
-            rankings.clone(),
-            bits6,
-        );
+        let v4 = Family::new(Source::Rib, &m4, DEFAULT_RANK, rankings.clone());
+        let v6 = Family::new(Source::Rib, &m6, DEFAULT_RANK, rankings.clone());
         best = best.min(cpu() - t);
         snap = Some(Snapshot {
             generation: 1,
@@ -998,15 +1024,34 @@ fn bench() {
     let snap = snap.unwrap();
     let st = snap.stats();
     println!(
-        "build (BTreeMap -> LPM) 1M v4 + 250k v6: {:.1} ms; ranges v4 {} v6 {}; snapshot {:.1} MB",
+        "full build (map -> trie) 1M v4 + 250k v6: {:.1} ms; leaves v4 {} v6 {}, nodes v4 {} v6 {}; snapshot {:.1} MB",
         best.as_secs_f64() * 1e3,
-        st.ranges_v4,
-        st.ranges_v6,
+        st.leaves_v4,
+        st.leaves_v6,
+        st.nodes_v4,
+        st.nodes_v6,
         st.bytes as f64 / 1e6
     );
+    let u4 = bench_updates(&mut m4, &snap.v4, 30_000, |i| {
+        (0x6440_0000u32 | ((i as u32 % 16384) << 8), 24)
+    });
+    let u6 = bench_updates(&mut m6, &snap.v6, 30_000, |i| {
+        (
+            (0x2001_0db8_1000u128 << 80) | (u128::from(i % 65536) << 80),
+            48,
+        )
+    });
+    println!(
+        "incremental update, one prefix: IPv4 {:.1} us, IPv6 {:.1} us",
+        u4.as_secs_f64() * 1e6,
+        u6.as_secs_f64() * 1e6
+    );
     // Lookups: half inside table prefixes, half uniformly random.
-    let keys4: Vec<u64> = m4.keys().copied().collect();
-    let keys6: Vec<(u128, u8)> = m6.keys().copied().collect();
+    let keys4: Vec<u64> = m4
+        .iter()
+        .map(|(a, l, _)| (u64::from(a) << 8) | u64::from(l))
+        .collect();
+    let keys6: Vec<(u128, u8)> = m6.iter().map(|(a, l, _)| (a, l)).collect();
     let n = 2_000_000usize;
     let a4: Vec<IpAddr> = (0..n as u64)
         .map(|i| {
@@ -1027,17 +1072,16 @@ fn bench() {
             IpAddr::V6((p | u128::from(r >> 8)).into())
         })
         .collect();
-    println!("index bits v4 {bits4} v6 {bits6}");
     for _ in 0..2 {
         let mut sink = 0u64;
         let t = cpu();
         for &a in a4.iter() {
             if let IpAddr::V4(a) = a {
-                sink = sink.wrapping_add(u64::from(snap.v4.lpm.lookup(u32::from(a)).val));
+                sink = sink.wrapping_add(u64::from(snap.v4.trie.lookup(u32::from(a))));
             }
         }
         let ns = (cpu() - t).as_secs_f64() * 1e9 / a4.len() as f64;
-        println!("raw lpm lookup IPv4: {ns:.1} ns [{sink}]");
+        println!("raw trie lookup IPv4: {ns:.1} ns [{sink}]");
         let mut sink = 0u64;
         let t = cpu();
         for &a in a4.iter() {

@@ -1,0 +1,194 @@
+//! The builder's ranked Loc-RIB of one family ([`RankedMap`]) and the two
+//! ways it becomes a trie: a full build ([`full`]) and an incremental update
+//! of the previous trie for a set of changed prefixes ([`apply`]).
+//!
+//! An update rebuilds only what a changed prefix `P` covers. It descends from
+//! `P`'s root slot through the nodes holding `P` to the deepest one where `P`
+//! covers whole positions, rebuilds those positions from the map (the value
+//! the block inherits from its covering prefixes, `lpm::context`, then a
+//! sweep of the prefixes inside it, `lpm::sweep`, then the canonical item,
+//! `trie::block_from_ranges`), and rebuilds the nodes on the way back up
+//! (copy-on-write: the previous trie, still in readers' hands, is not
+//! touched). A position that is a leaf but must now hold `P` below it is
+//! rebuilt whole. Root slots' scopes are then recomputed around the changed
+//! slots. The result is the trie a full build would give (tested, shape and
+//! all, in `tests_trie`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::lpm::{self, Addr, Val};
+use super::trie::{block_from_ranges, Item, Node, Trie};
+
+/// How values are made: the default ranking and whether compression is on.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub default_rank: u16,
+    pub compress: bool,
+}
+
+/// Prefix -> ranking id, sorted by (address, length), plus how many
+/// prefixes have each length (so contexts look up present lengths only).
+#[derive(Clone, Debug, Default)]
+pub struct RankedMap<A: Ord> {
+    map: BTreeMap<(A, u8), u16>,
+    lengths: BTreeMap<u8, usize>,
+}
+
+impl<A: Addr> RankedMap<A> {
+    pub fn new() -> RankedMap<A> {
+        RankedMap {
+            map: BTreeMap::new(),
+            lengths: BTreeMap::new(),
+        }
+    }
+
+    /// Set (`Some`) or remove (`None`) a prefix's ranking; whether it changed.
+    pub fn set(&mut self, addr: A, len: u8, id: Option<u16>) -> bool {
+        match id {
+            Some(id) => {
+                let old = self.map.insert((addr, len), id);
+                if old.is_none() {
+                    *self.lengths.entry(len).or_default() += 1;
+                }
+                old != Some(id)
+            }
+            None => {
+                let old = self.map.remove(&(addr, len));
+                if old.is_some() {
+                    if let Some(n) = self.lengths.get_mut(&len) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.lengths.remove(&len);
+                        }
+                    }
+                }
+                old.is_some()
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// All prefixes, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (A, u8, u16)> + '_ {
+        self.map.iter().map(|(&(a, l), &id)| (a, l, id))
+    }
+
+    /// The value the block `base / len` inherits (see `lpm::context`).
+    fn context(&self, base: A, len: u8, p: Params) -> Val {
+        lpm::context(
+            base,
+            len,
+            self.lengths.keys().copied(),
+            |a, l| self.map.get(&(a, l)).copied(),
+            p.default_rank,
+            p.compress,
+        )
+    }
+
+    /// The prefixes strictly inside the block `base / len`, sorted.
+    fn inside(&self, base: A, len: u8) -> impl Iterator<Item = (A, u8, u16)> + '_ {
+        let end = base.block_end(len);
+        let lo = (base, len.saturating_add(1));
+        let hi = (end, A::WIDTH as u8);
+        let range = (len as u32) < A::WIDTH;
+        range
+            .then(|| self.map.range(lo..=hi))
+            .into_iter()
+            .flatten()
+            .map(|(&(a, l), &id)| (a, l, id))
+    }
+
+    /// The canonical item for the block `base / len` (scratch: `ranges`).
+    fn block(&self, base: A, len: u8, p: Params, ranges: &mut Vec<(A, Val)>) -> Item {
+        ranges.clear();
+        let ctx = self.context(base, len, p);
+        lpm::sweep(
+            self.inside(base, len),
+            base,
+            base.block_end(len),
+            ctx,
+            p.compress,
+            ranges,
+        );
+        block_from_ranges(ranges, 0, base, len).0
+    }
+}
+
+/// A full build of the trie for `map`.
+pub fn full<A: Addr>(map: &RankedMap<A>, p: Params) -> Trie<A> {
+    let mut ranges = Vec::with_capacity(map.len() * 2 + 1);
+    lpm::sweep(
+        map.iter(),
+        A::zero(),
+        A::MAX,
+        lpm::no_route(p.default_rank),
+        p.compress,
+        &mut ranges,
+    );
+    Trie::from_ranges(&ranges)
+}
+
+/// Update `trie` (the trie of the map before the changes) for the prefixes
+/// in `changed`, already applied to `map`.
+pub fn apply<A: Addr>(trie: &mut Trie<A>, map: &RankedMap<A>, p: Params, changed: &[(A, u8)]) {
+    let mut ranges = Vec::new();
+    // Root slots changed, with their group exponent before any change.
+    let mut old_k: BTreeMap<usize, u8> = BTreeMap::new();
+    let changed: BTreeSet<(A, u8)> = changed.iter().copied().collect();
+    let root = Trie::<A>::ROOT_LEN;
+    for &(a, l) in &changed {
+        let s0 = Trie::<A>::slot_of(a);
+        if l <= root {
+            let n = 1usize << (root - l);
+            for s in s0..s0 + n {
+                old_k.entry(s).or_insert_with(|| trie.slot_k(s));
+                let item = map.block(Trie::<A>::slot_base(s), root, p, &mut ranges);
+                trie.set_slot(s, item);
+            }
+        } else {
+            old_k.entry(s0).or_insert_with(|| trie.slot_k(s0));
+            let base = Trie::<A>::slot_base(s0);
+            let item = update_item(trie.slot(s0), base, root, a, l, map, p, &mut ranges);
+            trie.set_slot(s0, item);
+        }
+    }
+    for (s, k) in old_k {
+        trie.rescope(s, k);
+    }
+}
+
+/// The item for the block `base / len` (currently `item`) after prefix
+/// `a / l` (inside it, `l > len`) changed.
+#[allow(clippy::too_many_arguments)]
+fn update_item<A: Addr>(
+    item: &Item,
+    base: A,
+    len: u8,
+    a: A,
+    l: u8,
+    map: &RankedMap<A>,
+    p: Params,
+    ranges: &mut Vec<(A, Val)>,
+) -> Item {
+    let n = match item {
+        // Uniform until now: rebuild the block.
+        Item::Leaf(_) => return map.block(base, len, p, ranges),
+        Item::Node(n) => n,
+    };
+    let mut items = n.expand();
+    let cl = len + 8;
+    let shift = A::WIDTH - u32::from(cl);
+    let j = a.byte_at(shift);
+    if l <= cl {
+        for (jj, it) in items.iter_mut().enumerate().skip(j).take(1 << (cl - l)) {
+            *it = map.block(base.or(A::from_index(jj, shift)), cl, p, ranges);
+        }
+    } else {
+        let pb = base.or(A::from_index(j, shift));
+        items[j] = update_item(&items[j], pb, cl, a, l, map, p, ranges);
+    }
+    Node::compress(&items, cl)
+}
