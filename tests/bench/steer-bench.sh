@@ -43,7 +43,7 @@ mkdir -p /tmp/anchors/steer-runs
 python3 - "$CFG" "$TABLES/meta.json" <<'EOF'
 import json, sys
 sys.path.insert(0, "tests/bench")
-import steer_update_latency as s
+import steerlab as s
 asns = json.load(open(sys.argv[2]))["peer_asns"][:4]
 s.write_config(sys.argv[1], "/tmp/anchors/steer-runs/unused.sock", 1179, 5353, asns, "warn")
 EOF
