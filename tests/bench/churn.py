@@ -297,6 +297,8 @@ def phase(args, lab: Lab, prober: Prober, run_no: int, name: str, churn: ChurnCh
                "daemon_cpu_cores": round((c1 - c0) / max(t_end - t0, 1e-9), 3),
                "publications": len(pubs), "publications_per_s": round(len(pubs) / max(t1 - t0, 1e-9), 1),
                "publication_us_median": us[len(us) // 2] if us else None,
+               "publication_us_max": us[-1] if us else None,
+               "full_builds": sum(1 for e in pubs if "full" in (e["fields"].get("v4"), e["fields"].get("v6"))),
                "paths_before": paths["before"], "paths_mid": paths.get("mid"),
                "overlap": sorted(set(overlap0) | set(busy()))}
         if ev is not None:

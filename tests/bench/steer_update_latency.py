@@ -11,7 +11,7 @@ One run:
  2. starts sparrowd, feeds the 4 tables with the anchors' ``bgp_blaster.py send`` (pre-encoded
     ``/tmp/anchors/bins/peerI.bin``), waits until all 5M paths are in and no snapshot has been
     published for 2 s, and reads from the log: the first RIB snapshot's build time, every later
-    publication (count, us, ranges, rankings), RSS idle / converged / peak;
+    publication (count, us, kind full|incremental, prefixes, rankings), RSS idle / converged / peak;
  3. opens the 5th session (AS 65010, ``role: pop``; a raw Python speaker that discards what
     sparrowd exports to it), waits until the export is drained, then for each mode
     (``v4-more-specific``: a /24 inside a shorter table prefix; ``v6-more-specific``: a /48;
