@@ -2,7 +2,7 @@
 # Profile a DNS server under the load of tests/bench/dns-floor.sh: `perf record` on the server's
 # PID for exactly one load run (server on CPU 0, load tool on CPU 1, as in dns-floor.sh), then
 # the top entries of `perf report --no-children --sort dso,sym` (self time by library and
-# symbol). Installs Debian's linux-perf when `perf` is missing.
+# symbol) and the split by dso (kernel against the server's own code). Installs Debian's linux-perf when `perf` is missing.
 # Usage: tests/bench/dns-profile.sh [CASE] [SECONDS]    (defaults sparrowd-ecs and 10)
 #   CASE: a dns-floor.sh case: sparrowd-ecs, sparrowd-static, sparrowd-tcp, sparrowd-www,
 #         floor-static, floor-ecs, knot-static, knot-geoip-ecs, knot-tcp

@@ -30,7 +30,7 @@ dns_bench.py), one UDP worker each.
 
 `profile CASE` (tests/bench/dns-profile.sh): starts the server of CASE the same way, warms it
 up, records `perf record -g` on its PID for exactly the load tool's run, and prints the top
-entries of `perf report --no-children --sort dso,sym`.
+entries of `perf report --no-children --sort dso,sym`, then the split by dso.
 
 Servers are stopped (SIGTERM, then SIGKILL after 15 s) by PID at the end. Loopback only.
 """
@@ -420,6 +420,11 @@ def profile(a):
     print('\n'.join(lines[:a.top]))
     if not lines:
         print(rep.stderr[-2000:])
+    # where the time goes by object: the kernel against the server's own code
+    rep = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'dso', '--stdio', '-g', 'none'],
+                         capture_output=True, text=True)
+    print('\n# by dso (perf report --no-children --sort dso)')
+    print('\n'.join([l for l in rep.stdout.splitlines() if l.strip() and not l.startswith('#')][:8]))
 
 
 def main():
