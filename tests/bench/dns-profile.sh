@@ -20,7 +20,7 @@ CASE=${1:-sparrowd-ecs}
 DUR=${2:-10}
 cd "$ROOT"
 if ! command -v perf >/dev/null; then
-  apt-get install -y linux-perf >&2
+  apt-get install -y linux-perf >&2 || { apt-get update >&2 && apt-get install -y linux-perf >&2; }
 fi
 # perf must be able to count at all here (kernel.perf_event_paranoid, a matching perf)
 perf stat -e task-clock true >/dev/null 2>&1 || { echo "perf stat does not work here:" >&2; perf stat -e task-clock true; exit 1; }
