@@ -1,9 +1,13 @@
 //! [`respond`], the one query-to-reply function of UDP and TCP (`tcp`), and
 //! the UDP socket loop. One blocking thread per SO_REUSEPORT socket
 //! (`net::udp_reuseport`) takes up to [`BATCH`] datagrams per `recvmmsg` and
-//! answers them in one `sendmmsg`; each query goes through [`respond`]:
-//! `packet` (parse and decide), `answer` (resolve), `response` (the reply
-//! spliced from the question bytes and precomputed RRset bytes).
+//! answers them in one `sendmmsg`. The loop ([`serve`]) is generic over its
+//! [`Answerer`]: sparrowd's is the [`Shared`](super::Shared) authority, whose
+//! queries go through [`respond`] (`packet` parse and decide, `answer`
+//! resolve, `response` the reply spliced from the question bytes and
+//! precomputed RRset bytes) and then RRL; the `dns-floor` benchmark binary
+//! plugs in a fixed reply, so the kernel's floor is measured with this same
+//! loop.
 //!
 //! One request at a time per thread, so requests in flight are capped at the
 //! number of sockets times the batch (the kernel's receive buffer queues or
@@ -80,11 +84,42 @@ fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     }
 }
 
+/// What the UDP loop ([`serve`]) answers with.
+pub trait Answerer {
+    /// What one batch of queries is answered from (sparrowd: one `load()` of
+    /// the authority per `recvmmsg`, not one per query).
+    type Batch<'a>
+    where
+        Self: 'a;
+    /// Called once per received batch, before its first query.
+    fn batch(&self) -> Self::Batch<'_>;
+    /// Write the reply to `query` from `src` (canonical, port not 0) into
+    /// `out`; `false`: send nothing.
+    fn answer(batch: &Self::Batch<'_>, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> bool;
+}
+
+/// sparrowd's answers: [`respond`] over the current authority (UDP limits),
+/// then response rate limiting (`dns.rrl`) when configured.
+impl Answerer for super::Shared {
+    type Batch<'a> = arc_swap::Guard<std::sync::Arc<Authority>>;
+
+    fn batch(&self) -> Self::Batch<'_> {
+        self.load()
+    }
+
+    #[inline]
+    fn answer(auth: &Self::Batch<'_>, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> bool {
+        respond(auth, query, src, true, out) && auth.rrl.as_ref().is_none_or(|r| r.admit(src, out))
+    }
+}
+
 /// Serve `sock` on this thread forever (until the process exits): up to
-/// [`BATCH`] queries per `recvmmsg` (waiting for the first only), answered in
-/// one `sendmmsg`, so that a busy server pays two system calls per batch
-/// instead of two per query (nix's safe wrappers; no `unsafe` here).
-pub fn serve(auth: super::Shared, sock: UdpSocket) {
+/// [`BATCH`] queries per `recvmmsg` (waiting for the first only), answered by
+/// `answerer` (one [`Answerer::batch`] per `recvmmsg`) in one `sendmmsg`, so
+/// that a busy server pays two system calls per batch instead of two per
+/// query (nix's safe wrappers; no `unsafe` here). Datagrams from port 0
+/// (RFC 768: no reply possible; a reflection guard) are not answered.
+pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket) {
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; 4096]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
@@ -110,7 +145,7 @@ pub fn serve(auth: super::Shared, sock: UdpSocket) {
         }
         to.clear();
         {
-            let auth = auth.load();
+            let batch = answerer.batch();
             for (i, (n, from)) in got.iter().enumerate() {
                 let Some(addr) = from.as_ref().and_then(std_addr) else {
                     continue;
@@ -121,9 +156,7 @@ pub fn serve(auth: super::Shared, sock: UdpSocket) {
                 }
                 let k = to.len();
                 let ip = crate::net::canonical_ip(addr.ip());
-                if respond(&auth, &bufs[i][..*n], ip, true, &mut outs[k])
-                    && auth.rrl.as_ref().is_none_or(|r| r.admit(ip, &mut outs[k]))
-                {
+                if A::answer(&batch, &bufs[i][..*n], ip, &mut outs[k]) {
                     to.push(*from);
                 }
             }
