@@ -25,10 +25,14 @@ One run:
 Not run by CI, no timed runs on a busy machine. Tables for 8 peers:
     cd ../shared/anchors && python3 gen_tables.py --peers 8 --no-mrt --out /tmp/anchors/tables8
 Then:  tests/bench/pops_scale.py [--runs 3] [--out FILE]
-A quick check on a tiny input (2 peers, a few thousand prefixes):
-    python3 gen_tables.py --peers 2 --v4 4000 --v6 1000 --no-mrt --out /tmp/pops-tiny/tables
-    tests/bench/pops_scale.py --peers 2 --tables /tmp/pops-tiny/tables --bins /tmp/pops-tiny/bins \\
+A quick check on a tiny input (2 peers, a few thousand prefixes): gen_tables.py always keeps
+the ~705k real prefixes, so take every 200th line of peer0.txt and peer1.txt (and meta.json)
+into /tmp/pops-tiny/small, then
+    tests/bench/pops_scale.py --peers 2 --tables /tmp/pops-tiny/small --bins /tmp/pops-tiny/bins \\
         --workdir /tmp/pops-tiny/runs --out /tmp/pops-tiny/out.jsonl --changes 6
+(--sparrowd/--sparrowctl for another build.) The convergence record's ranges and rankings
+come from the last "snapshot published" line: null when the first RIB snapshot was the only
+publication.
 Prints one JSON line per measurement and appends them to --out.
 """
 
