@@ -1,5 +1,6 @@
 //! Test helpers shared by the unit tests: one test-config builder
-//! ([`TestConfig`], YAML text that is parsed and validated like a real file),
+//! ([`TestConfig`], YAML text that is parsed and validated like a real file,
+//! with numbered POPs for large configs),
 //! the error helpers the config tests assert with, paths (files in the
 //! repository, per-process temporary files) and the benchmarks' mixing
 //! function.
@@ -60,6 +61,21 @@ impl TestConfig {
     pub fn pop(self, name: &str, asn: u32) -> TestConfig {
         let end = self.section("pops").end;
         self.insert(end, &format!("  - {{name: {name}, asn: {asn}}}\n"))
+    }
+
+    /// POPs `p{i}` with ASN [`numbered_pop_asn`]`(i)` appended to `pops`
+    /// until it has `total` entries, so the POP at index `i` (from the count
+    /// before on) is `p{i}`: large configs without YAML in the tests.
+    pub fn numbered_pops(self, total: usize) -> TestConfig {
+        let span = self.section("pops");
+        let have = self.text[span.clone()]
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- "))
+            .count();
+        let list: String = (have..total)
+            .map(|i| format!("  - {{name: p{i}, asn: {}}}\n", numbered_pop_asn(i)))
+            .collect();
+        self.insert(span.end, &list)
     }
 
     /// The peers, in this order (each a flow-style mapping such as
@@ -133,6 +149,12 @@ impl TestConfig {
     pub fn errors(&self) -> Vec<ConfigError> {
         parse_errs(&self.text)
     }
+}
+
+/// The ASN of POP `p{i}` of [`TestConfig::numbered_pops`] (private-use
+/// 4-byte range).
+pub fn numbered_pop_asn(i: usize) -> u32 {
+    4_200_000_000 + i as u32
 }
 
 /// Parse `text` as `t.yaml`; panics with the errors if it is not valid.

@@ -1,6 +1,6 @@
-//! Core value types shared by every module: prefixes, address families (and
-//! [`PerFamily`] values), path attributes and the messages that flow between
-//! session tasks and the RIB task.
+//! Core value types shared by every module: peer and POP indices, prefixes,
+//! address families (and [`PerFamily`] values), path attributes and the
+//! messages that flow between session tasks and the RIB task.
 //!
 //! Owns no state. `wire` produces these from bytes, `rib` stores them, `session`
 //! carries them over channels, `admin` renders them.
@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 /// Index of a configured peer (position in the config's peer list).
 pub type PeerId = u16;
+
+/// Index of a configured POP (position in the config's `pops`), as rankings
+/// store it: two bytes, so up to `config::MAX_POPS` (1024) POPs fit.
+pub type PopIdx = u16;
 
 /// Address family (AFI + SAFI unicast; we only do unicast).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -15,11 +15,16 @@ async fn serve_test(tag: &str) -> (PathBuf, Arc<AdminCtx>) {
 
 /// [`serve_test`] with a RIB answering every route query with `route`.
 async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCtx>) {
-    let cfg = Arc::new(
-        TestConfig::two_pops()
-            .with("steering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n")
-            .build(),
-    );
+    let cfg = TestConfig::two_pops()
+        .with("steering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: y}\n")
+        .build();
+    serve_config(tag, cfg, route).await
+}
+
+/// The admin side of `cfg` (whose first peer is up), with a RIB answering
+/// every route query with `route`.
+async fn serve_config(tag: &str, cfg: Config, route: RouteReply) -> (PathBuf, Arc<AdminCtx>) {
+    let cfg = Arc::new(cfg);
     let peers = Arc::new(Peers {
         status: vec![std::sync::Mutex::new(PeerStatus::default())],
         ctl: vec![mpsc::unbounded_channel().0],
@@ -187,6 +192,51 @@ async fn explain_marks_state_and_lists_answers() {
         json!({"pop": "y", "local": false, "up": false, "drained": false})
     );
     assert_eq!(v["data"]["address"], json!("198.51.100.9"));
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A POP past one byte's indices (299, one byte 43) ranks first, answers
+/// its steered name, and fails over when forced down.
+#[tokio::test]
+async fn explain_shows_pops_past_one_byte() {
+    let cfg = TestConfig::yaml(crate::dns::zone::tests::CFG)
+        .numbered_pops(300)
+        .replace(
+            "          y: {a: [198.51.100.10, 198.51.100.11]}\n",
+            "          y: {a: [198.51.100.10, 198.51.100.11]}\n          p299: {a: [203.0.113.99]}\n",
+        )
+        .with("steering:\n  fallback:\n    - {prefix: 198.51.100.0/24, pop: p299}\n")
+        .build();
+    let (path, ctx) = serve_config("explain-many", cfg, RouteReply::default()).await;
+    let v = explain(&path, "198.51.100.9").await;
+    let d = &v["data"];
+    let ranking = d["ranking"].as_array().unwrap();
+    assert_eq!(ranking.len(), 300, "{v}");
+    assert_eq!(ranking[..3], [json!("p299"), json!("x"), json!("y")]);
+    assert_eq!(
+        d["ranking_state"][0],
+        json!({"pop": "p299", "local": false, "up": true, "drained": false})
+    );
+    assert_eq!(
+        d["rule"],
+        json!("steering.fallback (the RIB is not used yet): 198.51.100.0/24 ranks p299 first")
+    );
+    let a = &d["answers"][0];
+    assert_eq!(
+        (&a["rtype"], &a["pop"], &a["addresses"]),
+        (&json!("A"), &json!("p299"), &json!(["203.0.113.99"])),
+        "{v}"
+    );
+    ctx.pops
+        .force("p299", None, crate::pops::Force::Down)
+        .unwrap();
+    let v = explain(&path, "198.51.100.9").await;
+    let a = &v["data"]["answers"][0];
+    assert_eq!(
+        (&a["pop"], &a["addresses"]),
+        (&json!("x"), &json!(["192.0.2.10"])),
+        "{v}"
+    );
     let _ = std::fs::remove_file(&path);
 }
 

@@ -781,3 +781,28 @@ fn dns_rrl_is_off_by_default_and_checked() {
 
 #[path = "tests_availability.rs"]
 mod availability;
+
+#[test]
+fn max_pops_load_and_one_more_names_its_entry() {
+    let c = TestConfig::two_pops().numbered_pops(MAX_POPS).build();
+    assert_eq!(MAX_POPS, 1024);
+    assert_eq!(c.pops.len(), MAX_POPS);
+    assert_eq!(c.pops[1023].name, "p1023");
+    assert_eq!(
+        c.pop_index_by_asn(crate::testutil::numbered_pop_asn(1023)),
+        Some(1023)
+    );
+    let t = TestConfig::two_pops().numbered_pops(MAX_POPS + 1);
+    let es = t.errors();
+    assert_eq!(es.len(), 1, "{}", format_errors(&es));
+    let e = &es[0];
+    assert_eq!((e.file.as_str(), e.key.as_str()), ("t.yaml", "pops[1024]"));
+    assert_eq!(e.line, line_of(t.text(), "{name: p1024,"));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "t.yaml:{}: pops[1024]: 1025 POPs configured, at most 1024 are supported",
+            e.line
+        )
+    );
+}

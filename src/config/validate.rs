@@ -360,8 +360,10 @@ fn check_peer(c: &mut Checker, cfg: &RawConfig, i: usize, p: &PeerConfig) {
     }
 }
 
-/// Most POPs steering can rank (POP indices are one byte).
-pub const MAX_POPS: usize = 255;
+/// Most POPs steering can rank. POP indices are two bytes
+/// (`types::PopIdx`); the bound keeps each stored ranking (two bytes per POP,
+/// `steer::rank`) and the per-POP tables small.
+pub const MAX_POPS: usize = 1024;
 
 fn check_steering(c: &mut Checker, cfg: &RawConfig) {
     let st = &cfg.steering;
@@ -373,7 +375,14 @@ fn check_steering(c: &mut Checker, cfg: &RawConfig) {
             .join(", ")
     };
     if cfg.pops.len() > MAX_POPS {
-        c.err("pops", format!("at most {MAX_POPS} POPs are supported"));
+        // On the first POP too many, so the line points into the list.
+        c.err(
+            format!("pops[{MAX_POPS}]"),
+            format!(
+                "{} POPs configured, at most {MAX_POPS} are supported",
+                cfg.pops.len()
+            ),
+        );
     }
     if let Some(d) = &st.default_pop {
         if pop_index(&cfg.pops, d).is_none() {

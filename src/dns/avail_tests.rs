@@ -18,10 +18,16 @@ use crate::testutil::TestConfig;
 /// x (local): 192.0.2.10; y: 198.51.100.10 and .11; ttl 20. 10.0.0.0/8 ranks
 /// y first, 10.1.0.0/16 x. y's session is down: forced up where needed.
 fn auth(extra: &str) -> Authority {
-    let cfg = TestConfig::yaml(crate::dns::zone::tests::CFG)
-        .with("steering:\n  fallback:\n    - {prefix: 10.0.0.0/8, pop: y}\n    - {prefix: 10.1.0.0/16, pop: x}\n")
-        .with(extra)
-        .build();
+    authority(
+        TestConfig::yaml(crate::dns::zone::tests::CFG)
+            .with("steering:\n  fallback:\n    - {prefix: 10.0.0.0/8, pop: y}\n    - {prefix: 10.1.0.0/16, pop: x}\n")
+            .with(extra),
+    )
+}
+
+/// The authority of `t`, with its POPs' state (sessions down).
+fn authority(t: TestConfig) -> Authority {
+    let cfg = t.build();
     let pops = Arc::new(PopState::new(&cfg, None));
     Authority::new(&cfg, crate::steer::handle(&cfg), pops).unwrap()
 }
@@ -289,4 +295,32 @@ fn explain_gives_the_reasons_the_addresses_and_the_ttl() {
         assert_eq!((s.pop.as_deref(), s.ttl), (Some("x"), 10));
         assert_eq!(skipped(&s), pair("y", "shed (load 0.90, f=0.50)"));
     }
+}
+
+/// POPs past one byte's indices answer: 10.0.0.0/8 ranks p300 (one byte 44)
+/// first, then config order; p256 (one byte 0, the local POP x) is the
+/// failover once p300, x and y are down.
+#[test]
+fn pops_past_one_byte_answer_and_fail_over() {
+    let a = authority(
+        TestConfig::yaml(crate::dns::zone::tests::CFG)
+            .numbered_pops(301)
+            .replace(
+                "          y: {a: [198.51.100.10, 198.51.100.11]}\n",
+                "          y: {a: [198.51.100.10, 198.51.100.11]}\n          \
+                 p256: {a: [203.0.113.56]}\n          p300: {a: [203.0.113.30]}\n",
+            )
+            .with("steering:\n  fallback:\n    - {prefix: 10.0.0.0/8, pop: p300}\n"),
+    );
+    assert_eq!(
+        answer(&a, "10.2.3.0", 24),
+        (ips(&["203.0.113.30"]), vec![20], 8)
+    );
+    for pop in ["p300", "x", "y"] {
+        a.pops.force(pop, None, Force::Down).unwrap();
+    }
+    assert_eq!(
+        answer(&a, "10.2.3.0", 24),
+        (ips(&["203.0.113.56"]), vec![10], 8)
+    );
 }

@@ -155,9 +155,13 @@ http:
 ",
             )
             .build();
+        ctx_of(&cfg)
+    }
+
+    fn ctx_of(cfg: &crate::config::Config) -> Ctx {
         Ctx {
-            steering: steer::handle(&cfg),
-            pops: Arc::new(PopState::new(&cfg, None)),
+            steering: steer::handle(cfg),
+            pops: Arc::new(PopState::new(cfg, None)),
             urls: cfg.pops.iter().map(|p| p.url.clone()).collect(),
             names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
             proxies: trusted_prefixes(&cfg.http.trusted_proxies),
@@ -220,6 +224,46 @@ http:
         let req = parse_request(b"HEAD * HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
         let r = respond(&c, &req, ip("127.0.0.1"));
         assert!(r.head_only && r.status == Status::BadRequest);
+    }
+
+    /// POPs past one byte's indices: p300 (one byte 44) and p256 (one byte
+    /// 0, the local POP x) have urls, no other POP has; 10.0.0.0/8 ranks
+    /// p300 first, then config order.
+    #[test]
+    fn pops_past_one_byte_get_their_clients() {
+        use crate::testutil::numbered_pop_asn;
+        let with_url = |t: TestConfig, i: usize| {
+            let asn = numbered_pop_asn(i);
+            t.replace(
+                &format!("{{name: p{i}, asn: {asn}}}"),
+                &format!("{{name: p{i}, asn: {asn}, url: 'https://p{i}.example.net'}}"),
+            )
+        };
+        let t = TestConfig::two_pops().numbered_pops(301);
+        let cfg = with_url(with_url(t, 256), 300)
+            .with("steering:\n  fallback:\n    - {prefix: 10.0.0.0/8, pop: p300}\n")
+            .build();
+        let c = ctx_of(&cfg);
+        let get = || {
+            let req = parse_request(b"GET /v HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            let r = respond(&c, &req, ip("10.1.2.3"));
+            (
+                header(&r, "X-Sparrow-Pop").map(str::to_string),
+                header(&r, "Location").map(str::to_string),
+            )
+        };
+        let at = |p: &str| {
+            (
+                Some(p.to_string()),
+                Some(format!("https://{p}.example.net/v")),
+            )
+        };
+        assert_eq!(get(), at("p300"));
+        // p300 down: past 256 POPs without a url, to p256.
+        c.pops
+            .force("p300", None, crate::pops::Force::Down)
+            .unwrap();
+        assert_eq!(get(), at("p256"));
     }
 
     #[test]

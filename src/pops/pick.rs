@@ -46,6 +46,7 @@
 use std::net::IpAddr;
 
 use crate::config::AllDownPolicy;
+use crate::types::PopIdx;
 
 /// What the pick needs to know of a POP; [`super::PopState`] in the daemon,
 /// plain tables in the tests' brute-force model.
@@ -178,7 +179,7 @@ pub fn shed_fraction(load: f64, low: f64, high: f64) -> f64 {
 /// no-op on the query paths).
 #[inline]
 pub fn pick<A: Avail + ?Sized>(
-    ranking: &[u8],
+    ranking: &[PopIdx],
     key: u64,
     st: &A,
     serves: impl Fn(usize) -> Records,

@@ -42,7 +42,7 @@ fn model(n: usize) -> Model {
 
 /// The rules written as set operations over the ranking.
 fn brute(
-    ranking: &[u8],
+    ranking: &[PopIdx],
     key: u64,
     m: &Model,
     rec: &[Records],
@@ -202,7 +202,7 @@ proptest! {
         key in any::<u64>(),
     ) {
         // A ranking: a permutation of 0..n from the seed.
-        let mut ranking: Vec<u8> = (0..n as u8).collect();
+        let mut ranking: Vec<PopIdx> = (0..n as PopIdx).collect();
         let mut s = seed;
         for i in (1..n).rev() {
             s = mix(s);
@@ -263,7 +263,7 @@ fn shed_answers_are_constant_over_their_scope_block() {
         }
         let answer = |a: u32| -> (usize, u8) {
             let &(st, en, first) = ranges.iter().find(|r| r.0 <= a && a <= r.1).unwrap();
-            let ranking: [u8; 3] = if first == 1 { [1, 0, 2] } else { [0, 1, 2] };
+            let ranking: [PopIdx; 3] = if first == 1 { [1, 0, 2] } else { [0, 1, 2] };
             // Addresses outside the /22 are not modelled: clip the range.
             let scope = crate::steer::safe_scope(a, st, en).max(22);
             let key = shed_key(IpAddr::V4(Ipv4Addr::from(a)), scope);

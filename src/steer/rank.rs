@@ -24,12 +24,10 @@
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Role, MAX_POPS};
 use crate::rib::{select_best, PathKey};
 use crate::types::PeerId;
-
-/// POP index (position in the config's `pops`).
-pub type PopIdx = u8;
+pub use crate::types::PopIdx;
 
 /// One ranking: every POP once, closest first.
 pub type Ranking = SmallVec<[PopIdx; 16]>;
@@ -125,10 +123,12 @@ impl Ranker {
     pub fn rank(&self, paths: &[(PathKey, u32)], first: PopIdx, out: &mut Ranking) {
         let n = self.pops();
         out.clear();
-        let mut placed: SmallVec<[bool; 16]> = SmallVec::from_elem(false, n);
+        // One bit per POP; on the stack up to `config::MAX_POPS`.
+        let mut placed: SmallVec<[u64; MAX_POPS / 64]> = SmallVec::from_elem(0, n.div_ceil(64));
         let mut place = |p: PopIdx, out: &mut Ranking| {
-            if !placed[p as usize] {
-                placed[p as usize] = true;
+            let (word, bit) = (usize::from(p) / 64, 1u64 << (p % 64));
+            if placed[word] & bit == 0 {
+                placed[word] |= bit;
                 out.push(p);
             }
         };
@@ -168,30 +168,39 @@ pub fn first_then_config_order(first: PopIdx, n: usize) -> Ranking {
 pub const DEFAULT_RANK: u16 = 0;
 
 /// Interns rankings to `u16` ids; new ones are queued for the builder.
+///
+/// The id space holds 65536 rankings. Once it is full, a ranking not seen
+/// before gets the id of "its first POP, then config order"
+/// ([`first_then_config_order`], interned for every POP by
+/// [`RankInterner::new`]): the closest POP stays right, only the fail-over
+/// order after it is approximate. A warning is logged the first time.
 #[derive(Debug)]
 pub struct RankInterner {
     ids: FxHashMap<Ranking, u16>,
-    /// Per first POP, an id to fall back to when the id space is full.
-    by_first: Vec<Option<u16>>,
+    /// Per POP, the id of [`first_then_config_order`] with it first.
+    by_first: Vec<u16>,
     /// Rankings added since the last [`RankInterner::take_new`], flattened.
     new: Vec<PopIdx>,
     full_warned: bool,
 }
 
+/// How many rankings the `u16` ids can name.
+pub const RANK_IDS: usize = u16::MAX as usize + 1;
+
 impl RankInterner {
     /// Ids `0..n` are "POP p first, then config order", id 0 being `local`'s
-    /// (so every first POP has an id even if the id space ever fills up).
+    /// (so every first POP has an id even once the id space is full).
     pub fn new(local: PopIdx, n: usize) -> RankInterner {
         let mut r = RankInterner {
             ids: FxHashMap::default(),
-            by_first: vec![None; n],
+            by_first: Vec::new(),
             new: Vec::new(),
             full_warned: false,
         };
         r.intern(&first_then_config_order(local, n));
-        for p in 0..n as PopIdx {
-            r.intern(&first_then_config_order(p, n));
-        }
+        r.by_first = (0..n)
+            .map(|p| r.intern(&first_then_config_order(p as PopIdx, n)))
+            .collect();
         r
     }
 
@@ -203,32 +212,30 @@ impl RankInterner {
         self.ids.is_empty()
     }
 
+    /// The id of `r`, a new one if `r` was not seen yet and the id space has
+    /// room; else the id of `r`'s first POP, then config order (see the type).
     pub fn intern(&mut self, r: &Ranking) -> u16 {
         if let Some(&id) = self.ids.get(r) {
             return id;
         }
         let len = self.ids.len();
-        if len > u16::MAX as usize {
-            // Never seen in practice (65536 distinct orders); keep the first
-            // POP right, which is what the rule promises.
+        if len >= RANK_IDS {
             if !self.full_warned {
                 self.full_warned = true;
                 tracing::warn!(
-                    "steering: more than 65536 distinct rankings; reusing ids by first POP"
+                    rankings = len,
+                    "steering: the ranking ids are all used; new rankings get their first POP's \
+                     default order (first POP right, fail-over order approximate)"
                 );
             }
-            return self
-                .by_first
-                .get(r[0] as usize)
+            return r
+                .first()
+                .and_then(|&p| self.by_first.get(usize::from(p)))
                 .copied()
-                .flatten()
                 .unwrap_or(DEFAULT_RANK);
         }
         let id = len as u16;
         self.ids.insert(r.clone(), id);
-        if let Some(slot) = self.by_first.get_mut(r[0] as usize) {
-            slot.get_or_insert(id);
-        }
         self.new.extend_from_slice(r);
         id
     }

@@ -259,9 +259,9 @@ fn interner_reuses_ids() {
     let mut i = RankInterner::new(1, 3);
     // 0: local (1) first; then 0 first and 2 first (1 first is id 0).
     assert_eq!(i.len(), 3);
-    let r: Ranking = [1u8, 0, 2].into_iter().collect();
+    let r: Ranking = [1, 0, 2].into_iter().collect();
     assert_eq!(i.intern(&r), DEFAULT_RANK);
-    let r2: Ranking = [2u8, 1, 0].into_iter().collect();
+    let r2: Ranking = [2, 1, 0].into_iter().collect();
     let id = i.intern(&r2);
     assert_eq!(id, 3);
     assert_eq!(i.intern(&r2), 3);
@@ -1003,7 +1003,7 @@ fn bench_updates<A: lpm::Addr>(
 #[ignore]
 fn bench() {
     let (mut m4, mut m6) = synthetic();
-    let rankings: Vec<PopIdx> = (0..24u8)
+    let rankings: Vec<PopIdx> = (0..24)
         .flat_map(|i| first_then_config_order(i % 4, 4))
         .collect();
     let rankings = Arc::new(rankings);
@@ -1142,3 +1142,6 @@ fn bench_rank_from_rib() {
         s.stats().rankings
     );
 }
+
+#[path = "scale_tests.rs"]
+mod scale;

@@ -14,15 +14,15 @@ sparrowd has no zone-file loader, so the translation is:
     POP `dflt`, which is also `steering.default_pop`;
   * every map prefix becomes a `steering.fallback` entry pointing at its answer's POP.
 With no BGP peers sparrowd answers from this fallback map for ever: the same longest-prefix
-match Knot's mod-geoip does. At most 255 POPs fit (config::MAX_POPS): more distinct answers
-than 254 is an error here, with the count.
+match Knot's mod-geoip does. At most 1024 POPs fit (config::MAX_POPS): more distinct answers
+than 1023 is an error here, with the count.
 """
 import argparse
 import ipaddress
 import os
 import sys
 
-MAX_POPS = 255
+MAX_POPS = 1024
 LOCAL_ASN = 64999
 STEERED = 'www'
 
