@@ -22,6 +22,8 @@
 //!                                                          ▼ back-pressure)
 //!  admin ──RibMsg::Query (oneshot reply)──▶ RIB (th "rib": Adj-RIB-In, Loc-RIB, export)
 //!  peer task ◀──SessionCmd (unbounded, per session: exports, teardown)──┘ │
+//!  writer (T) ──ExportCredit dropped once written ─▶ RibMsg::ExportDrained
+//!      (the RIB's own unbounded channel; paces table walks, rib::outbox)  │
 //!                                  LocRibListener::changed after each burst
 //!                                                          ▼
 //!                          steer::Publisher ──Batch (std mpsc)──▶ th "steer-build"

@@ -170,10 +170,16 @@ pub(super) async fn on_route_refresh(ctx: &PeerCtx, body: &[u8]) -> Result<(), W
 }
 
 /// Export and End-of-RIB commands from the RIB: encode and queue them on the
-/// link. (Teardown is an FSM event; the task handles it.)
+/// link; an export's credit (`rib::outbox`) rides with its bytes to the
+/// writer task, which drops it once they are written. (Teardown is an FSM
+/// event; the task handles it.)
 pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
     match cmd {
-        SessionCmd::Export { announce, withdraw } => {
+        SessionCmd::Export {
+            announce,
+            withdraw,
+            credit,
+        } => {
             let mut out = Vec::new();
             let n = encode::encode_export(
                 &up.enc,
@@ -186,7 +192,8 @@ pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
             );
             if !out.is_empty() {
                 ctx.with_status(|s| s.updates_sent += n);
-                link.send(out);
+                // A paced batch's credit goes back to the RIB once written.
+                link.send_paced(out, credit);
             }
         }
         SessionCmd::EndOfRib(afi) => {
