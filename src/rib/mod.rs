@@ -178,6 +178,12 @@ pub enum RibMsg {
         afi: Afi,
         change: RouteChange,
     },
+    /// The changes of several UPDATEs of one peer, in order (what a session
+    /// sends: one message per batch of UPDATEs read).
+    Updates {
+        peer: PeerId,
+        changes: Vec<(Afi, RouteChange)>,
+    },
     EndOfRib {
         peer: PeerId,
         afi: Afi,
@@ -224,8 +230,17 @@ pub struct RibStats {
     pub attr_sets: AtomicU64,
 }
 
-/// Messages handled before queued exports are flushed (and the task yields).
+/// Messages handled before queued exports are flushed (and the task yields);
+/// a `RibMsg::Updates` counts as the number of changes it carries.
 const BURST: usize = 64;
+
+/// How much of a burst a message uses.
+fn weight(m: &RibMsg) -> usize {
+    match m {
+        RibMsg::Updates { changes, .. } => changes.len().max(1),
+        _ => 1,
+    }
+}
 
 /// Run the RIB task until every sender of `rx` is dropped.
 pub async fn run(cfg: Arc<Config>, rx: mpsc::Receiver<RibMsg>, stats: Arc<RibStats>) {
@@ -277,11 +292,15 @@ pub async fn run_with(
             },
             Some(m) = timer_rx.recv() => m,
         };
+        let mut used = weight(&msg);
         rib.handle(msg);
         // Take what is already queued so exports go out in bigger batches.
-        for _ in 1..BURST {
+        while used < BURST {
             match rx.try_recv() {
-                Ok(m) => rib.handle(m),
+                Ok(m) => {
+                    used += weight(&m);
+                    rib.handle(m);
+                }
                 Err(_) => break,
             }
         }

@@ -277,6 +277,11 @@ impl Rib {
             RibMsg::PeerUp { peer, info, ctl } => self.peer_up(peer, info, ctl),
             RibMsg::PeerDown { peer, keep_stale } => self.peer_down(peer, keep_stale),
             RibMsg::Update { peer, afi, change } => self.update(peer, afi, change),
+            RibMsg::Updates { peer, changes } => {
+                for (afi, change) in changes {
+                    self.update(peer, afi, change);
+                }
+            }
             RibMsg::EndOfRib { peer, afi } => self.end_of_rib(peer, afi),
             RibMsg::RouteRefresh { peer, afi } => self.route_refresh(peer, afi),
             RibMsg::StaleTimeout { peer, epoch } => self.stale_timeout(peer, epoch),
