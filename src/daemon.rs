@@ -22,6 +22,8 @@
 //!                                                          ▼ back-pressure)
 //!  admin ──RibMsg::Query (oneshot reply)──▶ RIB (th "rib": Adj-RIB-In, Loc-RIB, export)
 //!  peer task ◀──SessionCmd (unbounded, per session: exports, teardown)──┘ │
+//!  writer (T) ──ExportCredit dropped once written ─▶ RibMsg::ExportDrained
+//!      (the RIB's own unbounded channel; paces table walks, rib::outbox)  │
 //!                                  LocRibListener::changed after each burst
 //!                                                          ▼
 //!                          steer::Publisher ──Batch (std mpsc)──▶ th "steer-build"
@@ -58,8 +60,11 @@ use crate::rib::{self, RibStats};
 use crate::session::{self, PeerCtl};
 use crate::steer;
 
-/// Capacity of the session -> RIB channel (UPDATEs in flight).
-pub const RIB_CHANNEL: usize = 1024;
+/// Capacity of the session -> RIB channel, in messages; a message carries the
+/// changes of up to `session::established::INGEST_BATCH` (32) UPDATEs, so this
+/// bounds the UPDATEs in flight at 32 x 32 = 1024, as one UPDATE per message
+/// with a capacity of 1024 did.
+pub const RIB_CHANNEL: usize = 32;
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]

@@ -1,17 +1,18 @@
 //! Export to POP peers: the queued best-path changes sent after each burst
-//! ([`Rib::flush`]), the full table on PeerUp or ROUTE-REFRESH, in batches of
-//! [`EXPORT_BATCH`] with equal attribute sets next to each other. Nothing of
-//! a family goes out before the family is released (`graceful`: upstream
-//! convergence or the selection deferral).
+//! ([`Rib::flush`]), in batches of [`EXPORT_BATCH`] with equal attribute sets
+//! next to each other, and ROUTE-REFRESH (a new walk of `outbox`, which sends
+//! whole tables paced; `flush` leaves to a walk the changes it has not
+//! reached and then continues the walks). Nothing of a family goes out
+//! before the family is released (`graceful`: upstream convergence or the
+//! selection deferral).
 //!
 //! Sends `SessionCmd::Export` to the POP sessions; the sessions encode.
 
 use std::sync::Arc;
 
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::state::Rib;
-use super::table::{AttrId, PrefixKey, Table};
 use super::SessionCmd;
 use crate::config::Role;
 use crate::types::{Afi, PathAttrs, PeerId, Prefix};
@@ -30,69 +31,35 @@ impl Rib {
         if ps.role == Role::Pop && ps.ctl.is_some() && negotiated && self.released[afi.index()] {
             debug!(peer = %self.name(peer), %afi, "RIB: route refresh");
             self.flush();
-            self.dump(peer, afi);
+            self.start_export(peer, afi, false);
         }
     }
 
-    /// Send `peer` every exported route of `afi`, grouped by attribute set.
-    pub(super) fn dump(&mut self, peer: PeerId, afi: Afi) {
-        let Some(ctl) = self.core.peers[peer as usize].ctl.clone() else {
-            return;
-        };
-        fn collect<K: PrefixKey>(t: &Table<K>) -> Vec<(AttrId, u32)> {
-            t.iter_indexed()
-                .filter(|(_, e)| e.announced())
-                .map(|(i, e)| (e.paths[0].attr, i))
-                .collect()
-        }
-        let mut items = match afi {
-            Afi::Ipv4 => collect(&self.v4),
-            Afi::Ipv6 => collect(&self.v6),
-        };
-        // Same attributes next to each other so the session can pack UPDATEs.
-        items.sort_unstable();
-        let n = items.len();
-        for chunk in items.chunks(EXPORT_BATCH) {
-            // One Arc per attribute set per batch; nothing kept across batches.
-            self.core.attrs.clear_cache();
-            let announce = chunk
-                .iter()
-                .map(|&(a, i)| {
-                    let p = match afi {
-                        Afi::Ipv4 => self.v4.entry(i).prefix(),
-                        Afi::Ipv6 => self.v6.entry(i).prefix(),
-                    };
-                    (p, self.core.attrs.get(a))
-                })
-                .collect();
-            let _ = ctl.send(SessionCmd::Export {
-                announce,
-                withdraw: Vec::new(),
-            });
-        }
-        self.core.attrs.clear_cache();
-        info!(peer = %self.name(peer), %afi, routes = n, "RIB: full export sent");
-    }
-
-    /// Send queued export changes to every POP peer that is up, in batches.
+    /// Send queued export changes to every POP peer that is up, in batches,
+    /// then continue the table walks (`outbox`) as far as their windows allow.
     pub fn flush(&mut self) {
         self.core.attrs.clear_cache();
-        if self.core.pending.is_empty() {
-            return;
+        if !self.core.pending.is_empty() {
+            self.flush_changes();
         }
+        self.pump_all();
+        self.core.attrs.clear_cache();
+    }
+
+    fn flush_changes(&mut self) {
         let pending = std::mem::take(&mut self.core.pending);
-        let mut announce: [Vec<(Prefix, Arc<PathAttrs>)>; 2] = Default::default();
-        let mut withdraw: [Vec<Prefix>; 2] = Default::default();
-        for (p, a) in pending {
+        let mut announce: [Vec<(Prefix, Arc<PathAttrs>, u32)>; 2] = Default::default();
+        let mut withdraw: [Vec<(Prefix, u32)>; 2] = Default::default();
+        for (p, (a, slot)) in pending {
             let f = p.afi().index();
             match a {
-                Some(a) => announce[f].push((p, a)),
-                None => withdraw[f].push(p),
+                Some(a) => announce[f].push((p, a, slot)),
+                None => withdraw[f].push((p, slot)),
             }
         }
         // Same attributes next to each other so the session can pack UPDATEs.
         for a in announce.iter_mut() {
-            a.sort_unstable_by_key(|(p, at)| (Arc::as_ptr(at) as usize, *p));
+            a.sort_unstable_by_key(|(p, at, _)| (Arc::as_ptr(at) as usize, *p));
         }
         for ps in &self.core.peers {
             let (Some(ctl), Some(info)) = (&ps.ctl, &ps.info) else {
@@ -106,19 +73,40 @@ impl Rib {
                 if !info.afis[f] || !self.released[f] {
                     continue;
                 }
-                for chunk in withdraw[f].chunks(EXPORT_BATCH) {
+                // A table walk under way sends the entries it has not reached.
+                let afi = Afi::ALL[f];
+                let left = |slot: u32| !ps.outbox.covers(afi, slot);
+                let w = withdraw[f]
+                    .iter()
+                    .filter(|(_, s)| left(*s))
+                    .map(|(p, _)| *p);
+                for chunk in batches(w) {
                     let _ = ctl.send(SessionCmd::Export {
                         announce: Vec::new(),
-                        withdraw: chunk.to_vec(),
+                        withdraw: chunk,
+                        credit: None,
                     });
                 }
-                for chunk in announce[f].chunks(EXPORT_BATCH) {
+                let a = announce[f]
+                    .iter()
+                    .filter(|(_, _, s)| left(*s))
+                    .map(|(p, at, _)| (*p, at.clone()));
+                for chunk in batches(a) {
                     let _ = ctl.send(SessionCmd::Export {
-                        announce: chunk.to_vec(),
+                        announce: chunk,
                         withdraw: Vec::new(),
+                        credit: None,
                     });
                 }
             }
         }
     }
+}
+
+/// `items` in vectors of at most [`EXPORT_BATCH`].
+fn batches<T>(mut items: impl Iterator<Item = T>) -> impl Iterator<Item = Vec<T>> {
+    std::iter::from_fn(move || {
+        let v: Vec<T> = items.by_ref().take(EXPORT_BATCH).collect();
+        (!v.is_empty()).then_some(v)
+    })
 }

@@ -1,4 +1,5 @@
-//! Peer sessions coming and going: PeerUp (initial export to a POP, our
+//! Peer sessions coming and going: PeerUp (initial export to a POP, paced
+//! by `outbox`; our
 //! End-of-RIB to an upstream), PeerDown, and graceful restart (RFC 4724):
 //! stale marking, the restart timer, and sweeping stale paths on End-of-RIB
 //! or timeout; and the export deferral: a POP peer gets a family's table and
@@ -131,17 +132,18 @@ impl Rib {
             }
         }
         if self.core.peers[peer as usize].role == Role::Pop {
-            // Pending changes go to the POPs already up; the new one gets a dump.
+            // Pending changes go to the POPs already up; the new one gets the
+            // table, paced (`outbox`), then End-of-RIB.
             self.flush();
-            self.core.peers[peer as usize].ctl = Some(ctl.clone());
+            self.core.peers[peer as usize].outbox.reset();
+            self.core.peers[peer as usize].ctl = Some(ctl);
             self.recount_pops();
             for afi in Afi::ALL {
                 if !afis[afi.index()] {
                     continue;
                 }
                 if self.released[afi.index()] {
-                    self.dump(peer, afi);
-                    let _ = ctl.send(SessionCmd::EndOfRib(afi));
+                    self.start_export(peer, afi, true);
                 } else {
                     info!(peer = %self.name(peer), %afi, "RIB: export and End-of-RIB wait for the upstream End-of-RIB");
                 }
@@ -164,6 +166,7 @@ impl Rib {
         }
         let ps = &mut self.core.peers[peer as usize];
         ps.ctl = None;
+        ps.outbox.reset();
         ps.torn_down = false;
         ps.eor = [false; 2];
         ps.epoch += 1;
@@ -263,10 +266,7 @@ impl Rib {
             })
             .collect();
         for peer in pops {
-            self.dump(peer, afi);
-            if let Some(ctl) = &self.core.peers[peer as usize].ctl {
-                let _ = ctl.send(SessionCmd::EndOfRib(afi));
-            }
+            self.start_export(peer, afi, true);
         }
     }
 
@@ -286,6 +286,10 @@ impl Rib {
         self.stopped = true;
         self.released = [false; 2];
         self.core.pending.clear();
+        for ps in self.core.peers.iter_mut() {
+            ps.outbox.reset();
+        }
+        self.core.walking = false;
     }
 
     /// Whether exports of `afi` to POP peers go out (see [`Rib::release`]).

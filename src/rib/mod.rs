@@ -21,7 +21,12 @@
 //!   marks); dispatches each message to:
 //! - `import`: UPDATEs through import policy and max-prefix into the tables;
 //! - `graceful`: peer up/down and graceful restart (stale paths, timers);
-//! - `export`: the export to POP sessions (flush, full dumps, ROUTE-REFRESH);
+//! - `export`: the export of changes to POP sessions (flush) and ROUTE-REFRESH;
+//! - `outbox`: the paced export of a whole table to a POP session (PeerUp,
+//!   release, ROUTE-REFRESH): a walk over the table with at most
+//!   [`outbox::WINDOW`] batches not yet written to the socket, continued as
+//!   the session returns [`ExportCredit`]s, changes behind the walk sent as
+//!   updates;
 //! - `views`: read-only Loc-RIB views (changed prefixes, best routes, path keys);
 //! - `query`: admin queries, answered with the types of `reply`.
 //!
@@ -67,6 +72,9 @@ mod export;
 mod graceful;
 mod import;
 mod intern;
+pub mod outbox;
+#[cfg(test)]
+mod outbox_tests;
 mod query;
 pub mod reply;
 mod state;
@@ -87,6 +95,7 @@ use crate::types::{Afi, PathAttrs, PeerId, Prefix, RouteChange};
 
 pub use bestpath::{compare as compare_paths, select_best, PathKey};
 pub use export::EXPORT_BATCH;
+pub use outbox::ExportCredit;
 pub use query::{proc_memory, thread_cpu_time};
 pub use reply::QueryReply;
 pub use state::Rib;
@@ -111,9 +120,12 @@ pub struct SessionInfo {
 pub enum SessionCmd {
     /// Routes to send (POP sessions only): the best upstream path's attributes as
     /// the RIB holds them; the session prepends our ASN and sets next-hop self.
+    /// A batch of a table walk carries a `credit`, which the session drops
+    /// once the batch's bytes are written to the socket (`outbox`).
     Export {
         announce: Vec<(Prefix, Arc<PathAttrs>)>,
         withdraw: Vec<Prefix>,
+        credit: Option<ExportCredit>,
     },
     EndOfRib(Afi),
     /// Close with a Cease NOTIFICATION (e.g. max-prefix).
@@ -166,6 +178,12 @@ pub enum RibMsg {
         afi: Afi,
         change: RouteChange,
     },
+    /// The changes of several UPDATEs of one peer, in order (what a session
+    /// sends: one message per batch of UPDATEs read).
+    Updates {
+        peer: PeerId,
+        changes: Vec<(Afi, RouteChange)>,
+    },
     EndOfRib {
         peer: PeerId,
         afi: Afi,
@@ -188,6 +206,13 @@ pub enum RibMsg {
     /// The selection deferral (`selection_deferral`) ran out: export to POP
     /// peers even for families whose upstreams have not sent End-of-RIB.
     DeferralTimeout,
+    /// A POP session wrote (or dropped) a paced export batch: its
+    /// [`ExportCredit`] came back (on the RIB's own channel). Ignored unless
+    /// `generation` is the peer's current one.
+    ExportDrained {
+        peer: PeerId,
+        generation: u64,
+    },
     /// The daemon is shutting down (sent before the sessions are told to
     /// close): nothing more is exported, so the upstream sessions closing
     /// first do not withdraw our routes from POP peers that keep them stale.
@@ -205,8 +230,17 @@ pub struct RibStats {
     pub attr_sets: AtomicU64,
 }
 
-/// Messages handled before queued exports are flushed (and the task yields).
+/// Messages handled before queued exports are flushed (and the task yields);
+/// a `RibMsg::Updates` counts as the number of changes it carries.
 const BURST: usize = 64;
+
+/// How much of a burst a message uses.
+fn weight(m: &RibMsg) -> usize {
+    match m {
+        RibMsg::Updates { changes, .. } => changes.len().max(1),
+        _ => 1,
+    }
+}
 
 /// Run the RIB task until every sender of `rx` is dropped.
 pub async fn run(cfg: Arc<Config>, rx: mpsc::Receiver<RibMsg>, stats: Arc<RibStats>) {
@@ -258,11 +292,15 @@ pub async fn run_with(
             },
             Some(m) = timer_rx.recv() => m,
         };
+        let mut used = weight(&msg);
         rib.handle(msg);
         // Take what is already queued so exports go out in bigger batches.
-        for _ in 1..BURST {
+        while used < BURST {
             match rx.try_recv() {
-                Ok(m) => rib.handle(m),
+                Ok(m) => {
+                    used += weight(&m);
+                    rib.handle(m);
+                }
                 Err(_) => break,
             }
         }

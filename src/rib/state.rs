@@ -4,7 +4,8 @@
 //! the prefix as changed (OpenBGPD's rde_decide).
 //!
 //! Synchronous: [`Rib::handle`] dispatches one [`RibMsg`] to `import`,
-//! `graceful` (peer up/down, stale routes), `export` or `query`; `run` (in
+//! `graceful` (peer up/down, stale routes), `export`, `outbox` (credits of
+//! the paced table walks) or `query`; `run` (in
 //! `mod.rs`) feeds it from the channel and calls [`Rib::flush`] after each burst.
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -17,6 +18,7 @@ use tracing::warn;
 
 use super::bestpath::{select_best, PathKey};
 use super::intern::Interner;
+use super::outbox::Outbox;
 use super::table::{Entry, PathRef, PrefixKey, Table, V4Key, V6Key, ANNOUNCED};
 use super::{RibMsg, RibStats, SessionCmd, SessionInfo};
 use crate::config::{Config, Role};
@@ -45,6 +47,8 @@ pub(crate) struct PeerState {
     pub torn_down: bool,
     /// Bumped on every PeerUp/PeerDown/EoR sweep: older stale timers are void.
     pub epoch: u64,
+    /// The paced export of whole tables to this (POP) peer (`outbox`).
+    pub outbox: Outbox,
 }
 
 impl PeerState {
@@ -72,8 +76,11 @@ pub(crate) struct Core {
     pub cfg: Arc<Config>,
     pub attrs: Interner,
     pub peers: Vec<PeerState>,
-    /// Export changes not yet sent: prefix -> new attrs (announce) or None (withdraw).
-    pub(super) pending: FxHashMap<Prefix, Option<Arc<PathAttrs>>>,
+    /// Export changes not yet sent: prefix -> (new attrs (announce) or None
+    /// (withdraw), the table slot of its entry, for the walks of `outbox`).
+    pub(super) pending: FxHashMap<Prefix, (Option<Arc<PathAttrs>>, u32)>,
+    /// Some peer's `outbox` has a table walk under way.
+    pub(super) walking: bool,
     /// Some POP peer is up (else nothing is queued).
     pub(super) pops_up: bool,
     /// Prefixes whose best path changed (when tracking is on), per family.
@@ -106,9 +113,9 @@ impl Core {
         }
     }
 
-    fn queue(&mut self, p: Prefix, attrs: Option<Arc<PathAttrs>>) {
+    fn queue(&mut self, p: Prefix, attrs: Option<Arc<PathAttrs>>, slot: u32) {
         if self.pops_up {
-            self.pending.insert(p, attrs);
+            self.pending.insert(p, (attrs, slot));
         }
     }
 
@@ -126,11 +133,12 @@ impl Core {
         let prefix = e.prefix();
         if e.paths.is_empty() {
             if b.flags & ANNOUNCED != 0 {
-                self.queue(prefix, None);
+                self.queue(prefix, None, idx);
             }
             if b.best.is_some() {
                 self.mark_changed(prefix);
             }
+            self.uncover(prefix.afi(), idx);
             t.remove(idx);
             return;
         }
@@ -144,11 +152,11 @@ impl Core {
         if self.peers[nb.peer as usize].role == Role::Upstream {
             if self.pops_up && (flags & ANNOUNCED == 0 || b.best.map(|o| o.attr) != Some(nb.attr)) {
                 let a = self.attrs.get(nb.attr);
-                self.queue(prefix, Some(a));
+                self.queue(prefix, Some(a), idx);
             }
             flags |= ANNOUNCED;
         } else if flags & ANNOUNCED != 0 {
-            self.queue(prefix, None);
+            self.queue(prefix, None, idx);
             flags &= !ANNOUNCED;
         }
         e.set_flags(flags);
@@ -190,6 +198,8 @@ pub struct Rib {
     pub(super) released: [bool; 2],
     /// `RibMsg::Shutdown` came: nothing is released (exported) any more.
     pub(super) stopped: bool,
+    /// Most routes in one paced export batch (`outbox`; tests make it small).
+    pub(super) export_batch: usize,
 }
 
 /// Dispatch to the table of a family with the matching key type.
@@ -237,6 +247,7 @@ impl Rib {
                 max_exceeded: [false; 2],
                 torn_down: false,
                 epoch: 0,
+                outbox: Outbox::default(),
             })
             .collect();
         Rib {
@@ -247,12 +258,14 @@ impl Rib {
                 attrs: Interner::new(),
                 peers,
                 pending: FxHashMap::default(),
+                walking: false,
                 pops_up: false,
                 changed: None,
                 track_all: false,
             },
             released,
             stopped: false,
+            export_batch: super::EXPORT_BATCH,
             stats,
             timers,
         }
@@ -264,11 +277,17 @@ impl Rib {
             RibMsg::PeerUp { peer, info, ctl } => self.peer_up(peer, info, ctl),
             RibMsg::PeerDown { peer, keep_stale } => self.peer_down(peer, keep_stale),
             RibMsg::Update { peer, afi, change } => self.update(peer, afi, change),
+            RibMsg::Updates { peer, changes } => {
+                for (afi, change) in changes {
+                    self.update(peer, afi, change);
+                }
+            }
             RibMsg::EndOfRib { peer, afi } => self.end_of_rib(peer, afi),
             RibMsg::RouteRefresh { peer, afi } => self.route_refresh(peer, afi),
             RibMsg::StaleTimeout { peer, epoch } => self.stale_timeout(peer, epoch),
             RibMsg::DeferralTimeout => self.deferral_timeout(),
             RibMsg::Shutdown => self.shutdown(),
+            RibMsg::ExportDrained { peer, generation } => self.export_drained(peer, generation),
             RibMsg::Query { query, reply } => {
                 // Exports queued so far go out first: an answer never runs ahead.
                 self.flush();

@@ -229,7 +229,10 @@ fn exports(cmds: &[SessionCmd]) -> (Vec<(String, String)>, Vec<String>) {
     let mut a = Vec::new();
     let mut w = Vec::new();
     for c in cmds {
-        if let SessionCmd::Export { announce, withdraw } = c {
+        if let SessionCmd::Export {
+            announce, withdraw, ..
+        } = c
+        {
             a.extend(
                 announce
                     .iter()
@@ -346,7 +349,9 @@ async fn export_to_pop_peers() {
     let cmds = drain(&mut pop);
     assert_eq!(cmds.len(), 1, "one Export per batch");
     match &cmds[0] {
-        SessionCmd::Export { announce, withdraw } => {
+        SessionCmd::Export {
+            announce, withdraw, ..
+        } => {
             assert!(withdraw.is_empty());
             assert_eq!(announce.len(), 1);
             assert_eq!(announce[0].1.local_pref, Some(100));
@@ -861,7 +866,10 @@ fn randomized_invariants() {
         if rnd(3) == 0 {
             rib.flush();
             for c in drain(&mut ctls[4]) {
-                if let SessionCmd::Export { announce, withdraw } = c {
+                if let SessionCmd::Export {
+                    announce, withdraw, ..
+                } = c
+                {
                     for p in withdraw {
                         view.remove(&p);
                     }

@@ -1,6 +1,6 @@
 //! What an Established session does, as the FSM's actions ask: `SessionUp`
 //! (record the negotiated session, tell the RIB), `ProcessUpdate` (decode with
-//! `wire` and hand the changes to the RIB), `ProcessRouteRefresh`, the RIB's
+//! `wire` and hand the changes to the RIB, batched: [`Ingest`]), `ProcessRouteRefresh`, the RIB's
 //! commands (exports, End-of-RIB, teardown), and `SessionDown` (tell the RIB,
 //! keeping routes stale under graceful restart as `graceful` decides).
 //!
@@ -18,7 +18,7 @@ use super::socket::Link;
 use super::task::PeerCtx;
 use super::SessionError;
 use crate::rib::{encode, RibMsg, SessionCmd, SessionInfo};
-use crate::types::Afi;
+use crate::types::{Afi, RouteChange};
 use crate::wire::{self, EncodeCtx, Open, UpdateCtx, WireError};
 
 /// The RIB task is gone (daemon shutting down).
@@ -127,13 +127,42 @@ pub(super) async fn session_up(
     Ok((up, ctl_rx))
 }
 
-/// `ProcessUpdate`: validate and decode one UPDATE body and hand its changes
-/// (and an End-of-RIB) to the RIB. `Ok(Err(e))`: the UPDATE is an error to
-/// send as a NOTIFICATION.
+/// UPDATEs whose changes one `RibMsg::Updates` carries at most.
+pub(super) const INGEST_BATCH: usize = 32;
+
+/// Route changes decoded and not yet handed to the RIB: up to
+/// [`INGEST_BATCH`] UPDATEs go in one `RibMsg::Updates`, so the RIB thread is
+/// woken once per batch rather than once per UPDATE. The task sends it
+/// ([`flush_ingest`]) at the end of each batch of messages read, and before
+/// anything else it tells the RIB about the session, so order is kept.
+#[derive(Default)]
+pub(super) struct Ingest {
+    changes: Vec<(Afi, RouteChange)>,
+    updates: usize,
+}
+
+/// Hand the buffered changes to the RIB.
+pub(super) async fn flush_ingest(ctx: &PeerCtx, batch: &mut Ingest) -> Result<(), RibGone> {
+    batch.updates = 0;
+    if batch.changes.is_empty() {
+        return Ok(());
+    }
+    let changes = std::mem::take(&mut batch.changes);
+    let msg = RibMsg::Updates {
+        peer: ctx.id,
+        changes,
+    };
+    ctx.rib.send(msg).await.map_err(|_| RibGone)
+}
+
+/// `ProcessUpdate`: validate and decode one UPDATE body and add its changes
+/// to `batch` (sent when full; an End-of-RIB sends it, then the End-of-RIB).
+/// `Ok(Err(e))`: the UPDATE is an error to send as a NOTIFICATION.
 pub(super) async fn on_update(
     ctx: &PeerCtx,
     up: &Up,
     body: &[u8],
+    batch: &mut Ingest,
 ) -> Result<Result<(), WireError>, RibGone> {
     let d = match wire::decode_update(body, &up.uctx) {
         Ok(d) => d,
@@ -144,16 +173,15 @@ pub(super) async fn on_update(
     }
     for (afi, change) in [(Afi::Ipv4, d.v4), (Afi::Ipv6, d.v6)] {
         if !change.announced.is_empty() || !change.withdrawn.is_empty() {
-            let msg = RibMsg::Update {
-                peer: ctx.id,
-                afi,
-                change,
-            };
-            ctx.rib.send(msg).await.map_err(|_| RibGone)?;
+            batch.changes.push((afi, change));
         }
     }
+    batch.updates += 1;
     if let Some(afi) = d.end_of_rib {
+        flush_ingest(ctx, batch).await?;
         let _ = ctx.rib.send(RibMsg::EndOfRib { peer: ctx.id, afi }).await;
+    } else if batch.updates >= INGEST_BATCH {
+        flush_ingest(ctx, batch).await?;
     }
     Ok(Ok(()))
 }
@@ -170,10 +198,16 @@ pub(super) async fn on_route_refresh(ctx: &PeerCtx, body: &[u8]) -> Result<(), W
 }
 
 /// Export and End-of-RIB commands from the RIB: encode and queue them on the
-/// link. (Teardown is an FSM event; the task handles it.)
+/// link; an export's credit (`rib::outbox`) rides with its bytes to the
+/// writer task, which drops it once they are written. (Teardown is an FSM
+/// event; the task handles it.)
 pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
     match cmd {
-        SessionCmd::Export { announce, withdraw } => {
+        SessionCmd::Export {
+            announce,
+            withdraw,
+            credit,
+        } => {
             let mut out = Vec::new();
             let n = encode::encode_export(
                 &up.enc,
@@ -186,7 +220,8 @@ pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
             );
             if !out.is_empty() {
                 ctx.with_status(|s| s.updates_sent += n);
-                link.send(out);
+                // A paced batch's credit goes back to the RIB once written.
+                link.send_paced(out, credit);
             }
         }
         SessionCmd::EndOfRib(afi) => {

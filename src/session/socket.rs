@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use super::{PeerCtl, Peers, SessionError};
 use crate::config::{Config, PeerConfig};
 use crate::net;
+use crate::rib::ExportCredit;
 use crate::sockopt;
 use crate::wire::{self, WireError};
 
@@ -168,7 +169,7 @@ pub(super) struct Link {
     pub remote: Option<SocketAddr>,
     /// Largest message the reader accepts (raised when extended messages are negotiated).
     max_len: Arc<AtomicUsize>,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::UnboundedSender<Chunk>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
 }
@@ -201,7 +202,13 @@ impl Link {
 
     /// Queue bytes for the peer (never waits).
     pub fn send(&self, bytes: Vec<u8>) {
-        let _ = self.out.send(bytes);
+        let _ = self.out.send((bytes, None));
+    }
+
+    /// Queue bytes for the peer; `credit` is dropped (returned to the RIB)
+    /// once they are written to the socket, or when the connection is gone.
+    pub fn send_paced(&self, bytes: Vec<u8>, credit: Option<ExportCredit>) {
+        let _ = self.out.send((bytes, credit));
     }
 
     pub fn set_max_len(&self, max_len: usize) {
@@ -279,17 +286,23 @@ fn take_msg(buf: &mut BytesMut, max_len: usize) -> Result<Option<(u8, BytesMut)>
     Ok(Some((ty, msg)))
 }
 
+/// Bytes for the writer task, with the credit of a paced export batch.
+type Chunk = (Vec<u8>, Option<ExportCredit>);
+
 /// Write what the peer task queues, coalescing queued chunks into one write;
-/// shut the socket down when the queue closes.
+/// the credits of the chunks are dropped (returned) once written. Shut the
+/// socket down when the queue closes.
 async fn writer_task(
     id: u64,
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Chunk>,
     events: mpsc::Sender<ConnEvent>,
 ) {
-    while let Some(mut chunk) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
+    while let Some((mut chunk, credit)) = rx.recv().await {
+        let mut credits = vec![credit];
+        while let Ok((more, credit)) = rx.try_recv() {
             chunk.extend_from_slice(&more);
+            credits.push(credit);
             if chunk.len() > 1 << 20 {
                 break;
             }
@@ -298,6 +311,7 @@ async fn writer_task(
             let _ = events.send(ConnEvent::WriteFailed { id, error }).await;
             return;
         }
+        drop(credits);
     }
     let _ = wr.shutdown().await;
 }

@@ -177,6 +177,8 @@ pub(super) struct Peer {
     closing: Vec<JoinHandle<()>>,
     /// UPDATEs processed in the current batch, added to the status after it.
     updates_received: u64,
+    /// Changes of the UPDATEs read, not yet sent to the RIB.
+    ingest: established::Ingest,
     /// OPENs carry the Restart State bit (RFC 4724 §4.1) until the first
     /// session is Established (see `graceful`).
     restarting: bool,
@@ -209,6 +211,7 @@ impl Peer {
             queue: VecDeque::new(),
             closing: Vec::new(),
             updates_received: 0,
+            ingest: Default::default(),
             restarting: false,
             exit: false,
         }
@@ -335,6 +338,13 @@ impl Peer {
             Action::SessionUp => return self.session_up(i).await,
             Action::SessionDown => {
                 if let Some(up) = m.up.take() {
+                    // The UPDATEs read before the session went down come first.
+                    if established::flush_ingest(&ctx, &mut self.ingest)
+                        .await
+                        .is_err()
+                    {
+                        return false;
+                    }
                     established::session_down(&ctx, &up, m.err.as_ref()).await;
                     self.rib_ctl = None;
                 }
@@ -345,7 +355,7 @@ impl Peer {
                 };
                 self.updates_received += 1;
                 let Some(up) = &m.up else { return true };
-                match established::on_update(&ctx, up, &body).await {
+                match established::on_update(&ctx, up, &body, &mut self.ingest).await {
                     Err(established::RibGone) => return false,
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
@@ -359,6 +369,12 @@ impl Peer {
                 let Input::Body(body) = std::mem::replace(input, Input::None) else {
                     return true;
                 };
+                if established::flush_ingest(&ctx, &mut self.ingest)
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
                 if let Err(e) = established::on_route_refresh(&ctx, &body).await {
                     let n = e.notification();
                     m.err = Some(e.into());
@@ -549,6 +565,13 @@ impl Peer {
                         _ => break,
                     }
                     self.on_message(id, ty, body).await;
+                }
+                // The batch's UPDATEs go to the RIB now (not when the next batch comes).
+                if established::flush_ingest(&self.ctx, &mut self.ingest)
+                    .await
+                    .is_err()
+                {
+                    self.exit = true;
                 }
                 // One status update per batch, not one lock per UPDATE.
                 let n = std::mem::take(&mut self.updates_received);

@@ -117,7 +117,10 @@ impl Daemon {
             if let RibMsg::PeerUp { ctl, .. } = &m {
                 self.rib_cmds = Some(ctl.clone());
             }
-            if !matches!(m, RibMsg::Update { .. } | RibMsg::EndOfRib { .. }) {
+            if !matches!(
+                m,
+                RibMsg::Update { .. } | RibMsg::Updates { .. } | RibMsg::EndOfRib { .. }
+            ) {
                 return m;
             }
         }
