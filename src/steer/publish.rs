@@ -25,11 +25,13 @@
 //! core while a whole table moves; increments are published at once.
 //!
 //! Dropping old snapshots: readers only `load()`. The builder swaps in the new
-//! snapshot and keeps the previous one for one more generation (at least one
-//! rebuild interval) before dropping it itself, so the last reference to a
-//! snapshot is practically never a reader's guard and freeing the (~10-20 MB)
-//! arrays happens on the builder thread, not on the query path. A reader
-//! holding a guard across two publications would free it itself; harmless.
+//! snapshot and keeps the previous one until the next publication before
+//! dropping it itself, so the last reference to a snapshot is practically
+//! never a reader's guard and freeing what only it holds (after an update:
+//! the replaced root pages and nodes; after a full build: the whole previous
+//! trie, ~10 MB) happens on the builder thread, not on the query path. A
+//! reader holding a guard across two publications would free it itself;
+//! harmless.
 
 use std::sync::mpsc;
 use std::sync::Arc;
