@@ -45,6 +45,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import steerlab  # noqa: E402
 from steerlab import (ROOT, TRANSIT_POPS, Y_AS, DrainingBgp, Lab, busy,  # noqa: E402
                       dns_answer, pick_targets, pop_a, proc_cpu, stats, time_change, update_for)
 
@@ -406,19 +407,11 @@ def main():
     if args.churn_peer:
         churn_peer(args)
         return
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    out = open(args.out, "a")
-
-    def emit(rec):
-        rec["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        line = json.dumps(rec)
-        print(line, flush=True)
-        out.write(line + "\n")
-        out.flush()
+    emit, close = steerlab.jsonl_emitter(args.out)
     results = []
     for r in range(1, args.runs + 1):
         results += one_run(args, r, emit)
-    out.close()
+    close()
     print(table(results), file=sys.stderr)
 
 

@@ -241,18 +241,10 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--out", default="/tmp/anchors/results/pops_scale.jsonl")
     args = ap.parse_args()
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    out = open(args.out, "a")
-
-    def emit(rec):
-        rec["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        line = json.dumps(rec)
-        print(line, flush=True)
-        out.write(line + "\n")
-        out.flush()
+    emit, close = steerlab.jsonl_emitter(args.out)
     for r in range(1, args.runs + 1):
         one_run(args, r, emit)
-    out.close()
+    close()
 
 
 if __name__ == "__main__":

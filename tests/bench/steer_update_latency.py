@@ -39,6 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import steerlab  # noqa: E402
 from steerlab import (ROOT, Lab, busy, dns_answer, pct, pop_a,  # noqa: E402
                       pick_targets, proc_status, time_change, update_for)
 
@@ -107,18 +108,10 @@ def main():
                     help="feeding peers (0-based, comma list) configured as role: pop peers of their own POP")
     ap.add_argument("--out", default="/tmp/anchors/results/steer_update_latency.jsonl")
     args = ap.parse_args()
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    out = open(args.out, "a")
-
-    def emit(rec):
-        rec["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        line = json.dumps(rec)
-        print(line, flush=True)
-        out.write(line + "\n")
-        out.flush()
+    emit, close = steerlab.jsonl_emitter(args.out)
     for r in range(1, args.runs + 1):
         one_run(args, r, emit)
-    out.close()
+    close()
 
 
 if __name__ == "__main__":

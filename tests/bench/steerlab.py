@@ -299,6 +299,21 @@ def time_change(session, qsock, dns_port, msg: bytes, addr: str, srclen: int, ex
     return False, (time.monotonic() - t0) * 1e3, nq
 
 
+def jsonl_emitter(path: str):
+    """`emit(rec)`: stamps `rec` with the time, prints it and appends it to the JSON-lines
+    file `path` (created with its directory). Returns (emit, close)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    out = open(path, "a")
+
+    def emit(rec):
+        rec["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = json.dumps(rec)
+        print(line, flush=True)
+        out.write(line + "\n")
+        out.flush()
+    return emit, out.close
+
+
 def pct(vals, p):
     s = sorted(vals)
     k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
