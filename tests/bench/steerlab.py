@@ -519,18 +519,20 @@ def ensure_bins_counted(anchors: str, tables: str, bins: str, peers: int) -> lis
 def start_sparrowd(binary: str, cfg: str, sock: str, log_path: str, timeout: float = 20,
                    ctl_bin: str | None = None):
     """sparrowd with `cfg`, its output to `log_path`; returns (Popen, Ctl) once `paths`
-    answers on the admin socket `sock`. `ctl_bin`: the sparrowctl to use (default: Ctl's,
-    the release build)."""
+    answers on the admin socket `sock`. `ctl_bin`: the sparrowctl to use (default: the one next to
+    `binary`)."""
     logf = open(log_path, "w")
     sp = subprocess.Popen([binary, "--config", cfg], stdout=logf, stderr=subprocess.STDOUT)
     logf.close()
-    ctl = Ctl(sock)
+    ctl = Ctl(sock, os.path.dirname(os.path.abspath(binary)))
     if ctl_bin:
         ctl.bin = ctl_bin
     deadline = time.monotonic() + timeout
     while True:
         try:
             ctl.run("paths", json_out=False)
+            if sp.poll() is not None:  # another daemon answered on this socket
+                raise RuntimeError(f"sparrowd exited ({sp.returncode}); see {log_path}")
             return sp, ctl
         except (RuntimeError, subprocess.TimeoutExpired):
             if time.monotonic() > deadline or sp.poll() is not None:
