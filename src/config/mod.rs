@@ -21,12 +21,14 @@
 
 use std::path::Path;
 
+mod announce_schema;
 mod error;
 mod health_schema;
 mod locator;
 mod recover;
 mod schema;
 mod validate;
+mod validate_announce;
 mod validate_health;
 mod validated;
 mod zonefile;

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::announce_schema::*;
 pub use super::health_schema::*;
 use super::zones::ZoneConfig;
 use crate::types::{Afi, PerFamily};
@@ -50,6 +51,9 @@ pub struct RawConfig {
     /// Service health checks and the all-down policy (see `crate::pops`).
     #[serde(default)]
     pub health: HealthConfig,
+    /// Anycast prefixes originated while healthy (see `crate::announce`).
+    #[serde(default)]
+    pub announce: Vec<AnnounceConfig>,
 }
 
 /// `dns`: where and how the authority listens.

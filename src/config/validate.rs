@@ -46,7 +46,7 @@ impl Checker<'_> {
     }
 
     /// Parse `text` as `ADDRESS/LENGTH` with host bits clear; errors go to `key`.
-    fn prefix(&mut self, key: String, text: &str) -> Option<crate::types::Prefix> {
+    pub(super) fn prefix(&mut self, key: String, text: &str) -> Option<crate::types::Prefix> {
         let given = text.split_once('/').map_or(text, |(a, _)| a);
         match text.parse::<crate::types::Prefix>() {
             Err(_) => {
@@ -97,8 +97,9 @@ pub(super) fn validate(
     check_http(&mut c, cfg);
     check_availability(&mut c, cfg);
     super::validate_health::check_health(&mut c, cfg);
+    let announcements = super::validate_announce::check_announce(&mut c, cfg);
     match admin_mode {
-        Some(mode) if c.errors.is_empty() => Ok(Config::new(raw, mode)),
+        Some(mode) if c.errors.is_empty() => Ok(Config::new(raw, mode, announcements)),
         _ => {
             // The config file's errors first, then each zone file's; by line.
             c.errors.sort_by(|a, b| {

@@ -40,6 +40,11 @@ pub struct Config {
     pub selection_deferral: u16,
     /// Service health checks and the all-down policy (see `crate::pops`).
     pub health: HealthConfig,
+    /// Anycast prefixes originated while healthy, as written.
+    pub announce: Vec<AnnounceConfig>,
+    /// `announce`, parsed (see `crate::announce`).
+    #[serde(skip)]
+    announcements: Vec<Announcement>,
     /// Index in `pops` of this POP (`pop`).
     #[serde(skip)]
     local_pop: usize,
@@ -54,7 +59,7 @@ pub struct Config {
 impl Config {
     /// Take the sections of a raw config that passed validation, and derive
     /// the tables. `admin_mode` is `admin.mode` as validation parsed it.
-    pub(super) fn new(raw: RawConfig, admin_mode: u32) -> Config {
+    pub(super) fn new(raw: RawConfig, admin_mode: u32, announcements: Vec<Announcement>) -> Config {
         let local_pop = pop_index(&raw.pops, &raw.pop).unwrap_or(0);
         let pop_by_asn = raw
             .pops
@@ -76,10 +81,17 @@ impl Config {
             http: raw.http,
             selection_deferral: raw.selection_deferral,
             health: raw.health,
+            announce: raw.announce,
+            announcements,
             local_pop,
             pop_by_asn,
             admin_mode,
         }
+    }
+
+    /// The `announce` entries, parsed.
+    pub fn announcements(&self) -> &[Announcement] {
+        &self.announcements
     }
 
     /// The embedded default config (no peers), parsed and validated.
