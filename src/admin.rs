@@ -73,6 +73,8 @@ pub enum Request {
     Pops,
     /// Every checked target with each check's state; every POP's load.
     Health,
+    /// Every anycast prefix: state, reason, time since the last change, peers.
+    Announcements,
     /// Stop answering with a POP (saved in the state file).
     Drain {
         pop: String,
@@ -135,6 +137,8 @@ pub struct AdminCtx {
     pub reload: Arc<crate::reload::Reloader>,
     /// The health checks' status (`health`).
     pub health: Arc<crate::health::Status>,
+    /// The anycast controller (`announcements`).
+    pub announcer: Arc<crate::announce::Announcer>,
 }
 
 /// Bind the socket (replacing a stale file) with file mode `mode`
@@ -232,6 +236,21 @@ impl Caller {
 }
 
 /// `pops`: the POP state plus each POP's ASN and whether answers may use it.
+/// `announcements`: the controller's rows, with the peers whose session
+/// has each prefix (from their status).
+fn announcements_reply(ctx: &AdminCtx) -> reply::AnnouncementsReply {
+    let mut rows = ctx.announcer.rows();
+    for (i, pc) in ctx.cfg.peers.iter().enumerate() {
+        let originated = ctx.peers.snapshot(i).originated;
+        for r in rows.iter_mut().filter(|r| originated.contains(&r.prefix)) {
+            r.peers.push(pc.name.clone());
+        }
+    }
+    reply::AnnouncementsReply {
+        announcements: rows,
+    }
+}
+
 fn pops_reply(ctx: &AdminCtx) -> PopsReply {
     let p = &ctx.pops;
     let pops = p
@@ -458,6 +477,7 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
     match req {
         Request::Pops => data(pops_reply(ctx)),
         Request::Health => data(health::health_reply(ctx)),
+        Request::Announcements => data(announcements_reply(ctx)),
         Request::Reload => {
             let r = ctx.reload.clone();
             // Compiling zones is CPU work: off the runtime's worker.

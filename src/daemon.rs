@@ -116,9 +116,18 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
 
     let mut tasks = JoinSet::new();
     let restarting = session::graceful::take_restart_marker(&cfg);
-    let peers = session::start(cfg.clone(), rib_tx.clone(), &mut tasks, restarting)
-        .await
-        .map_err(DaemonError::Listen)?;
+    // Anycast: the controller (started below, once its inputs exist)
+    // publishes what we originate; every session sends it.
+    let (adverts_tx, adverts_rx) = crate::announce::channel();
+    let peers = session::start(
+        cfg.clone(),
+        rib_tx.clone(),
+        &mut tasks,
+        restarting,
+        adverts_rx,
+    )
+    .await
+    .map_err(DaemonError::Listen)?;
     let pops = Arc::new(PopState::new(&cfg, Some(peers.established.clone())));
     // Operator state (drains, forced states, manual loads) from the last run,
     // before the first answer.
@@ -152,6 +161,13 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         .map_err(DaemonError::Http)?;
     // Health checks and load polls: their own thread, writing into `pops`.
     let health = crate::health::start(cfg.clone(), pops.clone()).map_err(DaemonError::Signal)?;
+    let announcer = crate::announce::start(
+        cfg.clone(),
+        adverts_tx,
+        health.clone(),
+        pops.clone(),
+        steering.clone(),
+    );
     let actx = Arc::new(AdminCtx {
         cfg: cfg.clone(),
         peers: peers.clone(),
@@ -164,6 +180,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         dns: authority,
         reload: reloader.clone(),
         health,
+        announcer: announcer.clone(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
     info!(
@@ -189,6 +206,18 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;
             }
         }
+    }
+    // Anycast: GRACEFUL_SHUTDOWN for the grace period where configured, then
+    // withdraw everything we originate, before the sessions close.
+    if let Some(until) = announcer.stop(Instant::now()) {
+        info!(
+            seconds = until
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64(),
+            "announce: graceful shutdown"
+        );
+        tokio::time::sleep_until(until.into()).await;
+        announcer.expire(Instant::now());
     }
     session::graceful::write_restart_marker(&cfg);
     // Exports stop first: upstream sessions closing must not withdraw our

@@ -31,6 +31,10 @@
 //!   rise/fall hysteresis and load sources (URL or file, smoothed), run on
 //!   their own thread; they write per-target health and measured load into
 //!   `pops::PopState`; `sparrowctl health` reads their status.
+//! - `announce`: anycast: the `announce` prefixes, originated while their
+//!   check passes, the POP is not drained and steering is off the fallback
+//!   map (rise/fall, hold-down, `on_down`, the shutdown sequence); published
+//!   on a watch channel that each session (`session::originate`) sends from.
 //! - `dns`: the authority: protocol numbers (`dns::iana`), request parsing and shared decisions
 //!   (`dns::packet`), the pure resolver (`dns::answer`) over the zone data
 //!   (`dns::zone`), response writing (`dns::response`), the one
@@ -51,6 +55,7 @@
 mod registry;
 
 pub mod admin;
+pub mod announce;
 #[cfg(test)]
 mod arch_tests;
 pub mod config;

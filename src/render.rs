@@ -6,6 +6,8 @@
 //! Pure functions from the typed replies of `crate::admin::reply` (and the
 //! reload `Report`) to `String`.
 
+pub mod announce;
+
 use std::fmt::{Display, Write};
 
 use crate::admin::reply::{

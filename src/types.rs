@@ -197,6 +197,13 @@ impl Serialize for Prefix {
     }
 }
 
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Error parsing a prefix from text.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid prefix {0:?}: expected ADDRESS/LENGTH")]

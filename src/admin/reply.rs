@@ -229,6 +229,14 @@ pub struct ResetReply {
     pub reset: String,
 }
 
+/// `announcements`: every `announce` prefix, its state, why, time since its
+/// last change, and the peers whose session has it (`crate::announce`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnnouncementsReply {
+    pub announcements: Vec<crate::announce::AnnounceRow>,
+}
+
 /// `health`: every checked target with each check's state, and every POP's
 /// load figures (`crate::health` fills the status; forced states and the
 /// effective load come from `crate::pops`).

@@ -29,6 +29,7 @@ async fn serve_config(tag: &str, cfg: Config, route: RouteReply) -> (PathBuf, Ar
         status: vec![std::sync::Mutex::new(PeerStatus::default())],
         ctl: vec![mpsc::unbounded_channel().0],
         established: Arc::new(crate::pops::SessionFlags::new(1)),
+        adverts: crate::announce::channel().1,
     });
     peers.established.set(0, true);
     let (rib, mut rib_rx) = mpsc::channel(4);
@@ -56,9 +57,14 @@ async fn serve_config(tag: &str, cfg: Config, route: RouteReply) -> (PathBuf, Ar
         pops.clone(),
     ));
     let health = Arc::new(crate::health::Status::new(&cfg, pops.clone()));
+    let announcer = Arc::new(crate::announce::Announcer::new(
+        cfg.clone(),
+        crate::announce::channel().0,
+    ));
     let ctx = Arc::new(AdminCtx {
         reload,
         health,
+        announcer,
         cfg,
         peers,
         rib,

@@ -74,6 +74,9 @@ enum Cmd {
     /// state) with each check's last result, state, consecutive count and
     /// time since its last change; then every POP's load figures.
     Health,
+    /// Anycast prefixes (`announce`): state (up, withdrawn, prepended,
+    /// grace), why, time since the last change, and the peers that have it.
+    Announcements,
     /// Stop answering with a POP: steered names answer with the next usable POP
     /// of each client's ranking (the ranking itself does not change).
     ///
@@ -144,6 +147,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Lookup => Request::Lookup,
         Cmd::Pops => Request::Pops,
         Cmd::Health => Request::Health,
+        Cmd::Announcements => Request::Announcements,
         Cmd::Drain { pop } => Request::Drain {
             pop: pop.clone(),
             by: operator(),
@@ -219,6 +223,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Explain { .. } => render::explain(&typed(data)?),
         Cmd::Pops => render::pops(&typed(data)?),
         Cmd::Health => render::health(&typed(data)?),
+        Cmd::Announcements => render::announce::announcements(&typed(data)?),
         Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(&typed(data)?),
         Cmd::Force { .. } => render::force(&typed(data)?),
         Cmd::Load { .. } => render::load(&typed(data)?),

@@ -29,7 +29,7 @@ mod tests;
 pub use file::{parse as parse_file, Verdicts};
 pub use hysteresis::{Hysteresis, Outcome};
 pub use load::{parse_load, split_url, Smoother};
-pub use probe::{dns_query, port_of, rcode_number};
+pub use probe::{dns_query, port_of, rcode_number, run as probe};
 pub use runner::{jittered, start, Prng};
 pub use status::{
     covered, kind_name, CheckSnapshot, LoadSnapshot, Snapshot, Status, TargetSnapshot,

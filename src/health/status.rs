@@ -187,6 +187,28 @@ impl Status {
         }
     }
 
+    /// Check `check` on `pop`'s targets: `Some(true)` when one of them
+    /// passes it, `Some(false)` when each has a verdict and none passes,
+    /// `None` before that (or when the check covers none of them). The
+    /// anycast controller (`crate::announce`) gates its prefixes on it.
+    pub fn check_verdict(&self, check: usize, pop: usize) -> Option<bool> {
+        let t = self.lock();
+        let states: Vec<Option<bool>> = t
+            .targets
+            .iter()
+            .filter(|r| r.pop == pop)
+            .filter_map(|r| r.checks.iter().find(|(ci, _)| *ci == check))
+            .map(|(_, h)| h.state())
+            .collect();
+        if states.contains(&Some(true)) {
+            Some(true)
+        } else if !states.is_empty() && states.iter().all(|s| s.is_some()) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Record one poll of `pop`'s load source and publish the smoothed figure.
     pub fn record_load(&self, pop: usize, r: Result<f64, String>, now: Instant) {
         let mut t = self.lock();

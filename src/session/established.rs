@@ -28,10 +28,10 @@ pub(super) struct RibGone;
 /// What an Established session needs to decode and encode.
 pub(super) struct Up {
     uctx: UpdateCtx,
-    enc: EncodeCtx,
+    pub(super) enc: EncodeCtx,
     /// Next-hop-self for exported IPv4 and IPv6 routes.
-    nh: (IpAddr, IpAddr),
-    afis: [bool; 2],
+    pub(super) nh: (IpAddr, IpAddr),
+    pub(super) afis: [bool; 2],
     graceful_restart: bool,
     /// Both sides set RFC 8538's N bit.
     gr_notification: bool,

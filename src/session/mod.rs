@@ -20,14 +20,17 @@
 //! - `graceful`: graceful restart decisions (RFC 4724, RFC 8538): our
 //!   capability, keeping a peer's routes stale, Hard Reset, the restart marker;
 //! - `established`: what an Established session does: tell the RIB it is up or
-//!   down, hand it UPDATEs and ROUTE-REFRESHes, send its exports.
+//!   down, hand it UPDATEs and ROUTE-REFRESHes, send its exports;
+//! - `originate`: the anycast prefixes we originate (`crate::announce`'s
+//!   adverts, read from a watch channel) sent on an Established session.
 //!
 //! Talks to: `rib` (RibMsg out, SessionCmd in), `admin` (PeerStatus, PeerCtl),
-//! `pops` (the per-peer Established flags).
+//! `pops` (the per-peer Established flags), `announce` (the adverts).
 
 mod established;
 pub mod graceful;
 mod handshake;
+mod originate;
 mod socket;
 mod task;
 #[cfg(test)]
@@ -40,10 +43,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, info_span, Instrument};
 
+use crate::announce::Adverts;
 use crate::config::Config;
 use crate::fsm::State;
 use crate::pops::SessionFlags;
@@ -122,6 +126,8 @@ pub struct PeerStatus {
     pub updates_sent: u64,
     pub notifications_sent: u64,
     pub notifications_received: u64,
+    /// Our anycast prefixes (`announce`) this session has announced.
+    pub originated: Vec<crate::types::Prefix>,
 }
 
 impl Default for PeerStatus {
@@ -148,6 +154,7 @@ impl Default for PeerStatus {
             updates_sent: 0,
             notifications_sent: 0,
             notifications_received: 0,
+            originated: Vec::new(),
         }
     }
 }
@@ -171,16 +178,22 @@ pub struct Peers {
     /// Per peer: session Established, readable without the status lock (the
     /// DNS answer path asks it per query through `crate::pops::PopState`).
     pub established: Arc<SessionFlags>,
+    /// The anycast adverts (`crate::announce`), which every session sends.
+    pub adverts: watch::Receiver<Adverts>,
 }
 
 impl Peers {
     /// A table for `n` peers, with the receiving ends of their control channels.
-    fn new(n: usize) -> (Peers, Vec<mpsc::UnboundedReceiver<PeerCtl>>) {
+    fn new(
+        n: usize,
+        adverts: watch::Receiver<Adverts>,
+    ) -> (Peers, Vec<mpsc::UnboundedReceiver<PeerCtl>>) {
         let (ctl, rx) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
         let peers = Peers {
             status: (0..n).map(|_| Mutex::new(PeerStatus::default())).collect(),
             ctl,
             established: Arc::new(SessionFlags::new(n)),
+            adverts,
         };
         (peers, rx)
     }
@@ -193,14 +206,15 @@ impl Peers {
 /// Start the listeners and one task per peer. Returns the shared peer table.
 /// `restarting`: this process follows a planned shutdown (the restart marker,
 /// see `graceful`): OPENs carry the Restart State bit until each peer's first
-/// session is Established.
+/// session is Established. `adverts`: what we originate (`crate::announce`).
 pub async fn start(
     cfg: Arc<Config>,
     rib: mpsc::Sender<RibMsg>,
     tasks: &mut JoinSet<()>,
     restarting: bool,
+    adverts: watch::Receiver<Adverts>,
 ) -> io::Result<Arc<Peers>> {
-    let (peers, ctl_rx) = Peers::new(cfg.peers.len());
+    let (peers, ctl_rx) = Peers::new(cfg.peers.len(), adverts);
     let peers = Arc::new(peers);
     if cfg.listen.enabled {
         for addr in &cfg.listen.addresses {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant as TokioInstant};
 use tracing::{debug, info, warn};
@@ -35,8 +35,10 @@ use tracing::{debug, info, warn};
 use super::established::{self, Up};
 use super::graceful;
 use super::handshake::{self, Negotiated};
+use super::originate::Originated;
 use super::socket::{self, ConnEvent, Link};
 use super::{PeerCtl, PeerStatus, Peers, SessionError};
+use crate::announce::Adverts;
 use crate::config::{Config, PeerConfig};
 use crate::fsm::{self, Action, Event, FsmConfig, State};
 use crate::rib::{RibMsg, SessionCmd};
@@ -159,6 +161,8 @@ enum Wake {
     Timer,
     Rib(u64, Option<SessionCmd>),
     Conn(ConnEvent),
+    /// The anycast adverts changed.
+    Adverts,
 }
 
 pub(super) struct Peer {
@@ -179,6 +183,9 @@ pub(super) struct Peer {
     updates_received: u64,
     /// Changes of the UPDATEs read, not yet sent to the RIB.
     ingest: established::Ingest,
+    /// The anycast adverts, and what the Established session has sent of them.
+    adverts: watch::Receiver<Adverts>,
+    originated: Originated,
     /// OPENs carry the Restart State bit (RFC 4724 §4.1) until the first
     /// session is Established (see `graceful`).
     restarting: bool,
@@ -199,6 +206,7 @@ impl Peer {
             hold_time: ctx.pc().hold_time,
         };
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let adverts = ctx.peers.adverts.clone();
         Peer {
             ctx,
             machines: vec![Machine::new(0, fsm_cfg)],
@@ -212,6 +220,8 @@ impl Peer {
             closing: Vec::new(),
             updates_received: 0,
             ingest: Default::default(),
+            adverts,
+            originated: Originated::default(),
             restarting: false,
             exit: false,
         }
@@ -232,12 +242,14 @@ impl Peer {
                 _ = sleep_until(wake) => Wake::Timer,
                 (id, cmd) = recv_rib(&mut self.rib_ctl) => Wake::Rib(id, cmd),
                 Some(ev) = self.events_rx.recv() => Wake::Conn(ev),
+                Ok(()) = self.adverts.changed(), if self.rib_ctl.is_some() => Wake::Adverts,
             };
             match input {
                 Wake::Ctl(cmd) => self.on_ctl(cmd).await,
                 Wake::Timer => self.on_timers().await,
                 Wake::Rib(id, cmd) => self.on_rib_cmd(id, cmd).await,
                 Wake::Conn(ev) => self.on_conn_event(ev).await,
+                Wake::Adverts => self.sync_adverts(),
             }
         }
         for w in self.closing.drain(..) {
@@ -347,6 +359,7 @@ impl Peer {
                     }
                     established::session_down(&ctx, &up, m.err.as_ref()).await;
                     self.rib_ctl = None;
+                    self.originated.clear(&ctx);
                 }
             }
             Action::ProcessUpdate => {
@@ -400,6 +413,7 @@ impl Peer {
                 self.rib_ctl = Some((m.id, rib_ctl));
             }
         }
+        self.sync_adverts();
         self.retry = self.base_retry;
         self.restarting = false;
         let me = self.machines[i].id;
@@ -511,6 +525,9 @@ impl Peer {
     async fn on_ctl(&mut self, cmd: Option<PeerCtl>) {
         match cmd {
             None | Some(PeerCtl::Shutdown) => {
+                // The daemon's shutdown sequence has withdrawn what we
+                // originate: that goes out before the Cease.
+                self.sync_adverts();
                 for id in self.ids() {
                     self.set_why(id, "administrative shutdown");
                     let ev = Event::Stop {
@@ -676,6 +693,18 @@ impl Peer {
                     established::on_rib_cmd(&self.ctx, up, link, cmd);
                 }
             }
+        }
+    }
+
+    /// Send the Established session what changed in the anycast adverts.
+    fn sync_adverts(&mut self) {
+        let Some(i) = self.rib_ctl.as_ref().and_then(|(id, _)| self.index(*id)) else {
+            return;
+        };
+        let m = &self.machines[i];
+        if let (Some(up), Some(link)) = (&m.up, &m.link) {
+            let adverts = self.adverts.borrow_and_update().clone();
+            self.originated.sync(&self.ctx, up, link, &adverts);
         }
     }
 

@@ -36,6 +36,8 @@ struct Daemon {
     /// The RIB's command channel to the Established session, held as the RIB
     /// holds it (the session stops when it closes).
     rib_cmds: Option<mpsc::UnboundedSender<crate::rib::SessionCmd>>,
+    /// The anycast adverts the session sends (as `crate::announce` publishes them).
+    adverts: tokio::sync::watch::Sender<crate::announce::Adverts>,
     task: JoinHandle<()>,
 }
 
@@ -54,7 +56,8 @@ fn config(port: u16, passive: bool, hold_time: u16) -> Arc<Config> {
 
 impl Daemon {
     fn start(cfg: Arc<Config>) -> Daemon {
-        let (peers, mut ctl_rx) = Peers::new(1);
+        let (adverts, adverts_rx) = crate::announce::channel();
+        let (peers, mut ctl_rx) = Peers::new(1, adverts_rx);
         let peers = Arc::new(peers);
         let (rib_tx, rib) = mpsc::channel(64);
         let ctl = peers.ctl[0].clone();
@@ -65,6 +68,7 @@ impl Daemon {
             ctl,
             rib,
             rib_cmds: None,
+            adverts,
             task,
         }
     }
@@ -531,3 +535,6 @@ async fn graceful_restart_peer_reconnecting_replaces_established_session() {
     assert_eq!(d.state(), State::Established);
     assert_eq!(d.peers.snapshot(0).established_count, 1);
 }
+
+#[path = "originate_tests.rs"]
+mod originate_tests;

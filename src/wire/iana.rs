@@ -185,3 +185,9 @@ registry! {
         ROUTE_REFRESH_OLD = 128 => "Route Refresh (pre-standard)",
     }
 }
+
+/// Well-known communities.
+pub mod community {
+    /// GRACEFUL_SHUTDOWN 65535:0 (RFC 8326): the path is about to go away.
+    pub const GRACEFUL_SHUTDOWN: u32 = 0xFFFF_0000;
+}

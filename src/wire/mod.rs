@@ -34,8 +34,8 @@ pub use open::{decode_open, encode_open};
 pub use update::{decode_update, merge_as4_path};
 
 pub use iana::{
-    attr, cap, cease, code, flag, fsm_err, gr, header_err, msg, open_err, route_refresh_err,
-    update_err, AS_TRANS, NO_SUBCODE,
+    attr, cap, cease, code, community, flag, fsm_err, gr, header_err, msg, open_err,
+    route_refresh_err, update_err, AS_TRANS, NO_SUBCODE,
 };
 
 pub const HEADER_LEN: usize = 19;
