@@ -95,20 +95,10 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     // of CPU, which must not stall the session tasks' timers and sockets.
     let rib_thread = {
         let (cfg, stats) = (cfg.clone(), stats.clone());
-        std::thread::Builder::new()
-            .name("rib".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => {
-                        rt.block_on(rib::run_with(cfg, rib_rx, stats, Some(Box::new(publisher))))
-                    }
-                    Err(e) => tracing::error!(error = %e, "RIB runtime"),
-                }
-            })
-            .map_err(DaemonError::Signal)?
+        crate::rt::spawn_runtime_thread("rib", move || {
+            rib::run_with(cfg, rib_rx, stats, Some(Box::new(publisher)))
+        })
+        .map_err(DaemonError::Signal)?
     };
 
     let socket_path = PathBuf::from(&cfg.admin.socket);

@@ -46,6 +46,8 @@
 //! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
 //!   structs) used by `sparrowctl`; `render` turns those replies into text.
 //! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
+//! - `rt`: the one way to start a named thread with its own Tokio runtime
+//!   (the RIB's, the health checks').
 //! - `sockopt`: the only `unsafe`: TCP-MD5 and GTSM `setsockopt`.
 //! - `daemon`: wires the tasks together for the `sparrowd` binary.
 
@@ -69,6 +71,7 @@ pub mod pops;
 pub mod reload;
 pub mod render;
 pub mod rib;
+pub mod rt;
 pub mod session;
 pub mod sockopt;
 pub mod steer;

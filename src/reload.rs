@@ -197,14 +197,11 @@ impl Reloader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::temp_path;
+    use crate::testutil::{config_head, temp_path};
 
-    const BASE: &str = "\
-local_asn: 65001
-router_id: 10.0.0.1
-pop: x
-pops:
-  - {name: x, asn: 65001}
+    const BASE: &str = concat!(
+        config_head!(),
+        "  - {name: x, asn: 65001}
   - {name: y, asn: 65002}
 admin: {socket: /nonexistent/s.sock}
 health:
@@ -216,7 +213,8 @@ zones:
     records: [{name: ns1, type: A, data: 192.0.2.53}]
     steered:
       - {name: www, ttl: 30, pops: {x: {a: [192.0.2.10]}, y: {a: [192.0.2.20]}}}
-";
+"
+    );
 
     fn reloader(text: &str, name: &str) -> (Reloader, PathBuf) {
         let path = temp_path(name);

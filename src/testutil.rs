@@ -1,29 +1,48 @@
 //! Test helpers shared by the unit tests: one test-config builder
 //! ([`TestConfig`], YAML text that is parsed and validated like a real file,
-//! with numbered POPs for large configs),
-//! the error helpers the config tests assert with, paths (files in the
-//! repository, per-process temporary files) and the benchmarks' mixing
-//! function.
+//! with numbered POPs for large configs) and the head the literal test
+//! configs start with, the error helpers the config tests assert with, paths
+//! (files in the repository, per-process temporary files), a RIB peer's
+//! session coming up, an address parser, the benchmarks' mixing function and
+//! the randomized tests' generator.
 //!
-//! Compiled only for tests. Talks to `config`.
+//! Compiled only for tests. Talks to `config` and `rib`.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use crate::config::{self, Config, ConfigError};
+use tokio::sync::mpsc;
 
-/// The YAML of [`TWO_POPS`], as a literal for `concat!`.
-macro_rules! two_pops_yaml {
+use crate::config::{self, Config, ConfigError};
+use crate::rib::{Rib, RibMsg, SessionCmd, SessionInfo};
+use crate::types::PeerId;
+
+/// The first lines of the literal test configs, as a literal for `concat!`:
+/// local ASN 65001, router ID 10.0.0.1, this POP `x`, and the `pops:` key
+/// (the POP list follows).
+macro_rules! config_head {
     () => {
         "\
 local_asn: 65001
 router_id: 10.0.0.1
 pop: x
 pops:
-  - {name: x, asn: 65001}
+"
+    };
+}
+pub(crate) use config_head;
+
+/// The YAML of [`TWO_POPS`], as a literal for `concat!`.
+macro_rules! two_pops_yaml {
+    () => {
+        concat!(
+            $crate::testutil::config_head!(),
+            "  - {name: x, asn: 65001}
   - {name: y, asn: 65002}
 peers:
   - {name: py, address: 10.0.0.2, remote_asn: 65002, role: pop, multihop: 4}
 "
+        )
     };
 }
 pub(crate) use two_pops_yaml;
@@ -198,6 +217,57 @@ pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
     x
+}
+
+/// An address literal.
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// `peer`'s session as the RIB tests bring it up: its configured address
+/// and ASN, identifier 1.1.1.`peer + 1`, local address 10.0.0.254, both
+/// families, forwarding state preserved in both (Graceful Restart).
+pub fn session_info(cfg: &Config, peer: PeerId) -> SessionInfo {
+    let pc = &cfg.peers[peer as usize];
+    SessionInfo {
+        remote_as: pc.remote_asn,
+        router_id: Ipv4Addr::new(1, 1, 1, peer as u8 + 1),
+        remote_addr: pc.address,
+        local_addr: ip("10.0.0.254"),
+        afis: [true, true],
+        gr_preserved: [true, true],
+    }
+}
+
+/// `peer` up on `rib` with `info`; the receiving end of its session's
+/// command channel.
+pub fn peer_up(
+    rib: &mut Rib,
+    peer: PeerId,
+    info: SessionInfo,
+) -> mpsc::UnboundedReceiver<SessionCmd> {
+    let (ctl, rx) = mpsc::unbounded_channel();
+    rib.handle(RibMsg::PeerUp { peer, info, ctl });
+    rx
+}
+
+/// A xorshift64 generator (shifts 13, 7, 17): reproducible random choices
+/// for the randomized tests.
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    /// Starts from `seed` (not 0).
+    pub fn new(seed: u64) -> Xorshift {
+        Xorshift(seed)
+    }
+
+    /// The next number, reduced below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
 }
 
 #[cfg(test)]

@@ -6,19 +6,18 @@ use std::path::Path;
 
 use super::validate::parse_mode;
 use super::*;
-use crate::testutil::{line_of, parse_errs as errs, parse_ok as ok, repo_path, TestConfig};
+use crate::testutil::{
+    config_head, line_of, parse_errs as errs, parse_ok as ok, repo_path, TestConfig,
+};
 use crate::types::Afi;
 
 const POP_X: &str = include_str!("../../bgp-configs/two-pop/pop-x.yaml");
 const POP_Y: &str = include_str!("../../bgp-configs/two-pop/pop-y.yaml");
 
 /// A valid config; tests replace one piece and expect one error.
-const BASE: &str = "\
-local_asn: 65001
-router_id: 10.0.0.1
-pop: x
-pops:
-  - name: x
+const BASE: &str = concat!(
+    config_head!(),
+    "  - name: x
     asn: 65001
   - name: y
     asn: 65002
@@ -46,7 +45,8 @@ peers:
     families:
       - ipv4
       - ipv6
-";
+"
+);
 
 /// Replace `from` (must occur exactly once) with `to`, expect exactly one error
 /// naming `key` on the line containing `at`.

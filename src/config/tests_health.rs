@@ -2,16 +2,13 @@
 //! defaults, and each bad value reported with its file, line and key.
 
 use super::*;
-use crate::testutil::{line_of, parse_errs as errs, parse_ok as ok};
+use crate::testutil::{config_head, line_of, parse_errs as errs, parse_ok as ok};
 
 /// A valid config with every kind of check and a load URL; tests replace one
 /// piece and expect one error.
-const BASE: &str = "\
-local_asn: 65001
-router_id: 10.0.0.1
-pop: x
-pops:
-  - name: x
+const BASE: &str = concat!(
+    config_head!(),
+    "  - name: x
     asn: 65001
     capacity:
       url: http://192.0.2.9:8080/load
@@ -54,7 +51,8 @@ health:
     - name: monitor
       type: file
       file: /run/sparrow/health
-";
+"
+);
 
 fn expect_one(from: &str, to: &str, key: &str, at: &str) {
     assert_eq!(BASE.matches(from).count(), 1, "`{from}` not unique in BASE");

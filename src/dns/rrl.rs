@@ -203,6 +203,7 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::ip;
 
     fn cfg(rate: u32, slip: u8) -> RrlConfig {
         RrlConfig {
@@ -210,10 +211,6 @@ mod tests {
             slip,
             ..RrlConfig::default()
         }
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
     }
 
     /// Verdicts of `n` responses to `client` at time `now`.

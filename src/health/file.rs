@@ -139,10 +139,7 @@ impl FileWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::testutil::ip;
 
     #[test]
     fn pop_lines_target_lines_and_comments() {

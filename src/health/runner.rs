@@ -77,17 +77,7 @@ pub fn start(cfg: Arc<Config>, pops: Arc<PopState>) -> std::io::Result<Arc<Statu
         return Ok(status);
     }
     let st = status.clone();
-    std::thread::Builder::new()
-        .name("health".into())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(run(cfg, pops, st)),
-                Err(e) => tracing::error!(error = %e, "health runtime"),
-            }
-        })?;
+    crate::rt::spawn_runtime_thread("health", move || run(cfg, pops, st))?;
     Ok(status)
 }
 

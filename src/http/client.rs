@@ -74,11 +74,9 @@ pub fn client_addr(peer: IpAddr, xff: &[&[u8]], proxies: &[Prefix]) -> IpAddr {
 mod tests {
     use super::*;
     use crate::http::request::{head_end, parse_request};
+    use crate::testutil::ip;
 
     fn p(s: &str) -> Prefix {
-        s.parse().unwrap()
-    }
-    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 

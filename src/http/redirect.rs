@@ -102,11 +102,7 @@ mod tests {
     use super::*;
     use crate::http::client::trusted_prefixes;
     use crate::http::request::parse_request;
-    use crate::testutil::TestConfig;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::testutil::{ip, TestConfig};
 
     #[test]
     fn location_keeps_target_and_never_doubles_the_slash() {

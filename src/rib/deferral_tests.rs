@@ -2,13 +2,12 @@
 //! End-of-RIB only after the first upstream End-of-RIB for the family, or
 //! when the selection deferral runs out.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::testutil::TestConfig;
+use crate::testutil::{peer_up, session_info, TestConfig};
 use crate::types::{AsPath, PathAttrs, Prefix, RouteChange};
 
 const UP: PeerId = 0;
@@ -27,18 +26,8 @@ fn rib_with(extra: &str, up_families: &str) -> Rib {
 }
 
 fn up(rib: &mut Rib, peer: PeerId) -> mpsc::UnboundedReceiver<SessionCmd> {
-    let (ctl, rx) = mpsc::unbounded_channel();
-    let pc = &rib.core.cfg.peers[peer as usize];
-    let info = SessionInfo {
-        remote_as: pc.remote_asn,
-        router_id: Ipv4Addr::new(1, 1, 1, peer as u8 + 1),
-        remote_addr: pc.address,
-        local_addr: "10.0.0.254".parse().unwrap(),
-        afis: [true, true],
-        gr_preserved: [true, true],
-    };
-    rib.handle(RibMsg::PeerUp { peer, info, ctl });
-    rx
+    let info = session_info(&rib.core.cfg, peer);
+    peer_up(rib, peer, info)
 }
 
 fn announce(rib: &mut Rib, prefix: &str) {

@@ -4,14 +4,13 @@
 //! writes are simulated by dropping the commands it received.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::outbox::WINDOW;
 use super::*;
-use crate::testutil::TestConfig;
+use crate::testutil::{peer_up, session_info, TestConfig, Xorshift};
 use crate::types::{AsPath, PathAttrs, Prefix, RouteChange};
 
 const UP: PeerId = 0;
@@ -37,17 +36,8 @@ fn rib(batch: usize) -> (Rib, mpsc::UnboundedReceiver<RibMsg>) {
 }
 
 fn up(rib: &mut Rib, peer: PeerId) -> mpsc::UnboundedReceiver<SessionCmd> {
-    let (ctl, rx) = mpsc::unbounded_channel();
-    let pc = &rib.core.cfg.peers[peer as usize];
-    let info = SessionInfo {
-        remote_as: pc.remote_asn,
-        router_id: Ipv4Addr::new(1, 1, 1, peer as u8 + 1),
-        remote_addr: pc.address,
-        local_addr: "10.0.0.254".parse().unwrap(),
-        afis: [true, true],
-        gr_preserved: [true, true],
-    };
-    rib.handle(RibMsg::PeerUp { peer, info, ctl });
+    let info = session_info(&rib.core.cfg, peer);
+    let rx = peer_up(rib, peer, info);
     rib.flush();
     rx
 }
@@ -319,13 +309,8 @@ fn randomized_churn_during_walks() {
     let (mut rib, mut own) = rib(3);
     let _u = up(&mut rib, UP);
     let _u2 = up(&mut rib, UP2);
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = Xorshift::new(0x9e37_79b9_7f4a_7c15);
+    let mut rnd = move |n: u64| rng.below(n);
     let prefixes: Vec<Prefix> = (0..60).map(v4).chain((0..20).map(v6)).collect();
     for &p in &prefixes {
         rib.handle(change(UP, p, Some(&[65001, rnd(4) as u32])));

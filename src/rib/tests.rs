@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::config::Config;
-use crate::testutil::TestConfig;
+use crate::testutil::{peer_up, session_info, TestConfig, Xorshift};
 use crate::types::{AsPath, AsSegment, PathAttrs, Prefix, RouteChange, AS_SET};
 
 const UP1: PeerId = 0;
@@ -40,20 +40,6 @@ fn test_config() -> Config {
             "{name: nofirst, address: 10.0.0.8, remote_asn: 65008, role: upstream, enforce_first_as: false}",
         ])
         .build()
-}
-
-/// `peer`'s session as its configured address and ASN, both families, GR
-/// state preserved, identifier `router_id`.
-fn session_info(cfg: &Config, peer: PeerId, router_id: Ipv4Addr) -> SessionInfo {
-    let pc = &cfg.peers[peer as usize];
-    SessionInfo {
-        remote_as: pc.remote_asn,
-        router_id,
-        remote_addr: pc.address,
-        local_addr: LOCAL_ADDR.parse().unwrap(),
-        afis: [true, true],
-        gr_preserved: [true, true],
-    }
 }
 
 struct Harness {
@@ -87,7 +73,7 @@ impl Harness {
     }
 
     fn info(&self, peer: PeerId) -> SessionInfo {
-        session_info(&self.cfg, peer, Ipv4Addr::new(1, 1, 1, peer as u8 + 1))
+        session_info(&self.cfg, peer)
     }
 
     async fn send(&self, m: RibMsg) {
@@ -772,23 +758,17 @@ fn randomized_invariants() {
     let stats = Arc::new(RibStats::default());
     let mut rib = Rib::new(cfg.clone(), stats.clone(), None);
     let mut ctls = Vec::new();
+    // Identifiers in the reverse order of the peers.
+    let info = |p: PeerId| SessionInfo {
+        router_id: Ipv4Addr::new(1, 1, 1, 5 - p as u8),
+        ..session_info(&cfg, p)
+    };
     for p in 0..5u16 {
-        let (ctl, rx) = mpsc::unbounded_channel();
-        ctls.push(rx);
-        rib.handle(RibMsg::PeerUp {
-            peer: p,
-            info: session_info(&cfg, p, Ipv4Addr::new(1, 1, 1, 5 - p as u8)),
-            ctl,
-        });
+        ctls.push(peer_up(&mut rib, p, info(p)));
     }
     let mut view: HashMap<Prefix, Arc<PathAttrs>> = HashMap::new();
-    let mut seed = 0x1234_5678_9abc_def0u64;
-    let mut rnd = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = Xorshift::new(0x1234_5678_9abc_def0);
+    let mut rnd = move |n: u64| rng.below(n);
     let prefixes: Vec<Prefix> = (0..24u32)
         .map(|i| Prefix::v4(0x0a00_0000 | (i << 8), 24).unwrap())
         .chain((0..8u128).map(|i| Prefix::v6((0x2001_0db8u128 << 96) | (i << 80), 48).unwrap()))
@@ -817,7 +797,7 @@ fn randomized_invariants() {
                 }
                 RibMsg::PeerUp {
                     peer,
-                    info: session_info(&cfg, peer, Ipv4Addr::new(1, 1, 1, 5 - peer as u8)),
+                    info: info(peer),
                     ctl,
                 }
             }
@@ -964,7 +944,7 @@ fn change_tracking_and_loc_rib_iteration() {
     let mut rib = Rib::new(cfg.clone(), Arc::new(RibStats::default()), None);
     rib.set_track_changes(true);
     let (ctl, _rx) = mpsc::unbounded_channel();
-    let h_info = session_info(&cfg, UP1, "1.1.1.1".parse().unwrap());
+    let h_info = session_info(&cfg, UP1);
     assert_eq!(h_info.remote_as, 65001);
     rib.handle(RibMsg::PeerUp {
         peer: UP1,

@@ -1,7 +1,7 @@
 //! Steering tests: ranking, LPM, compression, fallback, a property test
 //! against brute force over the Loc-RIB, and publishing through `rib::run_with`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use crate::config::{self, Config};
 use crate::rib::{
     self, select_best, thread_cpu_time as cpu, RibMsg, RibStats, SessionCmd, SessionInfo,
 };
-use crate::testutil::{mix, TestConfig};
+use crate::testutil::{ip, mix, peer_up, session_info, TestConfig};
 use crate::types::{AsPath, Origin, PathAttrs, PeerId, RouteChange};
 
 // POPs: x (local, 65001), y (65002), z (65003), w (65004).
@@ -50,15 +50,11 @@ fn test_config() -> Config {
         .build()
 }
 
+/// [`session_info`] without forwarding state preserved.
 fn info(cfg: &Config, peer: PeerId) -> SessionInfo {
-    let pc = &cfg.peers[peer as usize];
     SessionInfo {
-        remote_as: pc.remote_asn,
-        router_id: Ipv4Addr::new(1, 1, 1, peer as u8 + 1),
-        remote_addr: pc.address,
-        local_addr: "10.0.0.254".parse().unwrap(),
-        afis: [true, true],
         gr_preserved: [false, false],
+        ..session_info(cfg, peer)
     }
 }
 
@@ -67,13 +63,7 @@ fn rib_all_up(cfg: &Arc<Config>) -> (rib::Rib, Vec<mpsc::UnboundedReceiver<Sessi
     let mut rib = rib::Rib::new(cfg.clone(), Arc::new(RibStats::default()), None);
     let mut rxs = Vec::new();
     for p in 0..cfg.peers.len() as PeerId {
-        let (ctl, rx) = mpsc::unbounded_channel();
-        rxs.push(rx);
-        rib.handle(RibMsg::PeerUp {
-            peer: p,
-            info: info(cfg, p),
-            ctl,
-        });
+        rxs.push(peer_up(&mut rib, p, info(cfg, p)));
     }
     (rib, rxs)
 }
@@ -145,10 +135,6 @@ fn withdraw_msg(peer: PeerId, p: Prefix) -> RibMsg {
 }
 
 fn pfx(s: &str) -> Prefix {
-    s.parse().unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 

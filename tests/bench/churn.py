@@ -46,7 +46,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import steerlab  # noqa: E402
-from steerlab import (ROOT, TRANSIT_POPS, Y_AS, DrainingBgp, Lab, busy,  # noqa: E402
+from steerlab import (TRANSIT_POPS, Y_AS, Lab, busy,  # noqa: E402
                       dns_answer, pick_targets, pop_a, proc_cpu, stats, time_change, update_for)
 
 CHURN_AS = 65020
@@ -89,11 +89,7 @@ def churn_peer(a):
     """Child: establish, then per 'go' line on stdin one paced window; 'end' or EOF: close."""
     def say(**rec):
         print(json.dumps(rec), flush=True)
-    s = DrainingBgp.connect("127.0.0.1", a.port, source=a.source)
-    s.establish(asn=a.asn, hold=240, router_id="10.255.0.20")
-    t_est = time.monotonic()
-    while time.monotonic() - t_est < 120 and time.monotonic() - s.rx_last < 1.0:
-        time.sleep(0.05)
+    s, _ = steerlab.drained_session(a.port, a.source, a.asn, "10.255.0.20", quiet=1.0, poll=0.05)
     say(event="ready", export_bytes=s.rx_bytes)
     count = int(a.rate * a.seconds)
     for line in sys.stdin:
@@ -378,8 +374,10 @@ def table(results) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--peers", type=int, default=4, help="full tables loaded (1-4)")
+    steerlab.add_lab_args(ap, runs=1, peers=4, tables="/tmp/anchors/tables", bins="/tmp/anchors/bins",
+                          workdir="/tmp/anchors/churn-runs", timeout=300, out="/tmp/anchors/results/churn.jsonl",
+                          peers_help="full tables loaded (1-4)", timeout_help="convergence bound")
+    steerlab.add_pop_peers_arg(ap)
     ap.add_argument("--seconds", type=float, default=60, help="length of one window (quiet or churn)")
     ap.add_argument("--rate", type=float, default=1000, help="churn UPDATEs per second")
     ap.add_argument("--batch", type=int, default=10, help="churn UPDATEs per write")
@@ -388,16 +386,7 @@ def main():
     ap.add_argument("--max-windows", type=int, default=3, help="windows per phase at most")
     ap.add_argument("--gap-min-ms", type=float, default=20)
     ap.add_argument("--gap-max-ms", type=float, default=50)
-    ap.add_argument("--tables", default="/tmp/anchors/tables")
-    ap.add_argument("--bins", default="/tmp/anchors/bins")
-    ap.add_argument("--anchors", default=os.path.abspath(os.path.join(ROOT, "../shared/anchors")))
-    ap.add_argument("--workdir", default="/tmp/anchors/churn-runs")
-    ap.add_argument("--sparrowd", default=os.path.join(ROOT, "target/release/sparrowd"))
     ap.add_argument("--log-level", default="info,sparrow::steer=debug")
-    ap.add_argument("--timeout", type=float, default=300, help="convergence bound")
-    ap.add_argument("--pop-peers", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
-                    help="feeding peers (0-based, comma list) configured as role: pop peers of their own POP")
-    ap.add_argument("--out", default="/tmp/anchors/results/churn.jsonl")
     # the churn peer child (internal)
     ap.add_argument("--churn-peer", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -407,12 +396,7 @@ def main():
     if args.churn_peer:
         churn_peer(args)
         return
-    emit, close = steerlab.jsonl_emitter(args.out)
-    results = []
-    for r in range(1, args.runs + 1):
-        results += one_run(args, r, emit)
-    close()
-    print(table(results), file=sys.stderr)
+    print(table(steerlab.run_runs(args, one_run)), file=sys.stderr)
 
 
 if __name__ == "__main__":

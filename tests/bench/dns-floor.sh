@@ -22,17 +22,11 @@
 #   EXTRA="..."   more dns_floor.py measure arguments (--window, --sockets, --map-size, ...)
 # Needs knotd (knot, knot-module-geoip), dnsperf, dig: the anchors' setup.sh installs them.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ANCHORS=${ANCHORS:-$ROOT/../shared/anchors}
+# shellcheck source=tests/bench/dns-floor-setup.sh
+. "$(dirname "$0")/dns-floor-setup.sh"
 ROUNDS=${1:-${ROUNDS:-5}}
 DUR=${2:-${DUR:-20}}
-cd "$ROOT"
-for t in knotd dnsperf dig taskset; do
-  command -v "$t" >/dev/null || { echo "$t missing: run $ANCHORS/setup.sh" >&2; exit 1; }
-done
-BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
-if [ "${BUILD:-1}" = 1 ]; then cargo build --release --bins; fi
-[ -f /tmp/anchors/dns/q-ecs-100000.txt ] || (cd "$ANCHORS" && python3 dns_prep.py)
+dns_floor_setup
 # shellcheck disable=SC2086
 exec python3 "$ROOT/tests/bench/dns_floor.py" measure --rounds "$ROUNDS" --duration "$DUR" \
   --warmup "${WARMUP:-2}" --bin "$BIN" --anchors "$ANCHORS" ${CASES:+--cases "$CASES"} ${EXTRA:-}

@@ -11,6 +11,8 @@
 # http.server bound to 127.0.0.1's loopback net (0.0.0.0 on a port only this script uses).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/bench/dns-cost-lib.sh
+. tests/bench/dns-cost-lib.sh
 BIN=${SPARROW_BIN:-$PWD/target/release}
 RUNS=${1:-5}; DUR=${2:-10}; IDLE=${IDLE:-10}
 WD=$(mktemp -d /tmp/health-cost.XXXXXX)
@@ -30,16 +32,9 @@ for n in $(seq $NAMES); do echo "s$n.example.test A" >> "$WD/q.txt"; done
 } > "$WD/example.test.zone"
 
 config() {   # $1: checks on|off
+    sparrow_config_head "[{name: local, asn: 64999}, {name: peer, asn: 64998}]" \
+        "{socket: $WD/adm-$1.sock, state_file: $WD/state-$1.json}"
     cat <<Y
-local_asn: 64999
-router_id: 192.0.2.1
-pop: local
-pops: [{name: local, asn: 64999}, {name: peer, asn: 64998}]
-listen: {enabled: false}
-admin: {socket: $WD/adm-$1.sock, state_file: $WD/state-$1.json}
-peers: []
-dns:
-  listen: ["127.0.0.1:$PORT"]
 zones:
   - origin: example.test
     soa: {mname: ns1, rname: hostmaster@example.test}
@@ -58,37 +53,35 @@ Y
 start() {   # start server $1 (sparrowd|knotd) with checks $2 (on|off); prints its PID
     local srv=$1 mode=$2
     if [ "$srv" = knotd ]; then
-        printf "server:\n    listen: 127.0.0.1@$PORT\n    udp-workers: 2\n    tcp-workers: 1\n    background-workers: 1\n    rundir: $WD\nlog:\n  - target: stderr\n    any: warning\ndatabase:\n    storage: $WD/db\nzone:\n  - domain: example.test\n    file: $WD/example.test.zone\n    journal-content: none\n" > "$WD/knot.conf"
-        knotd -c "$WD/knot.conf" > "$WD/log-knot.txt" 2>&1 &
-        echo $!
+        start_knotd "$mode" "" ""
         return
     fi
     config "$mode" > "$WD/cfg-$mode.yaml"
-    "$BIN/sparrowd" --config "$WD/cfg-$mode.yaml" > "$WD/log-$mode.txt" 2>&1 &
-    echo $!
+    start_sparrowd "$mode"
 }
-cpu() { awk '{print $14+$15}' "$1"; }
+hcpu() {   # the CPU ticks of process $1's `health` thread (0 without one)
+    local f h=0
+    for f in /proc/$1/task/*; do grep -qx health "$f/comm" && h=$((h + $(cpu "$f/stat"))); done
+    echo $h
+}
 run() {
-    local srv=$1 mode=$2 pid i
+    local srv=$1 mode=$2 pid
     pid=$(start "$srv" "$mode")
-    for i in $(seq 100); do   # bounded wait for the first answer
-        dig +short +time=1 +tries=1 @127.0.0.1 -p $PORT s1.example.test A | grep -q . && break
-    done
+    wait_answer s1.example.test   # bounded wait for the first answer
     local t0 t1 ans tck
     tck=$(getconf CLK_TCK)
-    hcpu() { local f h=0; for f in /proc/$pid/task/*; do grep -qx health "$f/comm" && h=$((h + $(cpu "$f/stat"))); done; echo $h; }
-    t0=$(cpu /proc/$pid/stat); th0=$(hcpu)
-    dnsperf -s 127.0.0.1 -p $PORT -d "$WD/q.txt" -l "$DUR" -Q 50000 -c 1 -q 200 > "$WD/perf-$srv-$mode.txt" 2>&1
-    t1=$(cpu /proc/$pid/stat); th1=$(hcpu)
-    ans=$(awk '/Queries completed/{print $3}' "$WD/perf-$srv-$mode.txt")
+    t0=$(cpu /proc/$pid/stat); th0=$(hcpu $pid)
+    dnsperf_load "$WD/perf-$srv-$mode.txt"
+    t1=$(cpu /proc/$pid/stat); th1=$(hcpu $pid)
+    ans=$(answers "$WD/perf-$srv-$mode.txt")
     local extra=""
     if [ "$srv" = sparrowd ]; then
         # Idle CPU (no DNS load) over IDLE seconds: the whole process, and the health thread.
-        local h0=0 h1=0 f p0 p1 up=0
-        for f in /proc/$pid/task/*; do grep -qx health "$f/comm" && h0=$((h0 + $(cpu "$f/stat"))); done
+        local h0 h1 p0 p1 up=0
+        h0=$(hcpu $pid)
         p0=$(cpu /proc/$pid/stat)
         sleep "$IDLE"
-        for f in /proc/$pid/task/*; do grep -qx health "$f/comm" && h1=$((h1 + $(cpu "$f/stat"))); done
+        h1=$(hcpu $pid)
         p1=$(cpu /proc/$pid/stat)
         [ "$mode" = on ] && up=$("$BIN/sparrowctl" --json --socket "$WD/adm-on.sock" health \
             | python3 -c 'import json,sys; print(sum(t["up"] for t in json.load(sys.stdin)["targets"]))')
@@ -97,7 +90,7 @@ run() {
     kill $pid; wait $pid 2>/dev/null || true
     # per100k: the whole server process; dns_per100k: without the health thread (the DNS
     # server's own CPU: UDP workers, runtime, RIB, everything but the checker).
-    echo "$srv checks=$mode answers=$ans per100k=$(echo "scale=3; ($t1-$t0)/$tck*100000/$ans" | bc -l) dns_per100k=$(echo "scale=3; ($t1-$t0-$th1+$th0)/$tck*100000/$ans" | bc -l)$extra"
+    echo "$srv checks=$mode answers=$ans per100k=$(per100k $((t1 - t0)) "$ans") dns_per100k=$(per100k $((t1 - t0 - th1 + th0)) "$ans")$extra"
 }
 for r in $(seq "$RUNS"); do
     run sparrowd off; run sparrowd on; run knotd off

@@ -50,11 +50,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from steerlab import (  # noqa: E402
-    DrainingBgp, ROOT, busy, free_port, pct, proc_cpu, proc_status, update_for)
+    LOCAL_AS, ROOT, Y_AS, busy, free_port, pct, proc_status, update_for)
 import steerlab  # noqa: E402
 
-LOCAL_AS = 64999
-Y_AS = 65010
 Y_ADDR = "127.0.0.200"
 
 
@@ -85,24 +83,14 @@ def pop_list(args, peer_asns) -> list:
 
 
 def write_config(path, sock, bgp_port, dns_port, pops, peer_asns, upstreams):
-    lines = [
-        f"local_asn: {LOCAL_AS}",
-        "router_id: 192.0.2.254",
-        "pop: bench",
-        "pops:",
-        *[f"  - {{name: {n}, asn: {a}}}" for n, a in pops],
-        f"listen: {{enabled: true, addresses: [127.0.0.1], port: {bgp_port}}}",
-        f"admin: {{socket: {sock}}}",
-        "logging: {level: 'info,sparrow::steer=debug', format: json}",
+    lines = steerlab.config_head(pops, bgp_port, sock, "info,sparrow::steer=debug") + [
         f'dns: {{listen: ["127.0.0.1:{dns_port}"]}}',
         "peers:",
     ]
     for i, asn in enumerate(peer_asns):
         role = "upstream" if i < upstreams else "pop"
-        lines.append(f"  - {{name: f{i}, address: 127.0.0.{2 + i}, remote_asn: {asn}, role: {role}, "
-                     "passive: true, multihop: 255, hold_time: 240}")
-    lines.append(f"  - {{name: y, address: {Y_ADDR}, remote_asn: {Y_AS}, role: pop, passive: true, "
-                 "multihop: 255, hold_time: 240}")
+        lines.append(steerlab.passive_peer(f"f{i}", f"127.0.0.{2 + i}", asn, role))
+    lines.append(steerlab.passive_peer("y", Y_ADDR, Y_AS, "pop"))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -149,47 +137,29 @@ def one_run(args, run_no: int, emit):
     procs = [sp]
     y = None
     try:
-        time.sleep(1.0)
-        idle = proc_status(sp.pid)
-        busy_start = busy()
-        cpu0 = proc_cpu(sp.pid)
         tail = steerlab.LogTail(log_path)
-        blasters, bl_events = steerlab.start_blasters(args.anchors, args.bins, bgp_port, peer_asns)
-        procs += blasters
-        t_start = time.monotonic()
-        t_all, t_last = steerlab.wait_converged(ctl, tail, want, args.timeout)
-        conv = proc_status(sp.pid)
-        cpu1 = proc_cpu(sp.pid)
-        est = [e["t"] for e in bl_events if e.get("event") == "established" and "t" in e]
-        t_est = min(est) if est else t_start
+        ing = steerlab.ingest(sp, ctl, tail, args.anchors, args.bins, bgp_port, peer_asns, want,
+                              args.timeout, procs)
+        t_est = ing["t_est"]
         first = steerlab.steer_fields(tail, steerlab.FROM_RIB)[0]
         pubs = steerlab.steer_fields(tail, steerlab.PUBLISHED)
         last = pubs[-1] if pubs else first
         emit({
             "what": "convergence", "run": run_no, "pops": len(pops), "peers": args.peers,
             "upstreams": args.upstreams, "paths": want,
-            "ingest_s": round(t_all - t_est, 3),
-            "converged_s": round(t_last - t_est, 3),
+            "ingest_s": round(ing["t_all"] - t_est, 3),
+            "converged_s": round(ing["t_last"] - t_est, 3),
             "first_rib_snapshot_ms": first.get("ms"),
             "publications_after_first": len(pubs),
             "publication_us": stats([p["us"] for p in pubs], 0),
             "final_generation": last.get("generation"),
             "ranges_v4": last.get("ranges_v4"), "ranges_v6": last.get("ranges_v6"),
             "rankings": last.get("rankings"),
-            "rss_idle_mib": round(idle.get("VmRSS", 0), 1),
-            "rss_converged_mib": round(conv.get("VmRSS", 0), 1),
-            "hwm_mib": round(conv.get("VmHWM", 0), 1),
-            "cpu_s": round(cpu1 - cpu0, 2),
-            "blaster_established": len(est),
-            "overlap": sorted(set(busy_start) | set(busy())),
+            **ing["usage"],
         })
         if args.changes <= 0:
             return
-        y = DrainingBgp.connect("127.0.0.1", bgp_port, source=Y_ADDR)
-        y.establish(asn=Y_AS, hold=240, router_id="10.255.0.10")
-        t_y = time.monotonic()
-        while time.monotonic() < t_y + 120 and time.monotonic() - y.rx_last < 2.0:
-            time.sleep(0.1)
+        y, _ = steerlab.drained_session(bgp_port, Y_ADDR, Y_AS, "10.255.0.10")
         targets = change_targets(os.path.join(args.tables, "peer0.txt"), args.changes)
         sent = []
         for k in range(args.changes):
@@ -225,26 +195,16 @@ def one_run(args, run_no: int, emit):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--peers", type=int, default=8, help="feeding sessions, one full table each")
+    steerlab.add_lab_args(ap, runs=1, peers=8, tables="/tmp/anchors/tables8", bins="/tmp/anchors/bins8",
+                          workdir="/tmp/anchors/pops-scale-runs", timeout=600,
+                          out="/tmp/anchors/results/pops_scale.jsonl")
     ap.add_argument("--upstreams", type=int, default=1,
                     help="the first N feeding sessions are role: upstream, the rest role: pop")
     ap.add_argument("--pops", type=int, default=64)
     ap.add_argument("--changes", type=int, default=60, help="announce/withdraw changes after convergence")
     ap.add_argument("--gap", type=float, default=0.3, help="seconds between changes")
-    ap.add_argument("--tables", default="/tmp/anchors/tables8")
-    ap.add_argument("--bins", default="/tmp/anchors/bins8")
-    ap.add_argument("--anchors", default=os.path.abspath(os.path.join(ROOT, "../shared/anchors")))
-    ap.add_argument("--workdir", default="/tmp/anchors/pops-scale-runs")
-    ap.add_argument("--sparrowd", default=os.path.join(ROOT, "target/release/sparrowd"))
     ap.add_argument("--sparrowctl", default=os.path.join(ROOT, "target/release/sparrowctl"))
-    ap.add_argument("--timeout", type=float, default=600)
-    ap.add_argument("--out", default="/tmp/anchors/results/pops_scale.jsonl")
-    args = ap.parse_args()
-    emit, close = steerlab.jsonl_emitter(args.out)
-    for r in range(1, args.runs + 1):
-        one_run(args, r, emit)
-    close()
+    steerlab.run_runs(ap.parse_args(), one_run)
 
 
 if __name__ == "__main__":

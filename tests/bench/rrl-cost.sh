@@ -9,6 +9,8 @@
 # Needs dnsperf and dig; uses target/release/sparrowd (or $SPARROW_BIN). Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/bench/dns-cost-lib.sh
+. tests/bench/dns-cost-lib.sh
 BIN=${SPARROW_BIN:-$PWD/target/release}
 RUNS=${1:-5}; DUR=${2:-10}
 WD=$(mktemp -d /tmp/rrl-cost.XXXXXX)
@@ -20,23 +22,14 @@ start() {   # start server $1 (sparrowd|knotd) with RRL $2 (on|off); prints its 
     if [ "$srv" = knotd ]; then
         local mod="" rrlconf=""
         [ "$mode" = on ] && { rrlconf="mod-rrl:\n  - id: r\n    rate-limit: ${KNOT_RATE:-100000}\n    slip: 2\n"; mod="    module: mod-rrl/r\n"; }
-        printf "server:\n    listen: 127.0.0.1@$PORT\n    udp-workers: 2\n    tcp-workers: 1\n    background-workers: 1\n    rundir: $WD\nlog:\n  - target: stderr\n    any: warning\ndatabase:\n    storage: $WD/db\n${rrlconf}zone:\n  - domain: example.test\n    file: $WD/example.test.zone\n    journal-content: none\n${mod}" > "$WD/knot-$mode.conf"
-        knotd -c "$WD/knot-$mode.conf" > "$WD/log-knot-$mode.txt" 2>&1 &
-        echo $!
+        start_knotd "$mode" "$rrlconf" "$mod"
         return
     fi
     local rrl=""
     [ "$mode" = on ] && rrl="  rrl: {rate: 1000000, slip: 2}"
-    cat > "$WD/cfg-$mode.yaml" <<Y
-local_asn: 64999
-router_id: 192.0.2.1
-pop: local
-pops: [{name: local, asn: 64999}]
-listen: {enabled: false}
-admin: {socket: $WD/adm-$mode.sock}
-peers: []
-dns:
-  listen: ["127.0.0.1:$PORT"]
+    {
+        sparrow_config_head "[{name: local, asn: 64999}]" "{socket: $WD/adm-$mode.sock}"
+        cat <<Y
 $rrl
 zones:
   - origin: example.test
@@ -44,23 +37,19 @@ zones:
     ns: [ns1]
     records: [{name: www, type: A, data: 192.0.2.80}]
 Y
-    "$BIN/sparrowd" --config "$WD/cfg-$mode.yaml" > "$WD/log-$mode.txt" 2>&1 &
-    echo $!
+    } > "$WD/cfg-$mode.yaml"
+    start_sparrowd "$mode"
 }
 run() {
-    local srv=$1 mode=$2 pid i
+    local srv=$1 mode=$2 pid t0 t1 ans
     pid=$(start "$srv" "$mode")
-    for i in $(seq 100); do   # bounded wait for the first answer
-        dig +short +time=1 +tries=1 @127.0.0.1 -p $PORT www.example.test A | grep -q . && break
-    done
-    local t0 t1 ans tck
-    t0=$(awk '{print $14+$15}' /proc/$pid/stat)
-    dnsperf -s 127.0.0.1 -p $PORT -d "$WD/q.txt" -l "$DUR" -Q 50000 -c 1 -q 200 > "$WD/perf-$mode.txt" 2>&1
-    t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+    wait_answer www.example.test   # bounded wait for the first answer
+    t0=$(cpu /proc/$pid/stat)
+    dnsperf_load "$WD/perf-$mode.txt"
+    t1=$(cpu /proc/$pid/stat)
     kill $pid; wait $pid 2>/dev/null || true
-    tck=$(getconf CLK_TCK)
-    ans=$(awk '/Queries completed/{print $3}' "$WD/perf-$mode.txt")
-    echo "$srv rrl=$mode answers=$ans per100k=$(echo "scale=3; ($t1-$t0)/$tck*100000/$ans" | bc -l)"
+    ans=$(answers "$WD/perf-$mode.txt")
+    echo "$srv rrl=$mode answers=$ans per100k=$(per100k $((t1 - t0)) "$ans")"
 }
 for r in $(seq "$RUNS"); do
     run sparrowd off; run sparrowd on; run knotd off

@@ -40,7 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import steerlab  # noqa: E402
-from steerlab import (ROOT, Lab, busy, dns_answer, pct, pop_a,  # noqa: E402
+from steerlab import (Lab, busy, dns_answer, pct, pop_a,  # noqa: E402
                       pick_targets, proc_status, time_change, update_for)
 
 
@@ -95,23 +95,12 @@ def one_run(args, run_no: int, emit):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=3)
+    steerlab.add_lab_args(ap, runs=3, peers=4, tables="/tmp/anchors/tables", bins="/tmp/anchors/bins",
+                          workdir="/tmp/anchors/steer-runs", timeout=300,
+                          out="/tmp/anchors/results/steer_update_latency.jsonl", peers_help=None)
+    steerlab.add_pop_peers_arg(ap)
     ap.add_argument("--reps", type=int, default=30, help="announce+withdraw pairs per mode")
-    ap.add_argument("--peers", type=int, default=4)
-    ap.add_argument("--tables", default="/tmp/anchors/tables")
-    ap.add_argument("--bins", default="/tmp/anchors/bins")
-    ap.add_argument("--anchors", default=os.path.abspath(os.path.join(ROOT, "../shared/anchors")))
-    ap.add_argument("--workdir", default="/tmp/anchors/steer-runs")
-    ap.add_argument("--sparrowd", default=os.path.join(ROOT, "target/release/sparrowd"))
-    ap.add_argument("--timeout", type=float, default=300)
-    ap.add_argument("--pop-peers", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
-                    help="feeding peers (0-based, comma list) configured as role: pop peers of their own POP")
-    ap.add_argument("--out", default="/tmp/anchors/results/steer_update_latency.jsonl")
-    args = ap.parse_args()
-    emit, close = steerlab.jsonl_emitter(args.out)
-    for r in range(1, args.runs + 1):
-        one_run(args, r, emit)
-    close()
+    steerlab.run_runs(ap.parse_args(), one_run)
 
 
 if __name__ == "__main__":

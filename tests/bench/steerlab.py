@@ -1,5 +1,11 @@
 """Shared parts of the steering benchmarks with full tables in a real sparrowd
-(`steer_update_latency.py`, `churn.py`).
+(`steer_update_latency.py`, `churn.py`, `pops_scale.py`).
+
+- `add_lab_args` / `run_runs`: the command-line options every one of them has (runs, peers,
+  tables, bins, anchors, work directory, sparrowd, timeout, output file) and the loop over
+  runs that appends every record to the JSON-lines output.
+- `config_head`, `passive_peer`: the lines every generated sparrowd config starts with, and
+  one passive feeding peer.
 
 - `write_config`: the sparrowd config: local POP ``bench`` (AS 64999), POP ``y`` (AS 65010,
   a passive ``role: pop`` peer 127.0.0.10), four POPs on frequent transit ASNs of the
@@ -9,9 +15,11 @@
 - `Lab`: starts sparrowd with that config, feeds the tables with the anchors'
   ``bgp_blaster.py send`` (pre-encoded ``BINS/peerI.bin``, made by `ensure_bins` when
   missing), waits until all paths are in and no snapshot has been published for 2 s
-  (`converge` returns the convergence record), opens POP y's session (`open_pop_y`: a raw
-  speaker that discards the table sparrowd exports to it, waits until drained), and kills
-  what it started, by PID (`close`).
+  (`converge` returns the convergence record, the steps in `ingest`), opens POP y's session
+  (`open_pop_y`: `drained_session`, a raw speaker that discards the table sparrowd exports
+  to it, waits until drained), and kills what it started, by PID (`close`).
+- `start_sparrowd`, `start_blasters`, `wait_converged`, `ingest`, `stop_all`: those steps one
+  by one, for scripts that write their own config (`pops_scale.py`).
 - `pick_targets`: probe prefixes (a /24 inside a shorter table prefix, a /48 inside a
   /29-/40, an existing IPv4 prefix with only long paths) checked with ``sparrowctl route``.
 - `time_change`: writes one UPDATE on a session and polls a dnspython ECS query over one
@@ -79,11 +87,11 @@ def free_port() -> int:
     return p
 
 
-def write_config(path, sock, bgp_port, dns_port, peer_asns, log_level, pop_peers=(), extra_peers=()):
-    """`pop_peers`: indices of feeding peers configured `role: pop` (a POP of their ASN).
-    `extra_peers`: more passive peers, (name, address, asn, role) each."""
-    pops = pop_list([peer_asns[i] for i in pop_peers])
-    lines = [
+def config_head(pops, bgp_port, sock, log_level) -> list:
+    """The first lines of a benchmark's sparrowd config: local POP ``bench`` (AS 64999), the
+    POPs `pops` ((name, ASN) each), BGP on 127.0.0.1:`bgp_port`, the admin socket `sock`,
+    JSON logs at `log_level`."""
+    return [
         f"local_asn: {LOCAL_AS}",
         "router_id: 192.0.2.254",
         "pop: bench",
@@ -92,14 +100,24 @@ def write_config(path, sock, bgp_port, dns_port, peer_asns, log_level, pop_peers
         f"listen: {{enabled: true, addresses: [127.0.0.1], port: {bgp_port}}}",
         f"admin: {{socket: {sock}}}",
         f"logging: {{level: '{log_level}', format: json}}",
-        "peers:",
     ]
+
+
+def passive_peer(name, addr, asn, role) -> str:
+    """One `peers` entry: a passive session from `addr` (multihop, hold time 240 s)."""
+    return (f"  - {{name: {name}, address: {addr}, remote_asn: {asn}, role: {role}, "
+            "passive: true, multihop: 255, hold_time: 240}")
+
+
+def write_config(path, sock, bgp_port, dns_port, peer_asns, log_level, pop_peers=(), extra_peers=()):
+    """`pop_peers`: indices of feeding peers configured `role: pop` (a POP of their ASN).
+    `extra_peers`: more passive peers, (name, address, asn, role) each."""
+    pops = pop_list([peer_asns[i] for i in pop_peers])
+    lines = config_head(pops, bgp_port, sock, log_level) + ["peers:"]
     peers = [(f"p{i}", f"127.0.0.{2 + i}", asn, "pop" if i in pop_peers else "upstream")
              for i, asn in enumerate(peer_asns)]
     peers += [("y", Y_ADDR, Y_AS, "pop")] + list(extra_peers)
-    for name, addr, asn, role in peers:
-        lines.append(f"  - {{name: {name}, address: {addr}, remote_asn: {asn}, role: {role}, "
-                     "passive: true, multihop: 255, hold_time: 240}")
+    lines += [passive_peer(*p) for p in peers]
     lines += [
         f'dns: {{listen: ["127.0.0.1:{dns_port}"]}}',
         "zones:",
@@ -314,6 +332,42 @@ def jsonl_emitter(path: str):
     return emit, out.close
 
 
+def add_lab_args(ap, *, runs: int, peers: int, tables: str, bins: str, workdir: str,
+                 timeout: float, out: str, peers_help: str = "feeding sessions, one full table each",
+                 timeout_help: str | None = None):
+    """The options every steering benchmark has, with its defaults: --runs, --peers, --tables,
+    --bins, --anchors (../shared/anchors), --workdir, --sparrowd (target/release/sparrowd),
+    --timeout (the convergence bound, s) and --out (the JSON-lines file)."""
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--peers", type=int, default=peers, help=peers_help)
+    ap.add_argument("--tables", default=tables)
+    ap.add_argument("--bins", default=bins)
+    ap.add_argument("--anchors", default=os.path.abspath(os.path.join(ROOT, "../shared/anchors")))
+    ap.add_argument("--workdir", default=workdir)
+    ap.add_argument("--sparrowd", default=os.path.join(ROOT, "target/release/sparrowd"))
+    ap.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+    ap.add_argument("--out", default=out)
+
+
+def add_pop_peers_arg(ap):
+    """--pop-peers: feeding peers made `role: pop` peers of their own POP (`Lab`'s `pop_peers`)."""
+    ap.add_argument("--pop-peers", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="feeding peers (0-based, comma list) configured as role: pop peers of their own POP")
+
+
+def run_runs(args, one_run) -> list:
+    """`one_run(args, run_no, emit)` for run_no 1..args.runs, every record emitted to args.out
+    (`jsonl_emitter`); the runs' results (lists) one after the other."""
+    emit, close = jsonl_emitter(args.out)
+    results = []
+    try:
+        for r in range(1, args.runs + 1):
+            results += one_run(args, r, emit) or []
+    finally:
+        close()
+    return results
+
+
 def pct(vals, p):
     s = sorted(vals)
     k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
@@ -355,82 +409,22 @@ class Lab:
         write_config(cfg, self.sock, self.bgp_port, self.dns_port, self.peer_asns, log_level,
                      args.pop_peers, extra_peers)
         ensure_bins(args.tables, args.bins, args.anchors, args.peers)
-        self.procs = []
         self.y = None
-        self.logf = open(self.log_path, "w")
-        self.sp = subprocess.Popen([args.sparrowd, "--config", cfg], stdout=self.logf,
-                                   stderr=subprocess.STDOUT)
-        self.procs.append(self.sp)
-        self.ctl = Ctl(self.sock, os.path.dirname(os.path.abspath(args.sparrowd)))
+        self.sp, self.ctl = start_sparrowd(args.sparrowd, cfg, self.sock, self.log_path)
+        self.procs = [self.sp]
         self.tail = LogTail(self.log_path)
 
     def pop_asns(self) -> set:
         return set(a for _, a in pop_list(self.peer_asns))
 
-    def wait_started(self):
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.ctl.run("paths", json_out=False)
-                return
-            except (RuntimeError, subprocess.TimeoutExpired):
-                if time.monotonic() > deadline or self.sp.poll() is not None:
-                    raise RuntimeError(f"sparrowd did not start; see {self.log_path}")
-                time.sleep(0.05)
-
     def converge(self, run_no: int) -> dict:
-        """Start, feed the tables, wait for convergence; the 'convergence' record."""
-        args, sp, ctl, tail = self.args, self.sp, self.ctl, self.tail
-        self.wait_started()
-        time.sleep(1.0)
-        idle = proc_status(sp.pid)
-        busy_start = busy()
-        cpu0 = proc_cpu(sp.pid)
-        blasters = []
-        for i, asn in enumerate(self.peer_asns):
-            b = subprocess.Popen(
-                [sys.executable, os.path.join(args.anchors, "bgp_blaster.py"), "send",
-                 "--bin", os.path.join(args.bins, f"peer{i}.bin"), "--connect", f"127.0.0.1:{self.bgp_port}",
-                 "--bind", f"127.0.0.{2 + i}", "--asn", str(asn), "--linger", "3600"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            self.procs.append(b)
-            blasters.append(b)
-        bl_events = []
-
-        def read_blaster(b):
-            for line in b.stdout:
-                try:
-                    bl_events.append(json.loads(line))
-                except ValueError:
-                    pass
-        for b in blasters:
-            threading.Thread(target=read_blaster, args=(b,), daemon=True).start()
+        """Feed the tables, wait for convergence; the 'convergence' record."""
+        args, tail = self.args, self.tail
         want = sum(json.load(open(os.path.join(args.bins, f"peer{i}.bin.json"))).get("prefixes", 0)
                    for i in range(args.peers)) or args.peers * self.meta["total"]
-        t_start = time.monotonic()
-        t_all = None
-        deadline = t_start + args.timeout
-        quiet_since = None
-        n = 0
-        while time.monotonic() < deadline:
-            n = int(ctl.run("paths", json_out=False).strip() or 0)
-            if t_all is None and n >= want:
-                t_all = time.monotonic()
-            tail.poll()
-            st = tail.steer()
-            rib_ready = any("answering from the RIB" in e["fields"]["message"] for e in st)
-            if t_all is not None and rib_ready:
-                last = max(e.get("mono", 0) for e in st)
-                if time.monotonic() - last >= 2.0:
-                    quiet_since = last
-                    break
-            time.sleep(0.05)
-        if t_all is None or quiet_since is None:
-            raise RuntimeError(f"no convergence within {args.timeout}s (paths {n}/{want})")
-        conv = proc_status(sp.pid)
-        cpu1 = proc_cpu(sp.pid)
-        est = [e["t"] for e in bl_events if e.get("event") == "established" and "t" in e]
-        t_est = min(est) if est else t_start
+        ing = ingest(self.sp, self.ctl, tail, args.anchors, args.bins, self.bgp_port, self.peer_asns,
+                     want, args.timeout, self.procs)
+        t_all, t_est = ing["t_all"], ing["t_est"]
         st = tail.steer()
         first = next(e for e in st if "answering from the RIB" in e["fields"]["message"])
         later = tail.publications()
@@ -453,23 +447,13 @@ class Lab:
             "prefixes_v6": last_pub["fields"].get("prefixes_v6"),
             "rankings": last_pub["fields"].get("rankings"),
             "full_builds_after_first": sum(1 for e in later if "full" in (e["fields"].get("v4"), e["fields"].get("v6"))),
-            "rss_idle_mib": round(idle.get("VmRSS", 0), 1),
-            "rss_converged_mib": round(conv.get("VmRSS", 0), 1),
-            "hwm_mib": round(conv.get("VmHWM", 0), 1),
-            "cpu_s": round(cpu1 - cpu0, 2),
-            "blaster_established": len(est),
-            "overlap": sorted(set(busy_start) | set(busy())),
+            **ing["usage"],
         }
 
     def open_pop_y(self, run_no: int) -> dict:
         """POP y's session (AS 65010, role pop): established, its export drained; the record."""
-        y = DrainingBgp.connect("127.0.0.1", self.bgp_port, source=Y_ADDR)
-        self.y = y
-        y.establish(asn=Y_AS, hold=240, router_id="10.255.0.10")
-        t_y = time.monotonic()
-        dl = t_y + 120
-        while time.monotonic() < dl and time.monotonic() - y.rx_last < 2.0:
-            time.sleep(0.1)
+        self.y, t_y = drained_session(self.bgp_port, Y_ADDR, Y_AS, "10.255.0.10")
+        y = self.y
         pops = {p["name"]: p for p in self.ctl.run("pops")["pops"]}
         if not pops["y"].get("up"):
             raise RuntimeError(f"POP y not up: {pops['y']}")
@@ -479,16 +463,7 @@ class Lab:
     def close(self):
         if self.y is not None:
             self.y.close()
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self.logf.close()
+        stop_all(self.procs)
 
 
 # --- Used by pops_scale.py: sparrowd and blasters started by hand, convergence from the log.
@@ -562,6 +537,55 @@ def start_blasters(anchors: str, bins: str, port: int, asns: list, first_addr: i
         threading.Thread(target=read, args=(p,), daemon=True).start()
         procs.append(p)
     return procs, events
+
+
+def ingest(sp, ctl: Ctl, tail: LogTail, anchors: str, bins: str, port: int, asns: list, want: int,
+           timeout: float, procs: list) -> dict:
+    """After 1 s idle, feed the tables (`start_blasters`, added to `procs`) and
+    `wait_converged`. Returns t_all (all paths in), t_last (last publication), t_est (first
+    blaster Established, else the start) and `usage`, the convergence record's resource
+    fields: RSS idle / converged / peak, sparrowd's CPU over the ingest, blasters
+    established, other CPU-heavy work seen (`busy`)."""
+    time.sleep(1.0)
+    idle = proc_status(sp.pid)
+    busy_start = busy()
+    cpu0 = proc_cpu(sp.pid)
+    blasters, events = start_blasters(anchors, bins, port, asns)
+    procs += blasters
+    t_start = time.monotonic()
+    t_all, t_last = wait_converged(ctl, tail, want, timeout)
+    conv = proc_status(sp.pid)
+    cpu1 = proc_cpu(sp.pid)
+    est = [e["t"] for e in events if e.get("event") == "established" and "t" in e]
+    return {
+        "t_all": t_all, "t_last": t_last, "t_est": min(est) if est else t_start,
+        "usage": {
+            "rss_idle_mib": round(idle.get("VmRSS", 0), 1),
+            "rss_converged_mib": round(conv.get("VmRSS", 0), 1),
+            "hwm_mib": round(conv.get("VmHWM", 0), 1),
+            "cpu_s": round(cpu1 - cpu0, 2),
+            "blaster_established": len(est),
+            "overlap": sorted(set(busy_start) | set(busy())),
+        },
+    }
+
+
+def drained_session(port: int, source: str, asn: int, router_id: str, quiet: float = 2.0,
+                    poll: float = 0.1, bound: float = 120):
+    """A `DrainingBgp` session from `source` to sparrowd's BGP port, established as `asn`
+    (hold time 240 s), once nothing has come in on it for `quiet` s (its export drained;
+    at most `bound` s). Returns (session, monotonic time it was established); a session that
+    fails to establish is closed."""
+    s = DrainingBgp.connect("127.0.0.1", port, source=source)
+    try:
+        s.establish(asn=asn, hold=240, router_id=router_id)
+    except BaseException:
+        s.close()
+        raise
+    t = time.monotonic()
+    while time.monotonic() < t + bound and time.monotonic() - s.rx_last < quiet:
+        time.sleep(poll)
+    return s, t
 
 
 def steer_fields(tail: LogTail, message: str) -> list:

@@ -354,6 +354,17 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
     }
 
+    /// `name` in [`data_dir`], or `None` (noted on stderr: the test skips)
+    /// when that file is not present.
+    fn data_file(name: &str) -> Option<PathBuf> {
+        let path = data_dir().join(name);
+        if !path.exists() {
+            eprintln!("skipping: {} not present", path.display());
+            return None;
+        }
+        Some(path)
+    }
+
     fn elem(peer: &str, asn: u32, prefix: &str, path: &[u32], nh: &str) -> BgpElem {
         BgpElem {
             peer_ip: IpAddr::from_str(peer).unwrap(),
@@ -451,11 +462,9 @@ mod tests {
     /// The 2002 RIS dump (TABLE_DUMP v1) matches bgpdump's entry count.
     #[test]
     fn ris_2002_table_dump_v1() {
-        let path = data_dir().join("ris-bview.20020722.2337.gz");
-        if !path.exists() {
-            eprintln!("skipping: {} not present", path.display());
+        let Some(path) = data_file("ris-bview.20020722.2337.gz") else {
             return;
-        }
+        };
         let t = load_all(&[path], None).unwrap();
         assert!(t.stats.truncated.is_empty(), "{:?}", t.stats.truncated);
         assert_eq!(t.stats.entries, 115_521);
@@ -504,11 +513,9 @@ mod tests {
     /// The cut bz2 RouteViews TABLE_DUMP_V2 file ends cleanly (read in place).
     #[test]
     fn routeviews_truncated_bz2() {
-        let path = data_dir().join("routeviews-rib.20140523.0600.firstMB.bz2");
-        if !path.exists() {
-            eprintln!("skipping: {} not present", path.display());
+        let Some(path) = data_file("routeviews-rib.20140523.0600.firstMB.bz2") else {
             return;
-        }
+        };
         let t = load_all(&[path], None).unwrap();
         assert!(t.peers.iter().map(|p| p.total()).sum::<usize>() > 1000);
         assert!(!t.stats.truncated.is_empty());
