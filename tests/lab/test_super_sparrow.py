@@ -81,8 +81,10 @@ def _routes(ns, *routes):
         ns.add_route(dst, via)
 
 
-def build(lab: harness.Lab, edit=None, tls: dict | None = None) -> Env:
-    """The lab, converged; ``edit``: see example_sparrowd; ``tls``: see ssl.add_web."""
+def build(lab: harness.Lab, edit=None, tls: dict | None = None, bird_edit=None, setup=None) -> Env:
+    """The lab, converged; ``edit``: see example_sparrowd; ``tls``: see ssl.add_web;
+    ``bird_edit(net, text) -> text`` changes a BIRD config; ``setup(ns)`` runs once the
+    namespaces are linked and routed, before any daemon starts."""
     ns = {k: lab.netns(k) for k in ("x", "a", "b", "c", "y", "ca", "cc")}
     lab.link(ns["x"], ns["a"], v4=("192.0.2.2/29", "192.0.2.1/29"), v6=("2001:db8:1::2/64", "2001:db8:1::1/64"))
     lab.link(ns["a"], ns["b"], v4=("192.0.2.9/29", "192.0.2.10/29"), v6=("2001:db8:2::1/64", "2001:db8:2::2/64"))
@@ -108,6 +110,8 @@ def build(lab: harness.Lab, edit=None, tls: dict | None = None) -> Env:
     _routes(ns["ca"], (lab4, "198.51.100.1"), (lan4, "198.51.100.1"), (lab6, "2001:db8:a::1"))
     _routes(ns["cc"], (lab4, "198.51.100.129"), (lan4, "198.51.100.129"), (lab6, "2001:db8:c::1"))
     webs = ssl.add_web(lab, ns, tls)
+    if setup:
+        setup(ns)
     harness.wait_until(lambda: ns["x"].reachable(Y4) and ns["x"].reachable(Y6)
                       and ns["ca"].reachable(ssl.CC4) and ns["cc"].reachable(X6), 15,
                       desc="X reaches Y and the clients each other through A, B, C")
@@ -119,7 +123,8 @@ def build(lab: harness.Lab, edit=None, tls: dict | None = None) -> Env:
     model = ssl.Model(prefixes)
     birds = {}
     for n in NETS:
-        b = lab.bird(ns[n], f"bird-{n}", (EXAMPLE / f"bird-{n}.conf").read_text())
+        text = (EXAMPLE / f"bird-{n}.conf").read_text()
+        b = lab.bird(ns[n], f"bird-{n}", bird_edit(n, text) if bird_edit else text)
         (b.dir / f"routes-{n}.conf").write_text(ssl.routes_conf(prefixes.by_net[n]))
         birds[n] = b.start().wait_ready()
     sp = {}
