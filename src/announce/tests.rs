@@ -232,3 +232,18 @@ fn config_errors_name_line_and_key() {
         .errors();
     assert_eq!(no_dns[0].key, "announce[0].check", "{no_dns:?}");
 }
+
+#[test]
+fn config_originates_our_prefixes_and_what_they_cover() {
+    let cfg = TestConfig::embedded_default()
+        .with("announce:\n  - {prefix: 192.0.2.0/24}\n")
+        .build();
+    for (p, ours) in [
+        ("192.0.2.0/24", true),
+        ("192.0.2.53/32", true),
+        ("192.0.0.0/16", false),
+        ("198.51.100.0/24", false),
+    ] {
+        assert_eq!(cfg.originates(&p.parse().unwrap()), ours, "{p}");
+    }
+}

@@ -94,6 +94,14 @@ impl Config {
         &self.announcements
     }
 
+    /// Whether `p` is one of our `announce` prefixes or inside one: the RIB
+    /// rejects such routes from every peer, so our own anycast prefix coming
+    /// back from the network (another POP's announcement of it, say) never
+    /// changes steering or what we export.
+    pub fn originates(&self, p: &crate::types::Prefix) -> bool {
+        self.announcements.iter().any(|a| a.prefix.contains(p))
+    }
+
     /// The embedded default config (no peers), parsed and validated.
     pub fn embedded_default() -> Config {
         super::parse(super::DEFAULT_CONFIG, "<default-config>")

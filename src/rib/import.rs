@@ -1,5 +1,5 @@
 //! Import: UPDATEs from a peer through import policy (AS loop, first AS,
-//! next hop, LOCAL_PREF) into the tables, and the max-prefix limit
+//! next hop, LOCAL_PREF; per prefix, our own `announce` prefixes) into the tables, and the max-prefix limit
 //! (OpenBGPD's rde_filter / rde_update side).
 //!
 //! Called by [`Rib::handle`] for `RibMsg::Update`; writes the tables through
@@ -216,7 +216,12 @@ impl Rib {
                 // Once per UPDATE; the session's Arc is dropped at the end.
                 let id = self.core.attrs.intern(&attrs, Some(lp));
                 for p in &change.announced {
-                    let go = with_table!(self, p.afi(), |t, core| core.announce(t, peer, *p, id));
+                    let go = if self.core.cfg.originates(p) {
+                        debug!(peer = %self.name(peer), prefix = %p, "RIB: our own announce prefix, rejected");
+                        with_table!(self, p.afi(), |t, core| core.reject(t, peer, *p))
+                    } else {
+                        with_table!(self, p.afi(), |t, core| core.announce(t, peer, *p, id))
+                    };
                     if !go {
                         break;
                     }

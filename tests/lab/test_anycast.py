@@ -8,6 +8,8 @@ preferring X's path through A, so A learns Y's path from B during the grace peri
 
 Each sparrowd gates the prefix on a ``file`` check of its own POP (the lab writes the
 file), with ``on_down: graceful_shutdown GRACE``. Asserted:
+  * each POP also sends it to the other POP (``to: [upstream, pop]``); neither keeps
+    the other's in its RIB (import policy rejects our own announce prefixes);
   * wire: BIRD on A shows X's announcement with AS_PATH ``65001`` (our ASN, no
     prepend), next hop X's session address, and the configured community and large
     community; ``sparrowctl announcements`` says up, and which peers have it;
@@ -16,8 +18,6 @@ file), with ``on_down: graceful_shutdown GRACE``. Asserted:
   * X's check failing: BIRD on A shows X's route with the GRACEFUL_SHUTDOWN community
     during the grace period, then no route from X at all; A's client reaches Y within
     interval x fall + 2 s; restored, A's client reaches X again;
-  * our own prefix coming back from the network (Y's announcement, through A) does not
-    enter X's RIB with X's ASN in its path (the AS-loop check);
   * SIGTERM on X: the shutdown sequence (grace, then withdraw, then Cease) loses at
     most one of A's client's queries sent every 100 ms, and they end up at Y.
 """
@@ -52,7 +52,7 @@ def _sparrowd_edit(workdir):
         listen = 'dns:\n  listen: ["'
         assert text.count(listen) == 1
         announce = (f"announce:\n  - prefix: {PREFIX}\n    communities: [\"{COMMUNITY}\"]\n"
-                    f"    large_communities: [\"{LARGE}\"]\n    check: anycast\n"
+                    f"    large_communities: [\"{LARGE}\"]\n    check: anycast\n    to: [upstream, pop]\n"
                     f"    interval: {INTERVAL}\n    rise: 1\n    fall: {FALL}\n    hold_down: 0\n"
                     f"    on_down: graceful_shutdown {GRACE}\n")
         return (text.replace(checks, checks + check)
@@ -117,10 +117,10 @@ def announcements(env, pop: str) -> dict:
 
 
 def test_announced_with_our_attributes(env):
-    for pop, peer in (("x", "a4"), ("y", "c4")):
+    for pop, peers in (("x", ["a4", "y4"]), ("y", ["c4", "x4"])):
         row = harness.wait_until(lambda: (r := announcements(env, pop).get(PREFIX)) and r["state"] == "up"
-                                 and peer in r["peers"] and r, 30, desc=f"{pop} announces")
-        assert row["peers"] == [peer], row
+                                 and sorted(r["peers"]) == peers and r, 30, desc=f"{pop} announces")
+        assert row["reason"] == "healthy", row
     r = harness.wait_until(lambda: bird_route_from(env, "a", "pop_x4"), 15, desc="A has X's route")
     assert r.as_path == (65001,), r
     assert r.next_hop == "192.0.2.2", r
@@ -134,10 +134,15 @@ def test_clients_reach_their_closest_pop(env):
 
 
 def test_own_prefix_from_the_network_is_dropped(env):
-    """Y's announcement reaches X through A with 65002 at the origin; X's own (through
-    B, C, Y and back) never enters X's RIB: no path for the prefix holds 65001."""
-    paths = [p for p in env.sp["x"].dump() if p["prefix"] == PREFIX]
-    assert all(65001 not in harness.dump_path(p["as_path"]) for p in paths), paths
+    """Each POP also sends the prefix to the other (``to: [upstream, pop]``): Y's
+    announcement reaches X over their session, and X's import policy rejects routes
+    for its own announce prefixes, so X's RIB (and so its steering and its exports)
+    has no path for it; the same at Y."""
+    for pop, other_peer in (("y", "x4"), ("x", "y4")):
+        harness.wait_until(lambda: other_peer in announcements(env, pop)[PREFIX]["peers"], 30,
+                           desc=f"{pop} sends the prefix to the other POP")
+    for pop in ("x", "y"):
+        assert [p for p in env.sp[pop].dump() if p["prefix"] == PREFIX] == [], pop
 
 
 def test_failing_check_graceful_shutdown_then_withdraw(env):
