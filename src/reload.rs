@@ -122,6 +122,7 @@ impl Reloader {
             ("steering", r.steering != new.steering),
             ("http", r.http != new.http),
             ("health", r.health != new.health),
+            ("announce", r.announce != new.announce),
             (
                 "selection_deferral",
                 r.selection_deferral != new.selection_deferral,

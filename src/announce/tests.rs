@@ -247,3 +247,13 @@ fn config_originates_our_prefixes_and_what_they_cover() {
         assert_eq!(cfg.originates(&p.parse().unwrap()), ours, "{p}");
     }
 }
+
+#[test]
+fn anycast_example_is_valid() {
+    let cfg = crate::testutil::parse_ok(include_str!("../../bgp-configs/anycast/sparrowd.yaml"));
+    let anns = cfg.announcements();
+    assert_eq!(anns.len(), 2);
+    assert!(anns.iter().all(|a| a.to_upstream
+        && matches!(a.on_down, OnDown::GracefulShutdown(_))
+        && !a.communities.is_empty()));
+}

@@ -319,7 +319,7 @@ pub enum LogFormat {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// A router of this POP: full table in, nothing out.
+    /// A router of this POP: full table in; out, only our `announce` prefixes.
     Upstream,
     /// The sparrowd of another POP: its upstream best routes in, ours out.
     Pop,

@@ -149,7 +149,9 @@ impl Rib {
                 }
             }
         } else {
-            // Upstreams get nothing from us, so our initial update is complete now:
+            // Upstreams get no RIB routes from us (our `announce` prefixes go
+            // out from the session itself as it comes up, before this), so our
+            // initial update is complete now:
             // End-of-RIB per family (RFC 4724 §2), which a restarting router waits for.
             for afi in Afi::ALL {
                 if afis[afi.index()] {

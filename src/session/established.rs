@@ -27,7 +27,7 @@ pub(super) struct RibGone;
 
 /// What an Established session needs to decode and encode.
 pub(super) struct Up {
-    uctx: UpdateCtx,
+    pub(super) uctx: UpdateCtx,
     pub(super) enc: EncodeCtx,
     /// Next-hop-self for exported IPv4 and IPv6 routes.
     pub(super) nh: (IpAddr, IpAddr),

@@ -4,7 +4,9 @@
 //! announcements whose attributes changed — for the families the session
 //! negotiated and the peers the advert is for (`upstream`, `pop`). Called by
 //! the peer task when the session comes up, when the adverts change, and
-//! before a shutdown Cease (so the withdrawals go out first).
+//! before a shutdown Cease (so the withdrawals go out first). On an iBGP
+//! session the AS_PATH is empty (prepends do not apply) and LOCAL_PREF 100
+//! is sent.
 //!
 //! Talks to `announce` (the adverts), `wire` (encoding).
 
@@ -18,6 +20,9 @@ use crate::announce::Advert;
 use crate::config::Role;
 use crate::types::{Afi, PathAttrs, Prefix};
 use crate::wire;
+
+/// LOCAL_PREF of our prefixes on iBGP sessions (the usual default).
+const IBGP_LOCAL_PREF: u32 = 100;
 
 /// What this session has announced of ours, with the attributes sent.
 #[derive(Default)]
@@ -67,6 +72,11 @@ impl Originated {
         for a in changed {
             let afi = a.prefix.afi();
             let mut attrs = (*a.attrs).clone();
+            if !up.uctx.ebgp {
+                // iBGP (RFC 4271 §5.1.2, §5.1.5): an empty AS_PATH, and LOCAL_PREF.
+                attrs.as_path = Default::default();
+                attrs.local_pref = Some(IBGP_LOCAL_PREF);
+            }
             if attrs.next_hop.is_none() {
                 attrs.next_hop = Some(if afi == Afi::Ipv4 { up.nh.0 } else { up.nh.1 });
             }
