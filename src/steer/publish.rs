@@ -427,6 +427,7 @@ impl Builder {
         if first {
             info!(generation = self.generation, v4 = ?self.v4.cur.source, v6 = ?self.v6.cur.source,
                 prefixes_v4 = self.v4.map.len(), prefixes_v6 = self.v6.map.len(),
+                map_bytes = self.v4.map.bytes() + self.v6.map.bytes(),
                 ms = us / 1000, us, "steering: answering from the RIB");
         } else {
             debug!(

@@ -1,5 +1,5 @@
-//! The builder's ranked Loc-RIB of one family ([`RankedMap`]) and the two
-//! ways it becomes a trie: a full build ([`full`]) and an incremental update
+//! How the builder's ranked Loc-RIB of one family ([`RankedMap`], in
+//! `ranked`) becomes a trie: a full build ([`full`]) and an incremental update
 //! of the previous trie for a set of changed prefixes ([`apply`]).
 //!
 //! An update rebuilds only what a changed prefix `P` covers. It descends from
@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::lpm::{self, Addr, Val};
+pub use super::ranked::RankedMap;
 use super::trie::{block_from_ranges, Item, Node, Trie};
 
 /// How values are made: the default ranking and whether compression is on.
@@ -26,63 +27,15 @@ pub struct Params {
     pub compress: bool,
 }
 
-/// Prefix -> ranking id, sorted by (address, length), plus how many
-/// prefixes have each length (so contexts look up present lengths only).
-#[derive(Clone, Debug, Default)]
-pub struct RankedMap<A: Ord> {
-    map: BTreeMap<(A, u8), u16>,
-    lengths: BTreeMap<u8, usize>,
-}
-
+/// What the trie code reads from the map.
 impl<A: Addr> RankedMap<A> {
-    pub fn new() -> RankedMap<A> {
-        RankedMap {
-            map: BTreeMap::new(),
-            lengths: BTreeMap::new(),
-        }
-    }
-
-    /// Set (`Some`) or remove (`None`) a prefix's ranking; whether it changed.
-    pub fn set(&mut self, addr: A, len: u8, id: Option<u16>) -> bool {
-        match id {
-            Some(id) => {
-                let old = self.map.insert((addr, len), id);
-                if old.is_none() {
-                    *self.lengths.entry(len).or_default() += 1;
-                }
-                old != Some(id)
-            }
-            None => {
-                let old = self.map.remove(&(addr, len));
-                if old.is_some() {
-                    if let Some(n) = self.lengths.get_mut(&len) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.lengths.remove(&len);
-                        }
-                    }
-                }
-                old.is_some()
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// All prefixes, sorted.
-    pub fn iter(&self) -> impl Iterator<Item = (A, u8, u16)> + '_ {
-        self.map.iter().map(|(&(a, l), &id)| (a, l, id))
-    }
-
     /// The value the block `base / len` inherits (see `lpm::context`).
     fn context(&self, base: A, len: u8, p: Params) -> Val {
         lpm::context(
             base,
             len,
-            self.lengths.keys().copied(),
-            |a, l| self.map.get(&(a, l)).copied(),
+            self.lengths(),
+            |a, l| self.get(a, l),
             p.default_rank,
             p.compress,
         )
@@ -92,13 +45,8 @@ impl<A: Addr> RankedMap<A> {
     fn inside(&self, base: A, len: u8) -> impl Iterator<Item = (A, u8, u16)> + '_ {
         let end = base.block_end(len);
         let lo = (base, len.saturating_add(1));
-        let hi = (end, A::WIDTH as u8);
-        let range = (len as u32) < A::WIDTH;
-        range
-            .then(|| self.map.range(lo..=hi))
-            .into_iter()
-            .flatten()
-            .map(|(&(a, l), &id)| (a, l, id))
+        // Empty for a full-length block (`lo > hi`).
+        self.range(lo, (end, A::WIDTH as u8))
     }
 
     /// The canonical item for the block `base / len` (scratch: `ranges`).
