@@ -169,6 +169,7 @@ impl<A: Addr> RankedMap<A> {
     }
 
     /// All prefixes, sorted.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (A, u8, u16)> + '_ {
         Merge::new(self.base.iter(), self.delta.iter())
     }

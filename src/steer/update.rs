@@ -65,18 +65,44 @@ impl<A: Addr> RankedMap<A> {
     }
 }
 
-/// A full build of the trie for `map`.
+/// The blocks a full build sweeps one at a time: IPv4 /8s (their contexts
+/// look up the few lengths up to 8), IPv6 /16s (the root slots; shorter IPv6
+/// prefixes are rare).
+fn full_block_len<A: Addr>() -> u8 {
+    if A::WIDTH <= 32 {
+        8
+    } else {
+        Trie::<A>::ROOT_LEN
+    }
+}
+
+/// A full build of the trie for `map`, one block ([`full_block_len`]) at a
+/// time: the block's context, a sweep of the prefixes inside it, its root
+/// slots. The same trie as one sweep over the whole map (values are per
+/// address), but the scratch range list holds one block's ranges, not the
+/// whole table's (up to two per prefix, 8 bytes each for IPv4, 32 for IPv6).
 pub fn full<A: Addr>(map: &RankedMap<A>, p: Params) -> Trie<A> {
-    let mut ranges = Vec::with_capacity(map.len() * 2 + 1);
-    lpm::sweep(
-        map.iter(),
-        A::zero(),
-        A::MAX,
-        lpm::no_route(p.default_rank),
-        p.compress,
-        &mut ranges,
-    );
-    Trie::from_ranges(&ranges)
+    let len = full_block_len::<A>();
+    let root = Trie::<A>::ROOT_LEN;
+    let per = 1usize << (root - len);
+    let mut slots = Vec::with_capacity(per << len);
+    let mut ranges = Vec::new();
+    for b in 0..1usize << len {
+        let base = A::from_index(b, A::WIDTH - u32::from(len));
+        ranges.clear();
+        let ctx = map.context(base, len, p);
+        let end = base.block_end(len);
+        lpm::sweep(
+            map.inside(base, len),
+            base,
+            end,
+            ctx,
+            p.compress,
+            &mut ranges,
+        );
+        Trie::push_slots(&ranges, b * per, per, &mut slots);
+    }
+    Trie::from_slots(slots)
 }
 
 /// Update `trie` (the trie of the map before the changes) for the prefixes
