@@ -1,15 +1,18 @@
 //! Attribute interning: identical `PathAttrs` (after import policy) are stored
 //! once across prefixes and peers.
 //!
-//! A chunked slab of 36-byte slots (the [`arena::Handle`] of the attributes'
+//! A chunked slab of 32-byte slots (the [`arena::Handle`] of the attributes'
 //! compact encoding (`codec`) in a byte arena (`arena`: 1 MiB pages, no heap
-//! allocation per set), refcount, 32-bit hash and the fields best-path
-//! selection reads, so selection never decodes) plus a
-//! `hashbrown::HashTable<u32>` of slot ids keyed by the hash of the encoding.
+//! allocation per set), refcount and the fields best-path selection reads, so
+//! selection never decodes) plus a `hashbrown::HashTable<u32>` of slot ids
+//! keyed by the hash of the encoding (not stored: recomputed from the bytes
+//! when the table grows or a set is removed; lookups compare bytes only for
+//! ids whose 7-bit tag matches).
 //! Freed slots go on a free list; a set is dropped (its arena block freed for
-//! reuse by a set of the same size class) when its refcount reaches 0. `Arc<PathAttrs>` is materialized on
-//! demand for export (cached until the next [`Interner::clear_cache`], so one
-//! UPDATE's worth of prefixes share one `Arc`) and queries.
+//! reuse by a set of the same size class) when its refcount reaches 0.
+//! `Arc<PathAttrs>` is materialized on demand for export (cached until the
+//! next [`Interner::clear_cache`], so one UPDATE's worth of prefixes share one
+//! `Arc`) and queries.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -50,24 +53,21 @@ impl AttrKey {
     }
 }
 
-/// 36 bytes; a free slot's `loc` is [`arena::NONE`].
+/// 32 bytes; a free slot's `loc` is [`arena::NONE`].
 #[derive(Debug)]
 struct Slot {
     /// The encoding, in `Interner::arena`.
     loc: arena::Handle,
     refs: u32,
-    hash: u32,
     key: AttrKey,
 }
 
-/// Spread a stored 32-bit hash over 64 bits (hashbrown uses the top 7 bits as tag).
-fn spread(h: u32) -> u64 {
-    (h as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ h as u64
-}
-
-fn hash32(b: &[u8]) -> u32 {
+/// The index's hash of an encoding: FxHash folded to 32 bits, then spread
+/// over 64 (hashbrown uses the top 7 bits as tag).
+fn hash(b: &[u8]) -> u64 {
     let h = FxBuildHasher.hash_one(b);
-    (h ^ (h >> 32)) as u32
+    let h = (h ^ (h >> 32)) as u32;
+    (h as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ h as u64
 }
 
 #[derive(Debug, Default)]
@@ -96,19 +96,15 @@ impl Interner {
     pub fn intern(&mut self, attrs: &PathAttrs, local_pref: Option<u32>) -> AttrId {
         codec::encode(attrs, local_pref, &mut self.scratch);
         let bytes = &self.scratch[..];
-        let h = hash32(bytes);
+        let h = hash(bytes);
         let (slots, arena) = (&self.slots, &self.arena);
-        let found = self.index.find(spread(h), |&i| {
-            let s = &slots[i];
-            s.hash == h && arena.get(s.loc) == bytes
-        });
+        let found = self.index.find(h, |&i| arena.get(slots[i].loc) == bytes);
         if let Some(&id) = found {
             return id;
         }
         let slot = Slot {
             loc: self.arena.alloc(bytes),
             refs: 0,
-            hash: h,
             key: AttrKey::of(attrs, local_pref),
         };
         let id = match self.free.pop() {
@@ -118,9 +114,9 @@ impl Interner {
             }
             None => self.slots.push(slot),
         };
-        let slots = &self.slots;
+        let (slots, arena) = (&self.slots, &self.arena);
         self.index
-            .insert_unique(spread(h), id, |&i| spread(slots[i].hash));
+            .insert_unique(h, id, |&i| hash(arena.get(slots[i].loc)));
         id
     }
 
@@ -147,9 +143,9 @@ impl Interner {
     }
 
     fn free_slot(&mut self, id: AttrId) {
-        let s = &mut self.slots[id];
-        self.arena.free(std::mem::replace(&mut s.loc, arena::NONE));
-        let h = spread(s.hash);
+        let loc = std::mem::replace(&mut self.slots[id].loc, arena::NONE);
+        let h = hash(self.arena.get(loc));
+        self.arena.free(loc);
         if let Ok(o) = self.index.find_entry(h, |&i| i == id) {
             o.remove();
         }
@@ -257,8 +253,8 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_36_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 36);
+    fn slot_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 
     #[test]
