@@ -61,6 +61,7 @@
 //! Loc-RIB per family, [`Rib::set_track_changes`] / [`Rib::take_changed`]
 //! report prefixes whose best path changed since the last call.
 
+mod arena;
 #[cfg(test)]
 mod bench;
 mod bestpath;

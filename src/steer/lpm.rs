@@ -18,6 +18,7 @@
 //! table the daemon used before the trie ([`Lpm`], test-only) is kept as the
 //! reference the trie is checked against.
 
+use super::ranked::Pack;
 use std::fmt::Debug;
 
 /// Packed range value (24 bits): bits 0..16 ranking id, 16..24 matched
@@ -55,7 +56,7 @@ pub fn val_matched(v: Val) -> bool {
 }
 
 /// Unsigned address type: `u32` (IPv4) or `u128` (IPv6).
-pub trait Addr: Copy + Ord + Eq + Default + Debug + Send + Sync + 'static {
+pub trait Addr: Copy + Ord + Eq + Default + Debug + Send + Sync + Pack + 'static {
     const WIDTH: u32;
     const MAX: Self;
     fn zero() -> Self {

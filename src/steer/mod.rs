@@ -17,8 +17,10 @@
 //!   the ranking id, the matched length and the exact ECS scope.
 //! - `lpm`: the range view it is built from (the compressing sweep over
 //!   sorted prefixes, the inherited context of a block, the safe scope).
-//! - `update`: the builder's ranked Loc-RIB per family, the full build, and
-//!   the incremental update that rebuilds only what changed prefixes cover.
+//! - `ranked`: the builder's ranked Loc-RIB per family (prefix -> ranking
+//!   id: a sorted flat vector of packed entries plus a small delta).
+//! - `update`: the full build from a ranked map, and the incremental update
+//!   that rebuilds only what changed prefixes cover.
 //! - `publish`: [`Publisher`], the RIB task's [`crate::rib::LocRibListener`]
 //!   (wired by the daemon into `rib::run_with`), called after every burst:
 //!   ranks the prefixes whose paths changed and sends them to a builder
@@ -46,6 +48,7 @@
 mod lpm;
 mod publish;
 mod rank;
+mod ranked;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -22,15 +22,19 @@
 //! prefix shorter than /8 (IPv4) or /16 (IPv6) changed. Those are paced: they
 //! start at most every [`MIN_REBUILD_INTERVAL`] (or twice the last full
 //! build's duration, if longer), so the builder uses at most about half a
-//! core while a whole table moves; increments are published at once.
+//! core while a whole table moves; increments are published at once. Once a
+//! family's next build is full, its changed prefixes are no longer recorded
+//! (only the map is updated): during the initial load that list would hold
+//! the whole table.
 //!
 //! Dropping old snapshots: readers only `load()`. The builder swaps in the new
-//! snapshot and keeps the previous one until the next publication before
-//! dropping it itself, so the last reference to a snapshot is practically
-//! never a reader's guard and freeing what only it holds (after an update:
-//! the replaced root pages and nodes; after a full build: the whole previous
-//! trie, ~10 MB) happens on the builder thread, not on the query path. A
-//! reader holding a guard across two publications would free it itself;
+//! snapshot and keeps the previous one for [`RETIRE_AFTER`] or until the
+//! start of its next build, whichever comes first, then drops it itself, so
+//! the last reference to a snapshot is practically never a reader's guard and
+//! freeing what only it holds (after an update: the replaced root pages and
+//! nodes; after a full build: the whole previous trie, ~10 MB) happens on the
+//! builder thread, not on the query path, and before the next build
+//! allocates. A reader holding a guard that long would free it itself;
 //! harmless.
 
 use std::sync::mpsc;
@@ -52,6 +56,9 @@ use crate::types::{Afi, PeerId, Prefix};
 
 /// Shortest time between two rebuild starts while changes keep arriving.
 pub const MIN_REBUILD_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long the builder keeps the snapshot it replaced (at most).
+pub const RETIRE_AFTER: Duration = Duration::from_millis(200);
 
 /// Changes from the RIB task to the builder.
 #[derive(Debug, Default)]
@@ -218,10 +225,11 @@ struct Fam<A: Addr> {
     cur: Arc<Family<A>>,
     /// `cur` is built from the RIB (else the first build must be full).
     built: bool,
-    /// Changed since `cur`.
+    /// Changed since `cur` (not recorded while a full build is due).
     pending: Vec<(A, u8)>,
-    /// A changed prefix is short (a full build is due).
-    short: bool,
+    /// A full build is due: a changed prefix is short or more than
+    /// [`INCREMENTAL_MAX`] changed.
+    full: bool,
     /// Prefixes shorter than this force a full build.
     short_len: u8,
 }
@@ -234,15 +242,20 @@ impl<A: Addr> Fam<A> {
             cur,
             built: false,
             pending: Vec::new(),
-            short: false,
+            full: false,
             short_len,
         }
     }
 
     fn set(&mut self, a: A, l: u8, id: Option<u16>) {
-        if self.map.set(a, l, id) {
+        if !self.map.set(a, l, id) || !self.built || self.full {
+            return;
+        }
+        if l < self.short_len || self.pending.len() >= INCREMENTAL_MAX {
+            self.full = true;
+            self.pending = Vec::new();
+        } else {
             self.pending.push((a, l));
-            self.short |= l < self.short_len;
         }
     }
 
@@ -250,7 +263,7 @@ impl<A: Addr> Fam<A> {
     fn due(&self) -> Option<Kind> {
         if !self.ready {
             None
-        } else if !self.built || self.short || self.pending.len() > INCREMENTAL_MAX {
+        } else if !self.built || self.full {
             Some(Kind::Full)
         } else if self.pending.is_empty() {
             None
@@ -280,7 +293,7 @@ impl<A: Addr> Fam<A> {
         });
         self.built = true;
         self.pending.clear();
-        self.short = false;
+        self.full = false;
     }
 }
 
@@ -299,6 +312,15 @@ impl Kind {
     }
 }
 
+/// What the builder's wait ended with.
+enum Next {
+    Batch(Batch),
+    /// The channel is closed (the publisher is gone).
+    Closed,
+    /// No batch, the retired snapshot was dropped.
+    Retired,
+}
+
 /// The builder thread's state.
 struct Builder {
     handle: Handle,
@@ -307,8 +329,9 @@ struct Builder {
     v4: Fam<u32>,
     v6: Fam<u128>,
     generation: u64,
-    /// The previous snapshot, dropped at the next publication.
-    retired: Option<Arc<Snapshot>>,
+    /// The snapshot replaced by the last publication and when, dropped at
+    /// the start of the next build or after [`RETIRE_AFTER`].
+    retired: Option<(Arc<Snapshot>, Instant)>,
 }
 
 impl Builder {
@@ -334,9 +357,10 @@ impl Builder {
         let mut interval = MIN_REBUILD_INTERVAL;
         let mut open = true;
         while open {
-            match rx.recv() {
-                Ok(b) => self.apply(b),
-                Err(_) => break,
+            match self.next_batch(&rx) {
+                Next::Batch(b) => self.apply(b),
+                Next::Closed => break,
+                Next::Retired => continue,
             }
             // Take what is already queued.
             while let Ok(b) = rx.try_recv() {
@@ -375,6 +399,23 @@ impl Builder {
         }
     }
 
+    /// Wait for the next batch; drops the retired snapshot if
+    /// [`RETIRE_AFTER`] passes first.
+    fn next_batch(&mut self, rx: &mpsc::Receiver<Batch>) -> Next {
+        let Some((_, at)) = self.retired else {
+            return rx.recv().map_or(Next::Closed, Next::Batch);
+        };
+        let wait = (at + RETIRE_AFTER).saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(b) => Next::Batch(b),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.retired = None;
+                Next::Retired
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Next::Closed,
+        }
+    }
+
     fn apply(&mut self, b: Batch) {
         if !b.rankings.is_empty() {
             Arc::make_mut(&mut self.rankings).extend_from_slice(&b.rankings);
@@ -400,6 +441,10 @@ impl Builder {
     fn build(&mut self) -> bool {
         let t = Instant::now();
         let (k4, k6) = self.due();
+        if k4.is_some() || k6.is_some() {
+            // Free it before this build allocates.
+            self.retired = None;
+        }
         if let Some(k) = k4 {
             self.v4.build(k, &self.rankings);
         }
@@ -420,13 +465,14 @@ impl Builder {
             v6: self.v6.cur.clone(),
         };
         let old = self.handle.swap(Arc::new(snap));
-        // Drop the one before (off the query path), keep `old` for a while.
-        self.retired = Some(old);
+        // Keep `old` for a while (dropped off the query path).
+        self.retired = Some((old, Instant::now()));
         let kind = |k: Option<Kind>| k.map_or("none", Kind::as_str);
         let us = t.elapsed().as_micros() as u64;
         if first {
             info!(generation = self.generation, v4 = ?self.v4.cur.source, v6 = ?self.v6.cur.source,
                 prefixes_v4 = self.v4.map.len(), prefixes_v6 = self.v6.map.len(),
+                map_bytes = self.v4.map.bytes() + self.v6.map.bytes(),
                 ms = us / 1000, us, "steering: answering from the RIB");
         } else {
             debug!(
@@ -441,5 +487,71 @@ impl Builder {
             );
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TestConfig;
+
+    #[test]
+    fn changes_are_not_recorded_while_a_full_build_is_due() {
+        let rankings = Arc::new(Vec::new());
+        let map = RankedMap::new();
+        let cur = Arc::new(Family::new(Source::Fallback, &map, 0, rankings.clone()));
+        let mut f = Fam::<u32>::new(cur, 8);
+        // Before the first build (and before the family is ready).
+        for i in 0..10u32 {
+            f.set(i << 16, 16, Some(0));
+        }
+        assert!(f.pending.is_empty());
+        assert_eq!(f.due(), None);
+        f.ready = true;
+        assert_eq!(f.due(), Some(Kind::Full));
+        f.build(Kind::Full, &rankings);
+        assert_eq!(f.due(), None);
+        f.set(1 << 16, 24, Some(1));
+        assert_eq!(f.pending.len(), 1);
+        assert_eq!(f.due(), Some(Kind::Incremental));
+        // A short prefix: full build, the list is dropped and stays empty.
+        f.set(0x1000_0000, 4, Some(1));
+        assert_eq!((f.pending.len(), f.pending.capacity()), (0, 0));
+        assert_eq!(f.due(), Some(Kind::Full));
+        f.set(2 << 16, 24, Some(1));
+        assert!(f.pending.is_empty());
+        f.build(Kind::Full, &rankings);
+        // More than INCREMENTAL_MAX changes.
+        for i in 0..=INCREMENTAL_MAX as u32 {
+            f.set(i << 8 | 0x4000_0000, 24, Some(2));
+        }
+        assert_eq!(f.due(), Some(Kind::Full));
+        assert!(f.pending.is_empty());
+        assert_eq!(f.map.len(), 10 + 2 + 1 + INCREMENTAL_MAX + 1);
+    }
+
+    #[test]
+    fn the_replaced_snapshot_is_dropped_without_a_next_publication() {
+        let cfg = TestConfig::embedded_default().build();
+        let h = super::super::handle(&cfg);
+        let old = Arc::downgrade(&h.load_full());
+        let (tx, rx) = mpsc::channel();
+        let builder = Builder::new(&cfg, h.clone());
+        let thread = std::thread::spawn(move || builder.run(rx));
+        // Both families ready: a first (full) build, published as generation 1.
+        let ready = Batch {
+            ready: [true, true],
+            ..Batch::default()
+        };
+        tx.send(ready).unwrap();
+        let t = Instant::now();
+        while old.upgrade().is_some() {
+            assert!(t.elapsed() < RETIRE_AFTER * 25, "still held");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(h.load().generation(), 1);
+        assert_eq!(h.load().source(Afi::Ipv4), Source::Rib);
+        drop(tx);
+        thread.join().unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! Trie tests: the full build against the sorted-range reference (value and
-//! exact ECS scope for sampled addresses), incremental updates against a
+//! exact ECS scope for sampled addresses) and against one sweep over the
+//! whole map (shape and all), incremental updates against a
 //! fresh full build after random announce / withdraw / re-rank sequences
 //! (shape and all), and copy-on-write (the previous trie never changes).
 
@@ -129,6 +130,35 @@ fn full_build_matches_the_reference() {
     let m = RankedMap::<u32>::new();
     let t = update::full(&m, P);
     assert_eq!(t.lookup(12345), lpm::no_route(7));
+}
+
+/// The one-sweep trie of `map` (what `update::full` did before it went block by block).
+fn one_sweep<A: Addr>(map: &RankedMap<A>) -> Trie<A> {
+    let mut ranges = Vec::new();
+    let ctx = lpm::no_route(P.default_rank);
+    lpm::sweep(map.iter(), A::zero(), A::MAX, ctx, P.compress, &mut ranges);
+    Trie::from_ranges(&ranges)
+}
+
+#[test]
+fn block_by_block_full_build_equals_one_sweep() {
+    for seed in 0..6u64 {
+        let m = map_of(3000, seed, v4_prefix);
+        assert!(
+            update::full(&m, P).same_as(&one_sweep(&m)),
+            "v4 seed {seed}"
+        );
+        let m = map_of(2000, seed, v6_prefix);
+        assert!(
+            update::full(&m, P).same_as(&one_sweep(&m)),
+            "v6 seed {seed}"
+        );
+    }
+    let mut m = RankedMap::<u32>::new();
+    m.set(0, 0, Some(1));
+    m.set(0x0a00_0000, 8, Some(2));
+    m.set(0x0a80_0000, 9, Some(1));
+    assert!(update::full(&m, P).same_as(&one_sweep(&m)));
 }
 
 /// One step of a random sequence: announce (or re-rank), or withdraw an

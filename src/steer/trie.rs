@@ -23,7 +23,8 @@
 //! compute their scopes when they are built ([`Node::compress`]); the root's
 //! are recomputed around changed slots ([`Trie::rescope`]).
 //!
-//! Built from ranges (a full build: [`Trie::from_ranges`]) or changed in place
+//! Built from ranges block by block (a full build: [`Trie::push_slots`] for
+//! each block's root slots, then [`Trie::from_slots`]) or changed in place
 //! by `update`, which swaps in rebuilt items ([`Trie::set_slot`] and node
 //! rebuilds via [`Node::expand`] / [`Node::compress`]). Both give the same
 //! trie for the same prefixes: the tests compare them shape and all.
@@ -222,19 +223,31 @@ impl<A: Addr> Trie<A> {
         }
     }
 
-    /// The full build: `ranges` covers the whole space (`ranges[0].0 == 0`,
-    /// starts ascending, adjacent values differ), as from `lpm::sweep`.
+    /// A build from one range list: `ranges` covers the whole space
+    /// (`ranges[0].0 == 0`, starts ascending, adjacent values differ), as
+    /// from `lpm::sweep` (the reference `update::full` is tested against).
+    #[cfg(test)]
     pub fn from_ranges(ranges: &[(A, Val)]) -> Trie<A> {
         assert!(ranges.first().is_some_and(|r| r.0 == A::zero()));
-        let shift = A::WIDTH - u32::from(ROOT_BITS);
         let mut slots: Vec<Item> = Vec::with_capacity(SLOTS);
+        Self::push_slots(ranges, 0, SLOTS, &mut slots);
+        Self::from_slots(slots)
+    }
+
+    /// Append the items of root slots `first .. first + n` to `slots`, from
+    /// `ranges` (which cover them; leaf scopes left for [`Trie::from_slots`]).
+    pub fn push_slots(ranges: &[(A, Val)], first: usize, n: usize, slots: &mut Vec<Item>) {
         let mut i = 0;
-        for s in 0..SLOTS {
-            let base = A::from_index(s, shift);
-            let (item, next) = block_from_ranges(ranges, i, base, ROOT_BITS);
+        for s in first..first + n {
+            let (item, next) = block_from_ranges(ranges, i, Self::slot_base(s), ROOT_BITS);
             slots.push(item);
             i = next;
         }
+    }
+
+    /// The trie of all root slots' items, in order (root leaf scopes computed here).
+    pub fn from_slots(mut slots: Vec<Item>) -> Trie<A> {
+        assert_eq!(slots.len(), SLOTS);
         let vals: Vec<Option<Val>> = slots.iter().map(Item::leaf_val).collect();
         let ks = group_exponents(&vals, ROOT_BITS);
         for (s, it) in slots.iter_mut().enumerate() {

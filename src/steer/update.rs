@@ -1,5 +1,5 @@
-//! The builder's ranked Loc-RIB of one family ([`RankedMap`]) and the two
-//! ways it becomes a trie: a full build ([`full`]) and an incremental update
+//! How the builder's ranked Loc-RIB of one family ([`RankedMap`], in
+//! `ranked`) becomes a trie: a full build ([`full`]) and an incremental update
 //! of the previous trie for a set of changed prefixes ([`apply`]).
 //!
 //! An update rebuilds only what a changed prefix `P` covers. It descends from
@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::lpm::{self, Addr, Val};
+pub use super::ranked::RankedMap;
 use super::trie::{block_from_ranges, Item, Node, Trie};
 
 /// How values are made: the default ranking and whether compression is on.
@@ -26,63 +27,15 @@ pub struct Params {
     pub compress: bool,
 }
 
-/// Prefix -> ranking id, sorted by (address, length), plus how many
-/// prefixes have each length (so contexts look up present lengths only).
-#[derive(Clone, Debug, Default)]
-pub struct RankedMap<A: Ord> {
-    map: BTreeMap<(A, u8), u16>,
-    lengths: BTreeMap<u8, usize>,
-}
-
+/// What the trie code reads from the map.
 impl<A: Addr> RankedMap<A> {
-    pub fn new() -> RankedMap<A> {
-        RankedMap {
-            map: BTreeMap::new(),
-            lengths: BTreeMap::new(),
-        }
-    }
-
-    /// Set (`Some`) or remove (`None`) a prefix's ranking; whether it changed.
-    pub fn set(&mut self, addr: A, len: u8, id: Option<u16>) -> bool {
-        match id {
-            Some(id) => {
-                let old = self.map.insert((addr, len), id);
-                if old.is_none() {
-                    *self.lengths.entry(len).or_default() += 1;
-                }
-                old != Some(id)
-            }
-            None => {
-                let old = self.map.remove(&(addr, len));
-                if old.is_some() {
-                    if let Some(n) = self.lengths.get_mut(&len) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.lengths.remove(&len);
-                        }
-                    }
-                }
-                old.is_some()
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// All prefixes, sorted.
-    pub fn iter(&self) -> impl Iterator<Item = (A, u8, u16)> + '_ {
-        self.map.iter().map(|(&(a, l), &id)| (a, l, id))
-    }
-
     /// The value the block `base / len` inherits (see `lpm::context`).
     fn context(&self, base: A, len: u8, p: Params) -> Val {
         lpm::context(
             base,
             len,
-            self.lengths.keys().copied(),
-            |a, l| self.map.get(&(a, l)).copied(),
+            self.lengths(),
+            |a, l| self.get(a, l),
             p.default_rank,
             p.compress,
         )
@@ -92,13 +45,8 @@ impl<A: Addr> RankedMap<A> {
     fn inside(&self, base: A, len: u8) -> impl Iterator<Item = (A, u8, u16)> + '_ {
         let end = base.block_end(len);
         let lo = (base, len.saturating_add(1));
-        let hi = (end, A::WIDTH as u8);
-        let range = (len as u32) < A::WIDTH;
-        range
-            .then(|| self.map.range(lo..=hi))
-            .into_iter()
-            .flatten()
-            .map(|(&(a, l), &id)| (a, l, id))
+        // Empty for a full-length block (`lo > hi`).
+        self.range(lo, (end, A::WIDTH as u8))
     }
 
     /// The canonical item for the block `base / len` (scratch: `ranges`).
@@ -117,18 +65,44 @@ impl<A: Addr> RankedMap<A> {
     }
 }
 
-/// A full build of the trie for `map`.
+/// The blocks a full build sweeps one at a time: IPv4 /8s (their contexts
+/// look up the few lengths up to 8), IPv6 /16s (the root slots; shorter IPv6
+/// prefixes are rare).
+fn full_block_len<A: Addr>() -> u8 {
+    if A::WIDTH <= 32 {
+        8
+    } else {
+        Trie::<A>::ROOT_LEN
+    }
+}
+
+/// A full build of the trie for `map`, one block ([`full_block_len`]) at a
+/// time: the block's context, a sweep of the prefixes inside it, its root
+/// slots. The same trie as one sweep over the whole map (values are per
+/// address), but the scratch range list holds one block's ranges, not the
+/// whole table's (up to two per prefix, 8 bytes each for IPv4, 32 for IPv6).
 pub fn full<A: Addr>(map: &RankedMap<A>, p: Params) -> Trie<A> {
-    let mut ranges = Vec::with_capacity(map.len() * 2 + 1);
-    lpm::sweep(
-        map.iter(),
-        A::zero(),
-        A::MAX,
-        lpm::no_route(p.default_rank),
-        p.compress,
-        &mut ranges,
-    );
-    Trie::from_ranges(&ranges)
+    let len = full_block_len::<A>();
+    let root = Trie::<A>::ROOT_LEN;
+    let per = 1usize << (root - len);
+    let mut slots = Vec::with_capacity(per << len);
+    let mut ranges = Vec::new();
+    for b in 0..1usize << len {
+        let base = A::from_index(b, A::WIDTH - u32::from(len));
+        ranges.clear();
+        let ctx = map.context(base, len, p);
+        let end = base.block_end(len);
+        lpm::sweep(
+            map.inside(base, len),
+            base,
+            end,
+            ctx,
+            p.compress,
+            &mut ranges,
+        );
+        Trie::push_slots(&ranges, b * per, per, &mut slots);
+    }
+    Trie::from_slots(slots)
 }
 
 /// Update `trie` (the trie of the map before the changes) for the prefixes
