@@ -44,36 +44,20 @@ fn check_one(
     a: &AnnounceConfig,
 ) -> Option<Announcement> {
     let prefix = c.prefix(format!("{key}.prefix"), &a.prefix);
-    let communities = a
-        .communities
-        .iter()
-        .enumerate()
-        .filter_map(|(j, s)| {
-            let v = parse_community(s);
-            if v.is_none() {
-                c.err(
-                    format!("{key}.communities[{j}]"),
-                    format!("`{s}` is not ASN:VALUE with each part 0..=65535"),
-                );
-            }
-            v
-        })
-        .collect();
-    let large_communities = a
-        .large_communities
-        .iter()
-        .enumerate()
-        .filter_map(|(j, s)| {
-            let v = parse_large_community(s);
-            if v.is_none() {
-                c.err(
-                    format!("{key}.large_communities[{j}]"),
-                    format!("`{s}` is not GLOBAL:DATA1:DATA2 with each part a 32-bit number"),
-                );
-            }
-            v
-        })
-        .collect();
+    let communities = parse_each(
+        c,
+        &format!("{key}.communities"),
+        &a.communities,
+        parse_community,
+        "is not ASN:VALUE with each part 0..=65535",
+    );
+    let large_communities = parse_each(
+        c,
+        &format!("{key}.large_communities"),
+        &a.large_communities,
+        parse_large_community,
+        "is not GLOBAL:DATA1:DATA2 with each part a 32-bit number",
+    );
     if a.prepend > MAX_PREPEND {
         c.err(
             format!("{key}.prepend"),
@@ -127,6 +111,25 @@ fn check_one(
         on_down: on_down?,
         announce_before_rib: a.announce_before_rib,
     })
+}
+
+/// Parse every item of the list under `key` with `parse`; an item that does
+/// not parse is an error at `key[j]`: "`ITEM` MSG".
+fn parse_each<T>(
+    c: &mut Checker,
+    key: &str,
+    items: &[String],
+    parse: fn(&str) -> Option<T>,
+    msg: &str,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for (j, s) in items.iter().enumerate() {
+        match parse(s) {
+            Some(v) => out.push(v),
+            None => c.err(format!("{key}[{j}]"), format!("`{s}` {msg}")),
+        }
+    }
+    out
 }
 
 /// `to`: a non-empty list of `upstream` and `pop`.
