@@ -90,6 +90,9 @@ pub struct AnnounceRow {
     pub reason: String,
     /// Seconds since the last change (none yet: `None`).
     pub since_change: Option<f64>,
+    /// State changes since sparrowd started.
+    #[serde(default)]
+    pub changes: u64,
     /// Names of the peers whose session has it.
     #[serde(default)]
     pub peers: Vec<String>,
@@ -193,6 +196,7 @@ impl Announcer {
                 state: phase_name(m.phase()).into(),
                 reason: m.reason().into(),
                 since_change: m.changed_at().map(|t| now.duration_since(t).as_secs_f64()),
+                changes: m.changes(),
                 peers: Vec::new(),
             })
             .collect()

@@ -47,6 +47,8 @@ pub struct Machine {
     /// Why it is where it is (the last bad evaluation's reason, or "healthy").
     reason: String,
     stopping: bool,
+    /// Phase changes so far (a counter for metrics).
+    changes: u64,
 }
 
 impl Machine {
@@ -59,6 +61,7 @@ impl Machine {
             epoch,
             reason: "not evaluated yet".into(),
             stopping: false,
+            changes: 0,
         }
     }
 
@@ -72,6 +75,11 @@ impl Machine {
 
     pub fn changed_at(&self) -> Option<Instant> {
         self.changed_at
+    }
+
+    /// Phase changes since start.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Record one evaluation; returns whether the phase changed.
@@ -159,6 +167,7 @@ impl Machine {
     fn set(&mut self, p: Phase, now: Instant) {
         self.phase = p;
         self.changed_at = Some(now);
+        self.changes += 1;
     }
 
     fn ms(&self, now: Instant) -> u64 {

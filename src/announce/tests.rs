@@ -257,3 +257,37 @@ fn anycast_example_is_valid() {
         && matches!(a.on_down, OnDown::GracefulShutdown(_))
         && !a.communities.is_empty()));
 }
+
+#[test]
+fn rows_count_changes_and_render_as_a_table() {
+    let cfg = std::sync::Arc::new(
+        TestConfig::embedded_default()
+            .with("announce:\n  - {prefix: 192.0.2.53/32, rise: 1, fall: 1, hold_down: 0}\n")
+            .build(),
+    );
+    let an = Announcer::new(cfg, channel().0);
+    let t = Instant::now();
+    for (i, r) in [Ok(()), Err("down".to_string()), Ok(())]
+        .into_iter()
+        .enumerate()
+    {
+        an.observe(vec![Some(r)], t + Duration::from_secs(i as u64));
+    }
+    let mut rows = an.rows();
+    assert_eq!((rows[0].state.as_str(), rows[0].changes), ("up", 3));
+    rows[0].peers = vec!["r1".into(), "r2".into()];
+    let text = crate::render::announce::announcements(&crate::admin::reply::AnnouncementsReply {
+        announcements: rows,
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("Prefix") && lines[0].contains("Changes"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("192.0.2.53/32")
+            && lines[1].contains(" up ")
+            && lines[1].contains("r1,r2"),
+        "{text}"
+    );
+}

@@ -3,7 +3,7 @@
 use super::{or_dash, table};
 use crate::admin::reply::AnnouncementsReply;
 
-/// Prefix, state, time since the last change, peers that have it, reason.
+/// Prefix, state, time since the last change, changes, peers that have it, reason.
 pub fn announcements(data: &AnnouncementsReply) -> String {
     let mut out = String::new();
     if data.announcements.is_empty() {
@@ -18,6 +18,7 @@ pub fn announcements(data: &AnnouncementsReply) -> String {
                 a.prefix.to_string(),
                 a.state.clone(),
                 or_dash(a.since_change.map(|s| format!("{s:.1}s"))),
+                a.changes.to_string(),
                 if a.peers.is_empty() {
                     "-".into()
                 } else {
@@ -30,7 +31,7 @@ pub fn announcements(data: &AnnouncementsReply) -> String {
     table(
         &mut out,
         "",
-        &["Prefix", "State", "Since", "Peers", "Reason"],
+        &["Prefix", "State", "Since", "Changes", "Peers", "Reason"],
         &rows,
     );
     out
