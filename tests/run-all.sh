@@ -20,12 +20,12 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 # --- 1. packages ---------------------------------------------------------------
 step "packages"
 missing=0
-for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl; do
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control; do
     command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
 done
 if [ "$missing" = 1 ]; then
     apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
-        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl || { echo "apt-get install failed" >&2; exit 1; }
+        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl unbound || { echo "apt-get install failed" >&2; exit 1; }
 else
     echo "all router/DNS tools present, skipping apt"
 fi
@@ -33,14 +33,14 @@ fi
 # Stop daemons the packages may have started (system services, root namespace,
 # default configs). Our lab daemons run inside sp-* namespaces and are left alone.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for svc in bird frr gobgpd exabgp knot nginx; do
+    for svc in bird frr gobgpd exabgp knot nginx unbound; do
         systemctl stop "$svc" >/dev/null 2>&1 || true
         systemctl disable "$svc" >/dev/null 2>&1 || true
     done
 fi
 rootns=$(readlink /proc/1/ns/net)
 for exe in /usr/sbin/bird /usr/lib/frr/watchfrr /usr/lib/frr/zebra /usr/lib/frr/bgpd \
-           /usr/lib/frr/staticd /usr/bin/gobgpd /usr/sbin/knotd; do
+           /usr/lib/frr/staticd /usr/bin/gobgpd /usr/sbin/knotd /usr/sbin/unbound; do
     for pid in $(pgrep -x "$(basename "$exe")" 2>/dev/null); do
         [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || continue
         [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$rootns" ] || continue   # lab ones live in netns

@@ -388,9 +388,10 @@ def _subnet(ecs: str | None) -> list[str]:
 
 
 def dig_query(ns, server: str, rtype: str = "A", ecs: str | None = None, name: str = QNAME,
-              tcp: bool = False) -> Answer:
+              tcp: bool = False, source: str | None = None) -> Answer:
+    """One dig query (``source``: the address it sends from, ``dig -b``)."""
     argv = ["dig", f"@{server}", "-p", "53", name, rtype, "+noall", "+answer", "+comments",
-            "+time=2", "+tries=1", *_subnet(ecs)] + (["+tcp"] if tcp else [])
+            "+time=2", "+tries=1", *_subnet(ecs)] + (["+tcp"] if tcp else []) + (["-b", source] if source else [])
     return _parse_text(ns.run(argv, timeout=15).stdout, rtype)
 
 

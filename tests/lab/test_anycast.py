@@ -88,12 +88,15 @@ def _setup(workdir):
     return setup
 
 
+def build_kwargs(lab) -> dict:
+    """test_super_sparrow.build's arguments for the anycast lab (also used by
+    test_anycast_resolver.py)."""
+    return {"edit": _sparrowd_edit(lab.workdir), "bird_edit": _bird_edit, "setup": _setup(lab.workdir)}
+
+
 @pytest.fixture(scope="module")
 def env(request, tmp_path_factory, _lab_session, sparrow_bin):
-    def kwargs(lab):
-        return {"edit": _sparrowd_edit(lab.workdir), "bird_edit": _bird_edit,
-                "setup": _setup(lab.workdir)}
-    yield from module_env(request, tmp_path_factory, "sanycast", kwargs)
+    yield from module_env(request, tmp_path_factory, "sanycast", build_kwargs)
 
 
 def identity(env, client: str) -> str | None:

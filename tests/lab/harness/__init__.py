@@ -1,5 +1,6 @@
 """The lab's one test harness: namespaces and processes (lab), sparrowd, BIRD, FRR,
-GoBGP and ExaBGP wrappers, knotd (reference DNS server), nginx (lab web servers), routes/AS paths, and polling helpers. Every lab test
+GoBGP and ExaBGP wrappers, knotd (reference DNS server), Unbound (recursive resolver), nginx (lab
+web servers), routes/AS paths, and polling helpers. Every lab test
 imports what it needs from here (``import harness`` or ``from harness import ...``).
 
 Everything talks only to loopback or to addresses inside network namespaces the
@@ -24,6 +25,7 @@ from .lab import ROOT, Daemon, Lab, Link, Netns, Proc, clean_stale_namespaces, d
 from .net import free_port, listening, run, v6_loopback, wait_equal, wait_until
 from .routes import Route, Session, bird_path, canon_path, dump_path, expected_table, norm_path, path_str
 from .sparrowd import Sparrowd, ctl_out, loopback_sparrowd, sparrow_bin_dir, sparrow_config, sparrow_peer, sparrowctl
+from .unbound import Unbound
 from .upstream import Upstream
 
 __all__ = [
@@ -34,5 +36,5 @@ __all__ = [
     "netns_list", "free_port", "listening", "run", "v6_loopback", "wait_equal", "wait_until",
     "Route", "bird_path", "canon_path", "dump_path", "expected_table", "norm_path", "path_str",
     "Sparrowd", "ctl_out", "loopback_sparrowd", "sparrow_bin_dir", "sparrow_config", "sparrow_peer", "sparrowctl",
-    "Session", "Upstream",
+    "Session", "Unbound", "Upstream",
 ]

@@ -5,7 +5,8 @@
     .netns(short) -> Netns            namespace ``sp-<tag>-<pid>-<short>`` (lo up, no DAD, no RA)
     .link(a, b, v4=(A, B), v6=(A, B)) veth pair between two Netns -> Link
     .spawn(ns, name, argv, env)       a process in ns (ROOT: this namespace), log workdir/<name>.log
-    .sparrowd / .bird / .frr / .gobgp / .exabgp / .knot (ns, name, config, ...)   daemons, not started
+    .sparrowd / .bird / .frr / .gobgp / .exabgp / .knot / .unbound (ns, name, config, ...)
+                                      daemons, not started
     .log_tails(lines) -> str          every process log's tail (printed when a test failed)
     .cleanup()                        stop every process (by PID / process group), delete namespaces
   ROOT                                the test's own namespace (loopback-only tests)
@@ -387,6 +388,10 @@ class Lab:
     def knot(self, ns: Netns, name: str, zones: dict, listen: list, **kw):
         from .knot import Knot
         return self.add(Knot(self, ns, name, zones, listen, **kw))
+
+    def unbound(self, ns: Netns, name: str, listen: list, stubs: dict, access: list, **kw):
+        from .unbound import Unbound
+        return self.add(Unbound(self, ns, name, listen, stubs, access, **kw))
 
     def exabgp(self, ns: Netns, name: str, config: str, env: dict | None = None):
         from .exabgp import ExaBgp
