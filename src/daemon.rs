@@ -1,6 +1,7 @@
 //! Daemon wiring: starts the RIB thread, the sessions and listeners, DNS,
-//! HTTP and the admin socket; turns SIGTERM/SIGINT into Cease/Administrative
-//! Shutdown on every session (a planned restart: with graceful restart and
+//! HTTP, the anycast controller and the admin socket; turns SIGTERM/SIGINT
+//! into the anycast shutdown sequence (GRACEFUL_SHUTDOWN grace, then withdraw),
+//! then Cease/Administrative Shutdown on every session (a planned restart: with graceful restart and
 //! RFC 8538 the other POPs keep our routes as stale) and writes the restart
 //! marker (`session::graceful`) that makes the next sparrowd set the Restart
 //! State bit; removes the admin socket on the way out; SIGHUP reloads.
@@ -8,7 +9,9 @@
 //! Wires the one-way dependencies: the steering publisher becomes the RIB
 //! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
 //! `pops::PopState`, which the health thread (`health::start`, started only
-//! when checks or load sources are configured) also writes. Owns the tokio tasks. Called by the `sparrowd` binary.
+//! when checks or load sources are configured) also writes; the anycast
+//! controller (`announce::start`) publishes on a watch channel created before
+//! the sessions, which read it. Owns the tokio tasks. Called by the `sparrowd` binary.
 //!
 //! Tasks (T), threads (th) and channels:
 //!
@@ -39,6 +42,13 @@
 //!  `health.concurrency` permits ─▶ health::Status (Mutex, one lock per result)
 //!      ─▶ PopState::set_target_health / set_measured_load (atomics the DNS
 //!         path reads) ; admin `health` reads Status::snapshot
+//!
+//!  announce runner (T, announce::runner): every `interval` reads
+//!  Status::check_verdict, PopState::drained, the steering source (and sends
+//!  its DNS self-query) ─▶ announce::Announcer ─▶ watch<Adverts> ─▶ every
+//!  peer task (session::originate sends the difference) ; admin
+//!  `announcements` reads Announcer::rows ; SIGTERM: Announcer::stop (grace,
+//!  then withdraw) before PeerCtl::Shutdown
 //! ```
 
 use std::path::PathBuf;
