@@ -216,8 +216,13 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
                 .as_secs_f64(),
             "announce: graceful shutdown"
         );
-        tokio::time::sleep_until(until.into()).await;
-        announcer.expire(Instant::now());
+        // A second SIGTERM or SIGINT cuts the grace period short.
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = term.recv() => info!("SIGTERM again: ending the grace period"),
+            _ = int.recv() => info!("SIGINT again: ending the grace period"),
+        }
+        announcer.stop_now();
     }
     session::graceful::write_restart_marker(&cfg);
     // Exports stop first: upstream sessions closing must not withdraw our

@@ -174,6 +174,11 @@ impl Announcer {
         self.lock().iter().filter_map(|m| m.grace_until()).max()
     }
 
+    /// End every grace period now (a second signal at shutdown): all withdrawn.
+    pub fn stop_now(&self) {
+        self.update(|_, _, m| m.end_grace());
+    }
+
     /// When the first grace period in progress ends.
     pub fn grace_until(&self) -> Option<Instant> {
         self.lock().iter().filter_map(|m| m.grace_until()).min()

@@ -127,6 +127,14 @@ impl Machine {
         }
     }
 
+    /// End a grace period now; returns whether the phase changed.
+    pub fn end_grace(&mut self) -> bool {
+        match self.grace_until() {
+            Some(until) => self.expire(until.max(Instant::now())),
+            None => false,
+        }
+    }
+
     /// Shutdown: an announced prefix with `graceful_shutdown` enters its
     /// grace period, any other is withdrawn; no evaluation changes it after.
     /// Returns whether the phase changed.

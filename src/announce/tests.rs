@@ -291,3 +291,27 @@ fn rows_count_changes_and_render_as_a_table() {
         "{text}"
     );
 }
+
+#[test]
+fn stop_now_ends_the_grace_period() {
+    let cfg = std::sync::Arc::new(
+        TestConfig::embedded_default()
+            .with(
+                "announce:\n  - {prefix: 192.0.2.53/32, rise: 1, hold_down: 0, \
+                 on_down: graceful_shutdown 60}\n",
+            )
+            .build(),
+    );
+    let (tx, rx) = channel();
+    let an = Announcer::new(cfg, tx);
+    an.observe(vec![Some(Ok(()))], Instant::now());
+    let until = an.stop(Instant::now()).expect("a grace period");
+    assert!(until > Instant::now() + Duration::from_secs(50));
+    assert!(rx.borrow()[0]
+        .attrs
+        .communities
+        .contains(&crate::wire::community::GRACEFUL_SHUTDOWN));
+    an.stop_now();
+    assert!(rx.borrow().is_empty(), "withdrawn at once");
+    assert_eq!(an.rows()[0].state, "withdrawn");
+}
