@@ -315,3 +315,23 @@ fn stop_now_ends_the_grace_period() {
     assert!(rx.borrow().is_empty(), "withdrawn at once");
     assert_eq!(an.rows()[0].state, "withdrawn");
 }
+
+#[test]
+fn a_named_check_needs_targets_on_this_pop() {
+    let errs = TestConfig::embedded_default()
+        .replace(
+            "          local: {a: [127.0.0.1], aaaa: [\"::1\"]}\n",
+            "          other: {a: [127.0.0.1]}\n",
+        )
+        .pop("other", 65010)
+        .with(
+            "health:\n  checks:\n    - {name: web, type: tcp, port: 80}\n\
+             announce:\n  - {prefix: 192.0.2.53/32, check: web}\n",
+        )
+        .errors();
+    let e = errs
+        .iter()
+        .find(|e| e.key == "announce[0].check")
+        .expect("an error on check");
+    assert!(e.msg.contains("has none"), "{e}");
+}

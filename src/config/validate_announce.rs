@@ -176,6 +176,17 @@ fn check_gate(
                 );
                 return None;
             }
+            if super::zones::pop_targets(&cfg.zones, &cfg.pop).is_empty() {
+                c.err(
+                    format!("{key}.check"),
+                    format!(
+                        "check `{name}` runs against this POP's steered addresses, and POP `{}` \
+                         has none: it would never pass (omit `check` for the DNS self-query)",
+                        cfg.pop
+                    ),
+                );
+                return None;
+            }
             Some(Some(ci))
         }
         None if cfg.dns.listen.is_empty() || cfg.zones.is_empty() => {

@@ -139,6 +139,28 @@ pub struct PopAnswers {
     pub aaaa: Vec<std::net::Ipv6Addr>,
 }
 
+/// The distinct A and AAAA addresses of POP `pop` across every steered name
+/// of `zones`: the POP's targets (health checks, the answer sets). The one
+/// implementation; `crate::pops::pop_targets` and validation use it.
+pub fn pop_targets(zones: &[ZoneConfig], pop: &str) -> Vec<std::net::IpAddr> {
+    let mut out: Vec<std::net::IpAddr> = Vec::new();
+    for s in zones.iter().flat_map(|z| &z.steered) {
+        if let Some(ans) = s.pops.get(pop) {
+            let addrs = ans
+                .a
+                .iter()
+                .map(|&a| std::net::IpAddr::V4(a))
+                .chain(ans.aaaa.iter().map(|&a| std::net::IpAddr::V6(a)));
+            for a in addrs {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Record types allowed in `zones[].records`.
 pub const STATIC_TYPES: &[RecordType] = &[
     RecordType::A,

@@ -148,26 +148,10 @@ fn nan() -> AtomicU32 {
     AtomicU32::new(f32::NAN.to_bits())
 }
 
-/// The distinct A and AAAA addresses of POP `pop` across every steered name.
+/// The distinct A and AAAA addresses of POP `pop` across every steered name
+/// (`config::zones::pop_targets`).
 pub fn pop_targets(cfg: &Config, pop: &str) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = Vec::new();
-    for z in &cfg.zones {
-        for s in &z.steered {
-            if let Some(ans) = s.pops.get(pop) {
-                let addrs = ans
-                    .a
-                    .iter()
-                    .map(|&a| IpAddr::V4(a))
-                    .chain(ans.aaaa.iter().map(|&a| IpAddr::V6(a)));
-                for a in addrs {
-                    if !out.contains(&a) {
-                        out.push(a);
-                    }
-                }
-            }
-        }
-    }
-    out
+    crate::config::zones::pop_targets(&cfg.zones, pop)
 }
 
 impl PopState {
