@@ -70,11 +70,22 @@ def run(argv: Sequence[str], check: bool = True, timeout: float = 30.0,
 
 
 def free_port(addr: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on at ``addr`` right now (IPv4 or IPv6 loopback)."""
+    """A port free at ``addr`` right now for both TCP and UDP (IPv4 or IPv6 loopback).
+    UDP too: a DNS server binds both, and its SO_REUSEPORT UDP sockets would share a
+    port with another same-user SO_REUSEPORT socket still bound there (a server of an
+    earlier test shutting down), splitting the queries between the two."""
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+            port = s.getsockname()[1]
+            with socket.socket(fam, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind((addr, port))
+                except OSError:
+                    continue
+            return port
+    raise OSError(f"no port free for both TCP and UDP at {addr}")
 
 
 def v6_loopback() -> bool:
