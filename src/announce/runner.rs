@@ -8,7 +8,7 @@
 //! Talks to `health` (`Status::check_verdict`, `probe`), `pops` (drained),
 //! `steer` (the source); runs on the daemon's runtime.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -70,7 +70,7 @@ fn self_check(cfg: &Config) -> Option<(CheckConfig, IpAddr)> {
         name: "self".into(),
         kind: CheckKind::Dns,
         pops: Vec::new(),
-        port: Some(SocketAddr::new(addr, listen.port()).port()),
+        port: Some(listen.port()),
         interval: 1.0,
         timeout: 1.0,
         rise: 1,
