@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use anyhow::Context;
 use clap::Parser;
 use sparrow::dns::fast::{self, Answerer};
+use sparrow::dns::stats::{DnsStats, Outcome};
 
 #[derive(Parser)]
 #[command(about = "Null DNS responder on sparrowd's UDP loop (the floor for CPU per answer)")]
@@ -46,8 +47,12 @@ impl Answerer for Fixed {
     }
 
     #[inline]
-    fn answer(f: &&Fixed, query: &[u8], _src: IpAddr, out: &mut Vec<u8>) -> bool {
-        fixed_reply(query, f.0, out)
+    fn answer(f: &&Fixed, query: &[u8], _src: IpAddr, out: &mut Vec<u8>) -> Option<Outcome> {
+        fixed_reply(query, f.0, out).then(|| Outcome {
+            qtype: 1,
+            size: out.len(),
+            ..Outcome::default()
+        })
     }
 }
 
@@ -109,12 +114,15 @@ fn main() -> anyhow::Result<()> {
         fast::BATCH
     );
     let mut threads = Vec::new();
+    // Counted as sparrowd counts, so the loop's cost is the same.
+    let stats = DnsStats::new(0, 0);
     for (i, sock) in socks.into_iter().enumerate() {
         let answer = Fixed(args.answer.octets());
+        let cells = stats.udp_worker();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || fast::serve(answer, sock))
+                .spawn(move || fast::serve(answer, sock, &cells))
                 .context("starting a UDP thread")?,
         );
     }

@@ -37,8 +37,10 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use smallvec::SmallVec;
 
 use super::iana::{class, rcode};
+use super::stats::{AnswerReason, Steered};
 use super::zone::{pick, Found, RrSet};
 use super::Authority;
+use crate::pops::Reason;
 use crate::steer;
 
 /// Whom the answer is for.
@@ -76,6 +78,9 @@ pub struct Resolution<'z> {
     /// SOA's TTL (the negative-caching time) is capped at this, the name's
     /// `ttl_failover`, so resolvers ask again soon.
     pub neg_ttl: Option<u32>,
+    /// For a steered name: the POP it answered with and why (counted by
+    /// `stats`).
+    pub steered_by: Option<Steered>,
 }
 
 /// How the writer treats the steered answer set: only records whose target
@@ -165,6 +170,18 @@ fn wire_name(wire: &[u8]) -> Name {
     let mut n = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
     n.set_fqdn(true);
     n
+}
+
+/// The counted reason for a pick: the pick's own, except that the
+/// first-ranked POP under the static `steering` map is `fallback`.
+fn answer_reason(r: Reason, source: steer::Source) -> AnswerReason {
+    match (r, source) {
+        (Reason::Closest, steer::Source::Fallback) => AnswerReason::Fallback,
+        (Reason::Closest, steer::Source::Rib) => AnswerReason::Closest,
+        (Reason::Failover, _) => AnswerReason::Failover,
+        (Reason::Shed, _) => AnswerReason::Shed,
+        (Reason::AllDown, _) => AnswerReason::AllDown,
+    }
 }
 
 const MAX_CHAIN: usize = 8;
@@ -276,6 +293,10 @@ pub fn resolve<'z>(
                         );
                         match chosen.and_then(|c| Some((c, sets[c.pick.pop].as_ref()?))) {
                             Some((c, set)) => {
+                                res.steered_by = Some(Steered {
+                                    pop: Some(c.pick.pop as u16),
+                                    reason: answer_reason(c.pick.reason, d.source),
+                                });
                                 res.steered = Some(SteeredOut {
                                     set: res.answer.len(),
                                     up: c.up,
@@ -288,6 +309,10 @@ pub fn resolve<'z>(
                             // `all_down: empty` with records somewhere: NODATA,
                             // which depends on the querier too.
                             None if sets.iter().any(Option::is_some) => {
+                                res.steered_by = Some(Steered {
+                                    pop: None,
+                                    reason: AnswerReason::AllDown,
+                                });
                                 res.scope = scope;
                                 res.neg_ttl = Some(st.ttl_failover);
                                 res.authority.push(&zones.zones[node.zone as usize].soa_neg);

@@ -19,6 +19,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -28,20 +29,29 @@ use nix::sys::socket::{
 use tracing::{debug, warn};
 
 use super::answer::{resolve, Resolution};
-use super::packet::{decide, parse, wire_rcode, Decision, Parsed};
+use super::iana::hflag;
+use super::packet::{decide, ecs_use, parse, wire_rcode, Decision, Parsed};
+use super::stats::{Cells, DropReason, Outcome, Proto};
 use super::{response, Authority};
 
-/// Build the reply to `query` from `src` into `out`; `false`: send nothing
-/// (and `out` is empty). `udp`: limit the reply to 512 bytes, or with EDNS
-/// to the client's payload capped at `max_udp_payload` (TC when over); TCP
-/// (`udp` false, from `tcp`): 65535. Both transports answer through here.
-pub fn respond(auth: &Authority, query: &[u8], src: IpAddr, udp: bool, out: &mut Vec<u8>) -> bool {
+/// Build the reply to `query` from `src` into `out`; `None`: send nothing
+/// (and `out` is empty), else what the request was, for the counters
+/// (`stats`). `udp`: limit the reply to 512 bytes, or with EDNS to the
+/// client's payload capped at `max_udp_payload` (TC when over); TCP (`udp`
+/// false, from `tcp`): 65535. Both transports answer through here.
+pub fn respond(
+    auth: &Authority,
+    query: &[u8],
+    src: IpAddr,
+    udp: bool,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
     let mut p = Parsed::new();
     let parsed = parse(query, &mut p);
     let (res, rcode) = match decide(parsed, &p, src) {
         Decision::Drop => {
             out.clear();
-            return false;
+            return None;
         }
         Decision::Error(rc) => (Resolution::default(), rc),
         Decision::Resolve(querier) => {
@@ -61,7 +71,14 @@ pub fn respond(auth: &Authority, query: &[u8], src: IpAddr, udp: bool, out: &mut
         udp,
         auth.max_udp_payload,
     );
-    true
+    Some(Outcome {
+        qtype: p.qtype,
+        rcode,
+        ecs: ecs_use(&p),
+        truncated: out.get(2).is_some_and(|b| b & (hflag::TC >> 8) as u8 != 0),
+        size: out.len(),
+        steered: res.steered_by,
+    })
 }
 
 /// Bind `workers` SO_REUSEPORT UDP sockets on `addr`.
@@ -94,8 +111,16 @@ pub trait Answerer {
     /// Called once per received batch, before its first query.
     fn batch(&self) -> Self::Batch<'_>;
     /// Write the reply to `query` from `src` (canonical, port not 0) into
-    /// `out`; `false`: send nothing.
-    fn answer(batch: &Self::Batch<'_>, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> bool;
+    /// `out` and say what it was (`size` 0: answered, then not sent);
+    /// `None`: not answered.
+    fn answer(
+        batch: &Self::Batch<'_>,
+        query: &[u8],
+        src: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome>;
+    /// Write a sampled query log line (`querylog`) for this request.
+    fn log(_batch: &Self::Batch<'_>, _query: &[u8], _src: IpAddr, _o: &Outcome, _ns: u64) {}
 }
 
 /// sparrowd's answers: [`respond`] over the current authority (UDP limits),
@@ -108,8 +133,24 @@ impl Answerer for super::Shared {
     }
 
     #[inline]
-    fn answer(auth: &Self::Batch<'_>, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> bool {
-        respond(auth, query, src, true, out) && auth.rrl.as_ref().is_none_or(|r| r.admit(src, out))
+    fn answer(
+        auth: &Self::Batch<'_>,
+        query: &[u8],
+        src: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome> {
+        let mut o = respond(auth, query, src, true, out)?;
+        if auth.rrl.as_ref().is_some_and(|r| !r.admit(src, out)) {
+            o.size = 0;
+        } else {
+            o.size = out.len();
+            o.truncated |= out.get(2).is_some_and(|b| b & (hflag::TC >> 8) as u8 != 0);
+        }
+        Some(o)
+    }
+
+    fn log(auth: &Self::Batch<'_>, query: &[u8], src: IpAddr, o: &Outcome, ns: u64) {
+        super::querylog::write(query, src, Proto::Udp, o, ns, auth.zones.pop_names());
     }
 }
 
@@ -119,7 +160,10 @@ impl Answerer for super::Shared {
 /// that a busy server pays two system calls per batch instead of two per
 /// query (nix's safe wrappers; no `unsafe` here). Datagrams from port 0
 /// (RFC 768: no reply possible; a reflection guard) are not answered.
-pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket) {
+/// Each request is counted in `cells`, this thread's own block: its time
+/// is from the previous answer's end (the batch's start for the first) to
+/// its own, one clock read per request.
+pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket, cells: &Cells) {
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; 4096]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
@@ -146,18 +190,32 @@ pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket) {
         to.clear();
         {
             let batch = answerer.batch();
+            let mut t = Instant::now();
             for (i, (n, from)) in got.iter().enumerate() {
                 let Some(addr) = from.as_ref().and_then(std_addr) else {
                     continue;
                 };
                 // Source port 0 cannot be answered (RFC 768); reflection guard.
                 if addr.port() == 0 {
+                    cells.dropped(DropReason::SourcePortZero);
                     continue;
                 }
                 let k = to.len();
                 let ip = crate::net::canonical_ip(addr.ip());
-                if A::answer(&batch, &bufs[i][..*n], ip, &mut outs[k]) {
-                    to.push(*from);
+                match A::answer(&batch, &bufs[i][..*n], ip, &mut outs[k]) {
+                    Some(o) => {
+                        let now = Instant::now();
+                        let ns = (now - t).as_nanos() as u64;
+                        cells.record(ip.is_ipv6(), &o, ns);
+                        if cells.sampled() {
+                            A::log(&batch, &bufs[i][..*n], ip, &o, ns);
+                        }
+                        t = now;
+                        if o.size > 0 {
+                            to.push(*from);
+                        }
+                    }
+                    None => cells.dropped(DropReason::Invalid),
                 }
             }
         }
@@ -224,7 +282,7 @@ mod tests {
     fn ask(a: &Authority, q: &[u8]) -> Option<Message> {
         let mut out = Vec::new();
         respond(a, q, "192.0.2.200".parse().unwrap(), true, &mut out)
-            .then(|| Message::from_vec(&out).expect("our reply decodes"))
+            .map(|_| Message::from_vec(&out).expect("our reply decodes"))
     }
 
     /// The reply to [`query`]`(name, t, ecs)` (one is sent).
@@ -521,7 +579,8 @@ mod tests {
             "192.0.2.1".parse().unwrap(),
             false,
             &mut out
-        ));
+        )
+        .is_some());
         let r = Message::from_vec(&out).unwrap();
         assert!(!r.metadata.truncation);
         assert_eq!(r.answers.len(), 40);
@@ -537,7 +596,7 @@ mod tests {
             for (i, b) in flips { if i < q.len() { q[i] = b; } }
             q.truncate(cut.max(1).min(q.len()));
             let mut out = Vec::new();
-            if respond(&a, &q, "192.0.2.1".parse().unwrap(), true, &mut out) {
+            if respond(&a, &q, "192.0.2.1".parse().unwrap(), true, &mut out).is_some() {
                 prop_assert!(out.len() <= 1232);
                 prop_assert!(Message::from_vec(&out).is_ok() || out.len() >= 12);
             }

@@ -13,6 +13,8 @@
 //!   `answer`, `response`), and our UDP loop (one thread per SO_REUSEPORT
 //!   socket), which passes each reply through `rrl` (response rate limiting,
 //!   `dns.rrl`) before sending.
+//! - `stats`: per-worker counters of requests and answers (read by
+//!   `crate::metrics`); `querylog`: the sampled query log.
 //! - `tcp`: our TCP server (length-framed, pipelined queries answered in
 //!   order through `fast::respond`; connection caps, idle timeout, eviction
 //!   of the longest idle, accept back-off). UDP and TCP replies are the same
@@ -27,8 +29,10 @@ mod avail_tests;
 pub mod fast;
 pub mod iana;
 mod packet;
+pub mod querylog;
 mod response;
 pub mod rrl;
+pub mod stats;
 pub mod tcp;
 pub mod zone;
 
@@ -135,10 +139,12 @@ impl Authority {
 /// `dns.udp_workers` SO_REUSEPORT sockets (one `dns-udp-N` thread each), TCP
 /// through one `tcp::serve` task per address, all under one set of TCP
 /// limits (`tcp::Conns`). Binding errors are returned (the daemon does not
-/// start half-listening).
+/// start half-listening). Every request is counted in `stats` (one block per
+/// UDP thread, one for TCP).
 pub async fn start(
     auth: Shared,
     cfg: &Config,
+    stats: &stats::DnsStats,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), DnsError> {
     if cfg.dns.listen.is_empty() {
@@ -152,15 +158,21 @@ pub async fn start(
         let bind_err = |source| DnsError::Bind { addr, source };
         threads.extend(fast::bind(addr, d.udp_workers).map_err(bind_err)?);
         let listener = crate::net::tcp_listener(addr).map_err(bind_err)?;
-        tasks.spawn(tcp::serve(listener, auth.clone(), conns.clone()));
+        tasks.spawn(tcp::serve(
+            listener,
+            auth.clone(),
+            conns.clone(),
+            stats.tcp(),
+        ));
         tracing::info!(%addr, udp_sockets = d.udp_workers, tcp_max_connections = limits.max_connections,
             tcp_max_per_client = limits.max_per_client, "DNS listening (UDP, TCP)");
     }
     for (i, sock) in threads.into_iter().enumerate() {
         let auth = auth.clone();
+        let cells = stats.udp_worker();
         std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || fast::serve(auth, sock))
+            .spawn(move || fast::serve(auth, sock, &cells))
             .map_err(DnsError::Thread)?;
     }
     Ok(())

@@ -31,6 +31,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::answer::Querier;
 use super::iana::{hflag, rcode, ECS_CODE, OPT_DO_BYTE, TYPE_OPT};
+use super::stats::EcsUse;
 
 /// Most labels a 255-byte name can have.
 const MAX_LABELS: usize = 128;
@@ -65,6 +66,8 @@ pub(super) struct Parsed {
     /// then refused or found malformed: every reply to it carries an OPT
     /// (RFC 6891 §7). A query malformed before its OPT has none.
     pub(super) opt: Option<Opt>,
+    /// An ECS option was present but malformed (refused with FORMERR).
+    pub(super) ecs_malformed: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -207,6 +210,7 @@ pub(super) fn parse(q: &[u8], p: &mut Parsed) -> Result<(), Bad> {
                     match parse_ecs(&q[d..dend]) {
                         Some(e) => opt.ecs = Some(e),
                         None => {
+                            p.ecs_malformed = true;
                             refuse.get_or_insert(rcode::FORMERR);
                         }
                     }
@@ -306,6 +310,7 @@ impl Parsed {
             qtype: 0,
             qclass: 0,
             opt: None,
+            ecs_malformed: false,
         }
     }
 
@@ -390,6 +395,17 @@ pub(super) fn decide(parsed: Result<(), Bad>, p: &Parsed, src: IpAddr) -> Decisi
             Some(e) if e.source > 0 => Querier::Ecs(e.ip(), e.source),
             _ => Querier::Source(src),
         }),
+    }
+}
+
+/// How the query used ECS, for the counters.
+#[inline]
+pub(super) fn ecs_use(p: &Parsed) -> EcsUse {
+    match p.opt.and_then(|o| o.ecs) {
+        _ if p.ecs_malformed => EcsUse::Malformed,
+        Some(e) if e.source > 0 => EcsUse::Used,
+        Some(_) => EcsUse::ZeroSource,
+        None => EcsUse::None,
     }
 }
 

@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::fast::respond;
+use super::stats::{Cells, DropReason, Proto};
 use crate::config::DnsConfig;
 
 /// First pause after an accept error.
@@ -211,8 +212,14 @@ impl Drop for Registered<'_> {
 }
 
 /// Accept on `listener` until the task is aborted (its connections end with
-/// it), answering with `auth` under `conns`' limits.
-pub async fn serve(listener: TcpListener, auth: super::Shared, conns: Arc<Conns>) {
+/// it), answering with `auth` under `conns`' limits, counting in `cells`
+/// (the TCP block of `stats::DnsStats`).
+pub async fn serve(
+    listener: TcpListener,
+    auth: super::Shared,
+    conns: Arc<Conns>,
+    cells: Arc<Cells>,
+) {
     let mut tasks = JoinSet::new();
     let mut backoff = BACKOFF_MIN;
     let mut warned: Option<Instant> = None;
@@ -231,6 +238,7 @@ pub async fn serve(listener: TcpListener, auth: super::Shared, conns: Arc<Conns>
                     conns.clone(),
                     id,
                     close,
+                    cells.clone(),
                 ));
             }
             Err(e) => {
@@ -279,6 +287,7 @@ async fn connection(
     conns: Arc<Conns>,
     id: u64,
     close: Arc<Notify>,
+    cells: Arc<Cells>,
 ) {
     let _registered = Registered { conns: &conns, id };
     let idle = conns.limits.idle_timeout;
@@ -293,10 +302,18 @@ async fn connection(
             return;
         }
         conns.touch(id);
-        let answered = respond(&auth.load(), &query, client, false, &mut reply);
-        if !answered {
+        let t = std::time::Instant::now();
+        let a = auth.load();
+        let Some(o) = respond(&a, &query, client, false, &mut reply) else {
+            cells.dropped(DropReason::Invalid);
             return;
+        };
+        let ns = t.elapsed().as_nanos() as u64;
+        cells.record(client.is_ipv6(), &o, ns);
+        if cells.sampled() {
+            super::querylog::write(&query, client, Proto::Tcp, &o, ns, a.zones.pop_names());
         }
+        drop(a);
         frame.clear();
         frame.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         frame.extend_from_slice(&reply);
@@ -348,7 +365,8 @@ mod tests {
         let at = l.local_addr().unwrap();
         let conns = Arc::new(Conns::new(limits));
         let auth = shared();
-        tokio::spawn(serve(l, auth.clone(), conns.clone()));
+        let cells = super::super::stats::DnsStats::new(0, 0).tcp();
+        tokio::spawn(serve(l, auth.clone(), conns.clone(), cells));
         (at, conns, auth)
     }
 
@@ -418,7 +436,8 @@ mod tests {
                 "127.0.0.1".parse().unwrap(),
                 false,
                 &mut want
-            ));
+            )
+            .is_some());
             assert_eq!(
                 got, want,
                 "the same bytes as the shared responder, in order"
