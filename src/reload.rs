@@ -15,7 +15,9 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -62,6 +64,17 @@ pub struct Reloader {
     pops: Arc<PopState>,
     /// One reload at a time; holds the config last applied.
     last: Mutex<Config>,
+    /// Reloads that applied, that failed, and when the last one applied.
+    counts: ReloadCounts,
+}
+
+/// Reload outcomes since start (exported as metrics).
+#[derive(Debug, Default)]
+pub struct ReloadCounts {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Unix time of the last successful reload (0: none).
+    pub last_ok_unix: AtomicU64,
 }
 
 impl Reloader {
@@ -80,11 +93,35 @@ impl Reloader {
             steering,
             pops,
             last,
+            counts: ReloadCounts::default(),
         }
     }
 
+    /// Reload outcomes so far.
+    pub fn counts(&self) -> &ReloadCounts {
+        &self.counts
+    }
+
     /// Reload now. `Err`: nothing changed; the error lists every problem.
+    /// Counted in [`Reloader::counts`].
     pub fn reload(&self) -> Result<Report, ReloadError> {
+        let r = self.apply();
+        match &r {
+            Ok(_) => {
+                self.counts.ok.fetch_add(1, Relaxed);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.counts.last_ok_unix.store(now, Relaxed);
+            }
+            Err(_) => {
+                self.counts.failed.fetch_add(1, Relaxed);
+            }
+        }
+        r
+    }
+
+    fn apply(&self) -> Result<Report, ReloadError> {
         let Some(path) = &self.path else {
             let e = ReloadError::NoFile;
             warn!("{e}");
@@ -123,6 +160,7 @@ impl Reloader {
             ("http", r.http != new.http),
             ("health", r.health != new.health),
             ("announce", r.announce != new.announce),
+            ("metrics", r.metrics != new.metrics),
             (
                 "selection_deferral",
                 r.selection_deferral != new.selection_deferral,

@@ -46,6 +46,13 @@ impl Afi {
     pub fn index(self) -> usize {
         self as usize
     }
+    /// `ipv4` or `ipv6` (as in config, logs and metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Afi::Ipv4 => "ipv4",
+            Afi::Ipv6 => "ipv6",
+        }
+    }
 }
 
 impl fmt::Display for Afi {

@@ -25,16 +25,23 @@
 //! - `client`: the client address and the `X-Forwarded-For` rule (pure);
 //! - `redirect`: the decision for one request and its `Location`;
 //! - `response`: statuses and the response bytes (pure);
-//! - `server`: listeners, accept loops and connections.
+//! - `server`: listeners, accept loops and connections, for any
+//!   [`Handler`] (the redirector's, and `crate::metrics`' operations
+//!   endpoint);
+//! - `stats`: the redirector's counters (responses by status, redirects by
+//!   POP).
 
 mod client;
 mod redirect;
 mod request;
 mod response;
 mod server;
+mod stats;
 
 pub use client::{client_addr, trusted_prefixes};
 pub use redirect::location;
 pub use request::{head_end, parse_request, Request, RequestError};
+pub use response::TEXT_PLAIN;
 pub use response::{http_date, Response, Status};
-pub use server::{start, MAX_CONNECTIONS, MAX_HEAD, READ_TIMEOUT};
+pub use server::{serve_on, start, Handler, MAX_CONNECTIONS, MAX_HEAD, READ_TIMEOUT};
+pub use stats::HttpStats;

@@ -40,6 +40,8 @@ pub(super) struct Ctx {
     pub(super) proxies: Vec<Prefix>,
     /// `health.all_down` (`empty`: 503 when no POP is usable).
     pub(super) all_down: crate::config::AllDownPolicy,
+    /// Responses and redirects counted.
+    pub(super) stats: std::sync::Arc<super::stats::HttpStats>,
 }
 
 /// The answer to a parsed request from `peer` (the TCP source). A HEAD
@@ -76,6 +78,7 @@ fn redirect(ctx: &Ctx, req: &Request<'_>, peer: IpAddr) -> Response {
     };
     let loc = location(base, req.target);
     let name = &ctx.names[pop];
+    ctx.stats.redirect(pop);
     debug!(%peer, %client, pop = %name, generation, method = req.method, "HTTP 302");
     let mut headers = Vec::with_capacity(3);
     if header_safe(name) {
@@ -89,6 +92,7 @@ fn redirect(ctx: &Ctx, req: &Request<'_>, peer: IpAddr) -> Response {
         headers,
         body,
         head_only: false,
+        content_type: super::response::TEXT_PLAIN,
     }
 }
 
@@ -156,6 +160,7 @@ http:
 
     fn ctx_of(cfg: &crate::config::Config) -> Ctx {
         Ctx {
+            stats: std::sync::Arc::new(super::super::stats::HttpStats::new(cfg.pops.len())),
             steering: steer::handle(cfg),
             pops: Arc::new(PopState::new(cfg, None)),
             urls: cfg.pops.iter().map(|p| p.url.clone()).collect(),

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The response statuses this server sends.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Status {
+    Ok,
     Found,
     BadRequest,
     MethodNotAllowed,
@@ -17,12 +18,29 @@ pub enum Status {
     HeadTooLarge,
     Unavailable,
     VersionNotSupported,
+    NotFound,
 }
 
 impl Status {
+    /// Every status, for counters by code.
+    pub const ALL: [Status; 10] = [
+        Status::Ok,
+        Status::Found,
+        Status::BadRequest,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::Timeout,
+        Status::UriTooLong,
+        Status::HeadTooLarge,
+        Status::Unavailable,
+        Status::VersionNotSupported,
+    ];
+
     pub fn code(self) -> u16 {
         match self {
+            Status::Ok => 200,
             Status::Found => 302,
+            Status::NotFound => 404,
             Status::BadRequest => 400,
             Status::MethodNotAllowed => 405,
             Status::Timeout => 408,
@@ -34,7 +52,9 @@ impl Status {
     }
     pub fn reason(self) -> &'static str {
         match self {
+            Status::Ok => "OK",
             Status::Found => "Found",
+            Status::NotFound => "Not Found",
             Status::BadRequest => "Bad Request",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::Timeout => "Request Timeout",
@@ -86,7 +106,12 @@ pub struct Response {
     pub body: String,
     /// HEAD: send the header block only (Content-Length still that of `body`).
     pub head_only: bool,
+    /// The `Content-Type` field's value.
+    pub content_type: &'static str,
 }
+
+/// The content type of every body but the metrics exposition.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 impl Response {
     /// An error response with a one-line text body.
@@ -100,6 +125,15 @@ impl Response {
             headers,
             body: format!("{} {}\n", status.code(), status.reason()),
             head_only: false,
+            content_type: TEXT_PLAIN,
+        }
+    }
+
+    /// A response with this status and text body.
+    pub fn text(status: Status, body: String) -> Response {
+        Response {
+            body,
+            ..Response::error(status)
         }
     }
 
@@ -116,7 +150,9 @@ impl Response {
             s.push_str(v);
             s.push_str("\r\n");
         }
-        s.push_str("Cache-Control: no-store\r\nContent-Type: text/plain; charset=utf-8\r\n");
+        s.push_str("Cache-Control: no-store\r\nContent-Type: ");
+        s.push_str(self.content_type);
+        s.push_str("\r\n");
         s.push_str(&format!(
             "Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.body.len()

@@ -1,10 +1,12 @@
-//! The HTTP redirector's sockets and connections: binds `http.listen`
-//! (`net::tcp_listener`), one accept loop per address, and one task per
-//! connection that reads one request head (bounded in size and time), answers
-//! through `redirect::respond`, writes the response and closes lingering.
+//! HTTP sockets and connections: binds listeners (`net::tcp_listener`), one
+//! accept loop per address, and one task per connection that reads one
+//! request head (bounded in size and time), answers through a [`Handler`],
+//! writes the response and closes lingering. Two handlers use it: the
+//! redirector (`http.listen`, `redirect::Ctx`, started by [`start`]) and
+//! the operations endpoint (`metrics.listen`, `crate::metrics`).
 //!
-//! Owns the listening sockets and connection tasks; reads `steer::Handle` and
-//! `PopState` through the shared `redirect::Ctx`.
+//! Owns the listening sockets and connection tasks; the redirector reads
+//! `steer::Handle` and `PopState` through the shared `redirect::Ctx`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use tracing::{debug, info, warn};
 
 use super::client::trusted_prefixes;
 use super::redirect::{header_safe, respond, Ctx};
-use super::request::{head_end, parse_request, RequestError};
+use super::request::{head_end, parse_request, Request, RequestError};
 use super::response::{http_date, Response, Status};
+use super::stats::HttpStats;
 use crate::config::Config;
 use crate::pops::PopState;
 use crate::steer;
@@ -38,11 +41,58 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 * 1024;
 
-/// Bind `cfg.http.listen` and spawn the listener tasks into `tasks`.
+/// What answers the requests of a listener.
+pub trait Handler: Send + Sync + 'static {
+    /// The response to `req` from `peer` (the TCP source).
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<'a>,
+        peer: IpAddr,
+    ) -> impl std::future::Future<Output = Response> + Send + 'a;
+    /// Told the status of every response sent (errors of the connection
+    /// loop included), for counters.
+    fn sent(&self, _status: Status) {}
+}
+
+impl Handler for Ctx {
+    async fn handle<'a>(&'a self, req: &'a Request<'a>, peer: IpAddr) -> Response {
+        respond(self, req, peer)
+    }
+    fn sent(&self, status: Status) {
+        self.stats.response(status);
+    }
+}
+
+/// Bind every address in `addrs` (all or none) and spawn one accept loop
+/// per address into `tasks`, answering through `handler`; `what` names the
+/// listener in the log.
+pub fn serve_on<H: Handler>(
+    addrs: &[std::net::SocketAddr],
+    handler: Arc<H>,
+    what: &'static str,
+    tasks: &mut JoinSet<()>,
+) -> std::io::Result<()> {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for &addr in addrs {
+        let l = crate::net::tcp_listener(addr)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
+        listeners.push((addr, l));
+    }
+    for (addr, l) in listeners {
+        info!(%addr, "{what} listening");
+        tasks.spawn(accept_loop(l, handler.clone(), limit.clone()));
+    }
+    Ok(())
+}
+
+/// Bind `cfg.http.listen` and spawn the redirector's listener tasks into
+/// `tasks`; responses are counted in `stats`.
 pub async fn start(
     cfg: Arc<Config>,
     steering: steer::Handle,
     pops: Arc<PopState>,
+    stats: Arc<HttpStats>,
     tasks: &mut JoinSet<()>,
 ) -> std::io::Result<()> {
     if cfg.http.listen.is_empty() {
@@ -68,24 +118,15 @@ pub async fn start(
         names: cfg.pops.iter().map(|p| p.name.clone()).collect(),
         proxies: trusted_prefixes(&cfg.http.trusted_proxies),
         all_down: cfg.health.all_down,
+        stats,
     });
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut listeners = Vec::with_capacity(cfg.http.listen.len());
-    for &addr in &cfg.http.listen {
-        let l = crate::net::tcp_listener(addr)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
-        listeners.push((addr, l));
-    }
-    for (addr, l) in listeners {
-        info!(%addr, trusted_proxies = ctx.proxies.len(), "HTTP redirector listening");
-        tasks.spawn(accept_loop(l, ctx.clone(), limit.clone()));
-    }
-    Ok(())
+    info!(trusted_proxies = ctx.proxies.len(), "HTTP redirector");
+    serve_on(&cfg.http.listen, ctx, "HTTP redirector", tasks)
 }
 
 /// Accept forever; connection tasks live in a set owned here, so aborting
 /// this task ends them too.
-async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, limit: Arc<Semaphore>) {
+async fn accept_loop<H: Handler>(listener: TcpListener, ctx: Arc<H>, limit: Arc<Semaphore>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -94,7 +135,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, limit: Arc<Semaphore>
                     Ok(permit) => {
                         let ctx = ctx.clone();
                         conns.spawn(async move {
-                            if let Err(e) = serve(stream, peer.ip(), &ctx).await {
+                            if let Err(e) = serve(stream, peer.ip(), &*ctx).await {
                                 debug!(%peer, error = %e, "HTTP connection");
                             }
                             drop(permit);
@@ -117,14 +158,18 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, limit: Arc<Semaphore>
 }
 
 /// One connection: read one request head, answer, close.
-async fn serve(mut stream: TcpStream, peer: IpAddr, ctx: &Ctx) -> std::io::Result<()> {
+async fn serve<H: Handler>(mut stream: TcpStream, peer: IpAddr, ctx: &H) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
     let resp = loop {
         if let Some(end) = head_end(&buf[..len]) {
             break match parse_request(&buf[..end]) {
-                Ok(req) => respond(ctx, &req, peer),
+                Ok(req) => {
+                    let mut r = ctx.handle(&req, peer).await;
+                    r.head_only |= req.method == "HEAD";
+                    r
+                }
                 Err(e) => {
                     debug!(%peer, error = %e, "HTTP: bad request");
                     Response::error(e.status())
@@ -148,6 +193,7 @@ async fn serve(mut stream: TcpStream, peer: IpAddr, ctx: &Ctx) -> std::io::Resul
             Err(_) => break Response::error(Status::Timeout),
         }
     };
+    ctx.sent(resp.status);
     let bytes = resp.to_bytes(&http_date(SystemTime::now()));
     match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await {
         Ok(r) => r?,

@@ -67,7 +67,7 @@ use crate::rib::Rib;
 use crate::types::{Afi, Prefix};
 
 pub use lpm::safe_scope;
-pub use publish::{Publisher, INCREMENTAL_MAX, MIN_REBUILD_INTERVAL};
+pub use publish::{eor_peers, PublishStats, Publisher, INCREMENTAL_MAX, MIN_REBUILD_INTERVAL};
 pub use rank::{
     first_then_config_order, ClosestPop, PopIdx, RankInterner, Ranker, Ranking, DEFAULT_RANK,
 };

@@ -37,10 +37,11 @@
 //! allocates. A reader holding a guard that long would free it itself;
 //! harmless.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info, warn};
 
@@ -84,37 +85,95 @@ pub struct Publisher {
     ready: [bool; 2],
     paths: Vec<(PathKey, u32)>,
     ranking: Ranking,
+    stats: Arc<PublishStats>,
+}
+
+/// The peers whose first End-of-RIB in `afi` switches that family's
+/// steering from the fallback map to the RIB: the upstreams carrying it,
+/// else every peer carrying it. None: the family answers from the fallback
+/// map for good (readiness, `crate::metrics`, does not wait for it).
+pub fn eor_peers(cfg: &Config, afi: Afi) -> Vec<PeerId> {
+    let carries = |role: Option<Role>| {
+        cfg.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.families.contains(&afi))
+            .filter(|(_, p)| role.is_none_or(|r| p.role == r))
+            .map(|(i, _)| i as PeerId)
+            .collect::<Vec<_>>()
+    };
+    let up = carries(Some(Role::Upstream));
+    if up.is_empty() {
+        carries(None)
+    } else {
+        up
+    }
+}
+
+/// What the builder thread last published, for metrics: written after each
+/// publication, read at a scrape.
+#[derive(Debug)]
+pub struct PublishStats {
+    /// Unix time of the last publication, ms (0: none yet).
+    pub published_unix_ms: AtomicU64,
+    /// Time the last publication took to build, µs.
+    pub build_us: AtomicU64,
+    pub full_builds: AtomicU64,
+    pub incremental_builds: AtomicU64,
+    /// Per family, per POP: prefixes of the ranked RIB that rank it first.
+    pub first: [Box<[AtomicU64]>; 2],
+}
+
+impl PublishStats {
+    fn new(pops: usize) -> PublishStats {
+        let z = || (0..pops).map(|_| AtomicU64::new(0)).collect();
+        PublishStats {
+            published_unix_ms: AtomicU64::new(0),
+            build_us: AtomicU64::new(0),
+            full_builds: AtomicU64::new(0),
+            incremental_builds: AtomicU64::new(0),
+            first: [z(), z()],
+        }
+    }
+
+    /// Count, per POP, the prefixes of `counts` (prefixes per ranking id)
+    /// whose ranking (`rankings`, `pops` entries per id) puts it first.
+    fn set_first(&self, f: usize, counts: &[u64], rankings: &[PopIdx]) {
+        let n = self.first[f].len();
+        let mut per = vec![0u64; n];
+        for (id, &c) in counts.iter().enumerate() {
+            if let Some(&p) = rankings.get(id * n) {
+                if let Some(x) = per.get_mut(p as usize) {
+                    *x += c;
+                }
+            }
+        }
+        for (a, v) in self.first[f].iter().zip(per) {
+            a.store(v, Relaxed);
+        }
+    }
 }
 
 impl Publisher {
+    /// What the builder thread publishes, for metrics.
+    pub fn stats(&self) -> Arc<PublishStats> {
+        self.stats.clone()
+    }
+
     /// A publisher into `handle` (which holds the fallback snapshot), with its
     /// builder thread started.
     pub fn new(cfg: &Config, handle: Handle) -> std::io::Result<Publisher> {
         let ranker = Ranker::new(cfg);
         let interner = RankInterner::new(ranker.local(), ranker.pops());
-        let eor_peers = Afi::ALL.map(|afi| {
-            let carries = |role: Option<Role>| {
-                cfg.peers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.families.contains(&afi))
-                    .filter(|(_, p)| role.is_none_or(|r| p.role == r))
-                    .map(|(i, _)| i as PeerId)
-                    .collect::<Vec<_>>()
-            };
-            let up = carries(Some(Role::Upstream));
-            if up.is_empty() {
-                carries(None)
-            } else {
-                up
-            }
-        });
+        let eor_peers = Afi::ALL.map(|afi| eor_peers(cfg, afi));
         let (tx, rx) = mpsc::channel();
-        let builder = Builder::new(cfg, handle);
+        let stats = Arc::new(PublishStats::new(cfg.pops.len()));
+        let builder = Builder::new(cfg, handle, stats.clone());
         let thread = std::thread::Builder::new()
             .name("steer-build".into())
             .spawn(move || builder.run(rx))?;
         Ok(Publisher {
+            stats,
             ranker,
             interner,
             tx: Some(tx),
@@ -312,6 +371,26 @@ impl Kind {
     }
 }
 
+impl Builder {
+    /// Note a publication in [`PublishStats`].
+    fn record(&self, k4: Option<Kind>, k6: Option<Kind>, us: u64) {
+        let st = &self.stats;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        st.published_unix_ms.store(now, Relaxed);
+        st.build_us.store(us, Relaxed);
+        for k in [k4, k6].into_iter().flatten() {
+            match k {
+                Kind::Full => st.full_builds.fetch_add(1, Relaxed),
+                Kind::Incremental => st.incremental_builds.fetch_add(1, Relaxed),
+            };
+        }
+        st.set_first(0, self.v4.map.count_by_id(), &self.rankings);
+        st.set_first(1, self.v6.map.count_by_id(), &self.rankings);
+    }
+}
+
 /// What the builder's wait ended with.
 enum Next {
     Batch(Batch),
@@ -332,12 +411,14 @@ struct Builder {
     /// The snapshot replaced by the last publication and when, dropped at
     /// the start of the next build or after [`RETIRE_AFTER`].
     retired: Option<(Arc<Snapshot>, Instant)>,
+    stats: Arc<PublishStats>,
 }
 
 impl Builder {
-    fn new(cfg: &Config, handle: Handle) -> Builder {
+    fn new(cfg: &Config, handle: Handle, stats: Arc<PublishStats>) -> Builder {
         let cur = handle.load_full();
         Builder {
+            stats,
             pops: pop_names(cfg),
             rankings: Arc::new(Vec::new()),
             v4: Fam::new(cur.v4.clone(), 8),
@@ -469,6 +550,7 @@ impl Builder {
         self.retired = Some((old, Instant::now()));
         let kind = |k: Option<Kind>| k.map_or("none", Kind::as_str);
         let us = t.elapsed().as_micros() as u64;
+        self.record(k4, k6, us);
         if first {
             info!(generation = self.generation, v4 = ?self.v4.cur.source, v6 = ?self.v6.cur.source,
                 prefixes_v4 = self.v4.map.len(), prefixes_v6 = self.v6.map.len(),
@@ -536,7 +618,7 @@ mod tests {
         let h = super::super::handle(&cfg);
         let old = Arc::downgrade(&h.load_full());
         let (tx, rx) = mpsc::channel();
-        let builder = Builder::new(&cfg, h.clone());
+        let builder = Builder::new(&cfg, h.clone(), Arc::new(PublishStats::new(cfg.pops.len())));
         let thread = std::thread::spawn(move || builder.run(rx));
         // Both families ready: a first (full) build, published as generation 1.
         let ready = Batch {

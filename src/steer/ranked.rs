@@ -84,6 +84,8 @@ pub struct RankedMap<A: Addr> {
     delta: BTreeMap<(A, u8), Option<u16>>,
     len: usize,
     lengths: BTreeMap<u8, usize>,
+    /// Prefixes per ranking id.
+    by_id: Vec<u64>,
 }
 
 impl<A: Addr> Default for RankedMap<A> {
@@ -93,6 +95,7 @@ impl<A: Addr> Default for RankedMap<A> {
             delta: BTreeMap::new(),
             len: 0,
             lengths: BTreeMap::new(),
+            by_id: Vec::new(),
         }
     }
 }
@@ -123,6 +126,16 @@ impl<A: Addr> RankedMap<A> {
         let old = self.get(addr, len);
         if old == id {
             return false;
+        }
+        if let Some(o) = old {
+            self.by_id[o as usize] -= 1;
+        }
+        if let Some(n) = id {
+            let n = n as usize;
+            if self.by_id.len() <= n {
+                self.by_id.resize(n + 1, 0);
+            }
+            self.by_id[n] += 1;
         }
         if self.base_get(addr, len) == id {
             self.delta.remove(&(addr, len));
@@ -161,6 +174,11 @@ impl<A: Addr> RankedMap<A> {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many prefixes have each ranking id (index: the id).
+    pub fn count_by_id(&self) -> &[u64] {
+        &self.by_id
     }
 
     /// The lengths some prefix has, ascending.
