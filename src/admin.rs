@@ -32,6 +32,7 @@ use crate::steer;
 use crate::types::{Afi, Prefix};
 
 mod health;
+pub(crate) use health::health_reply;
 mod operator;
 pub mod reply;
 
@@ -238,7 +239,7 @@ impl Caller {
 /// `pops`: the POP state plus each POP's ASN and whether answers may use it.
 /// `announcements`: the controller's rows, with the peers whose session
 /// has each prefix (from their status).
-fn announcements_reply(ctx: &AdminCtx) -> reply::AnnouncementsReply {
+pub(crate) fn announcements_reply(ctx: &AdminCtx) -> reply::AnnouncementsReply {
     let mut rows = ctx.announcer.rows();
     for (i, pc) in ctx.cfg.peers.iter().enumerate() {
         let originated = ctx.peers.snapshot(i).originated;
@@ -251,7 +252,7 @@ fn announcements_reply(ctx: &AdminCtx) -> reply::AnnouncementsReply {
     }
 }
 
-fn pops_reply(ctx: &AdminCtx) -> PopsReply {
+pub(crate) fn pops_reply(ctx: &AdminCtx) -> PopsReply {
     let p = &ctx.pops;
     let pops = p
         .names()
@@ -530,7 +531,7 @@ async fn answer(req: Request, ctx: &AdminCtx, who: &Caller) -> Result<Value, Str
 }
 
 /// `summary`: the RIB's counts plus uptime, identity, steering and sessions.
-async fn summary(ctx: &AdminCtx) -> Result<SummaryReply, String> {
+pub(crate) async fn summary(ctx: &AdminCtx) -> Result<SummaryReply, String> {
     let QueryReply::Summary(rib) = ask_rib(ctx, Query::Summary).await? else {
         return Err(WRONG_REPLY.into());
     };
@@ -558,7 +559,7 @@ async fn summary(ctx: &AdminCtx) -> Result<SummaryReply, String> {
 }
 
 /// `peers`: config, session state and the RIB's counts of every peer.
-async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
+pub(crate) async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
     let QueryReply::PeerCounts(counts) = ask_rib(ctx, Query::PeerCounts).await? else {
         return Err(WRONG_REPLY.into());
     };

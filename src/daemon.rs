@@ -87,6 +87,8 @@ pub enum DaemonError {
     Dns(dns::DnsError),
     #[error("HTTP listener: {0}")]
     Http(std::io::Error),
+    #[error("metrics listener: {0}")]
+    Metrics(std::io::Error),
     #[error("signal handler or thread: {0}")]
     Signal(std::io::Error),
 }
@@ -101,6 +103,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     // by the RIB task. DNS answers with `steer::select(addr, &steering.load())`.
     let steering = steer::handle(&cfg);
     let publisher = steer::Publisher::new(&cfg, steering.clone()).map_err(DaemonError::Signal)?;
+    let publish_stats = publisher.stats();
     // The RIB gets a thread of its own: removing a full-table peer takes ~0.3 s
     // of CPU, which must not stall the session tasks' timers and sockets.
     let rib_thread = {
@@ -153,12 +156,23 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     ));
     // DNS and HTTP tasks never end by themselves; aborted at shutdown.
     let mut services = JoinSet::new();
-    dns::start(authority.clone(), &cfg, &mut services)
+    let dns_stats = Arc::new(dns::stats::DnsStats::new(
+        cfg.pops.len(),
+        cfg.logging.query_sample,
+    ));
+    dns::start(authority.clone(), &cfg, &dns_stats, &mut services)
         .await
         .map_err(DaemonError::Dns)?;
-    http::start(cfg.clone(), steering.clone(), pops.clone(), &mut services)
-        .await
-        .map_err(DaemonError::Http)?;
+    let http_stats = Arc::new(http::HttpStats::new(cfg.pops.len()));
+    http::start(
+        cfg.clone(),
+        steering.clone(),
+        pops.clone(),
+        http_stats.clone(),
+        &mut services,
+    )
+    .await
+    .map_err(DaemonError::Http)?;
     // Health checks and load polls: their own thread, writing into `pops`.
     let health = crate::health::start(cfg.clone(), pops.clone()).map_err(DaemonError::Signal)?;
     let announcer = crate::announce::start(
@@ -182,6 +196,18 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         health,
         announcer: announcer.clone(),
     });
+    // The operations endpoint (`metrics.listen`): bound last, so that
+    // `listening` is set once every listener is.
+    let ops = Arc::new(crate::metrics::Ops {
+        admin: actx.clone(),
+        dns: dns_stats,
+        http: http_stats,
+        publish: publish_stats,
+        listening: false.into(),
+    });
+    crate::metrics::start(ops.clone(), &mut services).map_err(DaemonError::Metrics)?;
+    ops.listening
+        .store(true, std::sync::atomic::Ordering::Release);
     let admin_task = tokio::spawn(admin::serve(admin_listener, actx));
     info!(
         asn = cfg.local_asn,

@@ -39,8 +39,13 @@
 //!   (`dns::packet`), the pure resolver (`dns::answer`) over the zone data
 //!   (`dns::zone`), response writing (`dns::response`), the one
 //!   query-to-reply function and our UDP socket loop (`dns::fast`), and our
-//!   TCP server with its connection limits (`dns::tcp`).
-//! - `http`: optional 302 redirector on the same decision.
+//!   TCP server with its connection limits (`dns::tcp`); per-worker counters
+//!   (`dns::stats`), added up only at a scrape.
+//! - `http`: optional 302 redirector on the same decision; its connection
+//!   loop also serves `metrics`.
+//! - `metrics`: the operations endpoint (`/metrics` in the Prometheus text
+//!   format, `/healthz`, `/readyz`), read at a scrape from the admin
+//!   replies and the counters the other modules keep.
 //! - `net`: listener and socket helpers for BGP, DNS and HTTP, and the one
 //!   address canonicalisation.
 //! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
@@ -66,6 +71,7 @@ pub mod dns;
 pub mod fsm;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod pops;
 pub mod reload;

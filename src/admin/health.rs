@@ -6,7 +6,7 @@ use super::reply::{HealthCheck, HealthLoad, HealthReply, HealthTarget};
 use super::AdminCtx;
 
 /// Build the `health` reply.
-pub(super) fn health_reply(ctx: &AdminCtx) -> HealthReply {
+pub(crate) fn health_reply(ctx: &AdminCtx) -> HealthReply {
     let snap = ctx.health.snapshot();
     let pops = &ctx.pops;
     let targets = snap

@@ -54,6 +54,37 @@ pub struct RawConfig {
     /// Anycast prefixes originated while healthy (see `crate::announce`).
     #[serde(default)]
     pub announce: Vec<AnnounceConfig>,
+    /// The operations endpoint: Prometheus metrics and health (see
+    /// `crate::metrics`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `metrics`: the HTTP endpoint serving `/metrics`, `/healthz`, `/readyz`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `ADDRESS:PORT` (one, or a list); empty: off.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub listen: Vec<std::net::SocketAddr>,
+}
+
+/// A value or a list of values.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(v) => vec![v],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `dns`: where and how the authority listens.
@@ -297,6 +328,10 @@ pub struct LoggingConfig {
     pub level: String,
     #[serde(default)]
     pub format: LogFormat,
+    /// The sampled query log: one JSON line (`sparrow::querylog`) per this
+    /// many DNS queries per UDP worker and for TCP; 0: off.
+    #[serde(default)]
+    pub query_sample: u32,
 }
 
 impl Default for LoggingConfig {
@@ -304,6 +339,7 @@ impl Default for LoggingConfig {
         LoggingConfig {
             level: default_log_level(),
             format: LogFormat::Text,
+            query_sample: 0,
         }
     }
 }

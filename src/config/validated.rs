@@ -42,6 +42,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Anycast prefixes originated while healthy, as written.
     pub announce: Vec<AnnounceConfig>,
+    /// The operations endpoint (see `crate::metrics`).
+    pub metrics: MetricsConfig,
     /// `announce`, parsed (see `crate::announce`).
     #[serde(skip)]
     announcements: Vec<Announcement>,
@@ -82,6 +84,7 @@ impl Config {
             selection_deferral: raw.selection_deferral,
             health: raw.health,
             announce: raw.announce,
+            metrics: raw.metrics,
             announcements,
             local_pop,
             pop_by_asn,
