@@ -36,6 +36,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def test_compose_two_pops_with_bird(image, tmp_path):
     if podman("image", "exists", BIRD_IMAGE, check=False).returncode != 0:
         if not shutil.which("mmdebstrap"):
             pytest.fail("mmdebstrap missing (tests/run-all.sh installs it)")
-        r = run([str(DOCKER / "build-base-images.sh"), "bird"], check=False, timeout=480)
+        r = run([str(DOCKER / "build-base-images.sh"), "bird"], check=False, timeout=240)
         assert r.returncode == 0, f"BIRD image build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         built_bird = True
     work = tmp_path / "docker"
@@ -216,7 +217,7 @@ def test_compose_two_pops_with_bird(image, tmp_path):
         return subprocess.run([*compose, *args], capture_output=True, text=True,
                               timeout=timeout, env=env, cwd=work)
     try:
-        r = sh("up", "-d", timeout=240)
+        r = sh("up", "-d", timeout=120)
         assert r.returncode == 0, f"compose up failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         want = {("100.64.1.1", "192.0.2.80"), ("100.64.2.1", "198.51.100.80")}
         for pop in ("X", "Y"):
