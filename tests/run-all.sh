@@ -60,8 +60,9 @@ step "python deps"
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest || status=1
 python3 -c 'import pytest_timeout' 2>/dev/null || python3 -m pip install -q pytest-timeout || true
 python3 -c 'import dns.edns' 2>/dev/null || python3 -m pip install -q dnspython || status=1
-# podman-compose for tests/lab/test_container.py (Debian's 1.0.3 cannot read docker/compose.yaml).
-python3 -c 'import podman_compose' 2>/dev/null || python3 -m pip install -q podman-compose || true
+# podman-compose for tests/lab/test_container.py (Debian's 1.0.3 cannot read docker/compose.yaml;
+# 1.6.0 is the version tested with Debian 12's podman 4.3).
+python3 -c 'import podman_compose' 2>/dev/null || python3 -m pip install -q 'podman-compose==1.6.0' || true
 
 # --- 3. cargo ---------------------------------------------------------------------
 if [ "${SKIP_CARGO:-0}" != 1 ]; then
