@@ -20,12 +20,15 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 # --- 1. packages ---------------------------------------------------------------
 step "packages"
 missing=0
-for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control; do
+# podman + runc (crun fails on these hosts' hybrid cgroups) and mmdebstrap (the BIRD image):
+# tests/lab/test_container.py.
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control podman runc mmdebstrap; do
     command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
 done
 if [ "$missing" = 1 ]; then
     apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
-        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl unbound || { echo "apt-get install failed" >&2; exit 1; }
+        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl unbound \
+        podman runc mmdebstrap || { echo "apt-get install failed" >&2; exit 1; }
 else
     echo "all router/DNS tools present, skipping apt"
 fi
@@ -57,6 +60,9 @@ step "python deps"
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest || status=1
 python3 -c 'import pytest_timeout' 2>/dev/null || python3 -m pip install -q pytest-timeout || true
 python3 -c 'import dns.edns' 2>/dev/null || python3 -m pip install -q dnspython || status=1
+# podman-compose for tests/lab/test_container.py (Debian's 1.0.3 cannot read docker/compose.yaml;
+# 1.6.0 is the version tested with Debian 12's podman 4.3).
+python3 -c 'import podman_compose' 2>/dev/null || python3 -m pip install -q 'podman-compose==1.6.0' || true
 
 # --- 3. cargo ---------------------------------------------------------------------
 if [ "${SKIP_CARGO:-0}" != 1 ]; then

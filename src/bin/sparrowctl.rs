@@ -1,14 +1,17 @@
-//! `sparrowctl`: admin client for sparrowd's Unix socket.
+//! `sparrowctl`: admin client for sparrowd's Unix socket, plus `ready`, a
+//! GET of the daemon's `/readyz` (HTTP, no socket) for container health checks.
 
 #![deny(unsafe_code)]
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use sparrow::admin::{self, Request};
+use sparrow::health::{http_get, split_url, HttpGet, HttpResponse};
 use sparrow::render;
 
 #[derive(Parser, Debug)]
@@ -108,6 +111,18 @@ enum Cmd {
         /// A number from 0 to 1, or `auto`.
         value: String,
     },
+    /// Ask the daemon's metrics endpoint whether it is ready: one HTTP GET of
+    /// `--url`; the body (the reasons when not ready) is printed. Exit 0 on
+    /// 200, 1 on any other status or error. Uses no admin socket: it is the
+    /// container image's HEALTHCHECK (there is no curl in it).
+    Ready {
+        /// The readiness URL (`metrics.listen` plus `/readyz`).
+        #[arg(long, default_value = "http://127.0.0.1:9153/readyz")]
+        url: String,
+        /// Seconds for the whole request (resolve, connect, read).
+        #[arg(long, default_value_t = 3.0)]
+        timeout: f64,
+    },
 }
 
 /// Who runs this (logged by the daemon with drains): the sudo user, else the user.
@@ -129,6 +144,9 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Cmd::Ready { url, timeout } = &args.cmd {
+        return ready(url, *timeout);
+    }
     let req = match &args.cmd {
         Cmd::Peers => Request::Peers,
         Cmd::Route { target } => Request::Route {
@@ -148,6 +166,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Pops => Request::Pops,
         Cmd::Health => Request::Health,
         Cmd::Announcements => Request::Announcements,
+        Cmd::Ready { .. } => unreachable!("handled above"),
         Cmd::Drain { pop } => Request::Drain {
             pop: pop.clone(),
             by: operator(),
@@ -227,7 +246,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Drain { .. } | Cmd::Undrain { .. } => render::drain(&typed(data)?),
         Cmd::Force { .. } => render::force(&typed(data)?),
         Cmd::Load { .. } => render::load(&typed(data)?),
-        Cmd::Dump | Cmd::Lookup => unreachable!("handled above"),
+        Cmd::Dump | Cmd::Lookup | Cmd::Ready { .. } => unreachable!("handled above"),
     };
     print!("{text}");
     Ok(())
@@ -287,4 +306,162 @@ async fn lookup(socket: &std::path::Path) -> anyhow::Result<()> {
         stdout.flush().await?;
     }
     Ok(())
+}
+
+/// `sparrowctl ready`: print the body of `url`; Ok on HTTP 200, an error
+/// (exit 1) on any other status or when there is no answer within `timeout`.
+fn ready(url: &str, timeout: f64) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let r = rt.block_on(fetch(url, timeout))?;
+    let body = String::from_utf8_lossy(&r.body);
+    print!("{body}");
+    if !body.is_empty() && !body.ends_with('\n') {
+        println!();
+    }
+    if r.status != 200 {
+        bail!("{url}: HTTP {} (not ready)", r.status);
+    }
+    Ok(())
+}
+
+/// One GET of `url` (`http[s]://HOST[:PORT]/PATH`), bounded by `timeout`
+/// seconds as a whole; HTTPS certificates are verified against the system roots.
+async fn fetch(url: &str, timeout: f64) -> anyhow::Result<HttpResponse> {
+    let limit = std::time::Duration::try_from_secs_f64(timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--timeout {timeout}: give a positive number of seconds"))?;
+    let (tls, host, port, path) =
+        split_url(url).with_context(|| format!("bad URL {url:?}: use http://HOST:PORT/PATH"))?;
+    let get = async {
+        let (addr, name) = match host.parse::<IpAddr>() {
+            Ok(ip) => (SocketAddr::new(ip, port), None),
+            Err(_) => {
+                let addr = tokio::net::lookup_host((host, port))
+                    .await
+                    .with_context(|| format!("resolve {host}"))?
+                    .next()
+                    .with_context(|| format!("resolve {host}: no address"))?;
+                (addr, Some(host))
+            }
+        };
+        let g = HttpGet {
+            addr,
+            tls,
+            verify: true,
+            host: name,
+            path,
+        };
+        http_get(&g).await.map_err(|e| anyhow!("{url}: {e}"))
+    };
+    tokio::time::timeout(limit, get)
+        .await
+        .map_err(|_| anyhow!("{url}: no answer within {timeout}s"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-connection HTTP server on a loopback port: reads the request
+    /// head, answers `reply` (or nothing, holding the connection, when
+    /// `reply` is None), and hands back the request it read.
+    fn serve_once(reply: Option<&str>) -> (String, std::thread::JoinHandle<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/readyz", l.local_addr().unwrap());
+        let reply = reply.map(str::to_string);
+        let h = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&b[..n]),
+                }
+            }
+            match reply {
+                Some(r) => c.write_all(r.as_bytes()).unwrap(),
+                // Hold the connection until the client gives up.
+                None => while matches!(c.read(&mut b), Ok(n) if n > 0) {},
+            }
+            String::from_utf8(req).unwrap()
+        });
+        (url, h)
+    }
+
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn ready_200_is_ok_with_body() {
+        let (url, h) = serve_once(Some(
+            "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nready\n",
+        ));
+        let r = block(fetch(&url, 5.0)).unwrap();
+        assert_eq!((r.status, &r.body[..]), (200, &b"ready\n"[..]));
+        let req = h.join().unwrap();
+        assert!(req.starts_with("GET /readyz HTTP/1.1\r\n"), "{req}");
+        assert!(req.contains("\r\nHost: 127.0.0.1:"), "{req}");
+        assert!(ready(&url, 5.0).is_err(), "the one-shot server is gone");
+    }
+
+    #[test]
+    fn ready_503_is_an_error_and_keeps_the_reasons() {
+        let body = "not ready: listener dns 0.0.0.0:53 not bound\n";
+        let reply = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (url, h) = serve_once(Some(&reply));
+        let r = block(fetch(&url, 5.0)).unwrap();
+        assert_eq!(r.status, 503);
+        assert_eq!(String::from_utf8_lossy(&r.body), body);
+        h.join().unwrap();
+        let (url, h) = serve_once(Some("HTTP/1.1 503 X\r\nContent-Length: 0\r\n\r\n"));
+        let e = ready(&url, 5.0).unwrap_err().to_string();
+        assert!(e.contains("HTTP 503"), "{e}");
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn ready_200_exits_ok() {
+        let (url, h) = serve_once(Some("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+        ready(&url, 5.0).unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn ready_errors_refused_silent_and_bad_input() {
+        // Nothing listening.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = ready(&format!("http://127.0.0.1:{port}/readyz"), 5.0).unwrap_err();
+        assert!(e.to_string().contains("refused"), "{e}");
+        // A server that never answers: bounded by the timeout.
+        let (url, h) = serve_once(None);
+        let t = std::time::Instant::now();
+        let e = ready(&url, 0.3).unwrap_err();
+        assert!(e.to_string().contains("no answer within"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        h.join().unwrap();
+        // Bad URL and timeout.
+        assert!(ready("ftp://x/readyz", 1.0).is_err());
+        assert!(ready("http://127.0.0.1:1/readyz", 0.0).is_err());
+        assert!(ready("http://127.0.0.1:1/readyz", f64::NAN).is_err());
+    }
 }

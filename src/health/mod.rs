@@ -3,6 +3,7 @@
 //! included) from its own vantage point and polls the POPs' load sources.
 //!
 //! - `probe`: one run of a `tcp`, `http`/`https` (`httpget`) or `dns` check;
+//!   the GET client is also exported ([`http_get`]) for `sparrowctl ready`;
 //! - `file`: the `file` check's `POP[/ADDR] UP|DOWN` lines;
 //! - `hysteresis`: rise/fall per (check, target), pure;
 //! - `load`: load polls (URL or file), smoothing and staleness;
@@ -27,6 +28,7 @@ mod status;
 mod tests;
 
 pub use file::{parse as parse_file, Verdicts};
+pub use httpget::{get as http_get, Get as HttpGet, Response as HttpResponse};
 pub use hysteresis::{Hysteresis, Outcome};
 pub use load::{parse_load, split_url, Smoother};
 pub use probe::{dns_query, port_of, rcode_number, run as probe};
