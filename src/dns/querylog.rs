@@ -1,9 +1,9 @@
 //! The sampled query log (`logging.query_sample: N`, off by default): one
-//! JSON object per line on standard error for every N-th request a UDP
+//! JSON object (keys in name order) per line on standard error for every N-th request a UDP
 //! worker or the TCP server answers (`stats::Cells::sampled` counts), e.g.
 //!
 //! ```text
-//! {"querylog":true,"proto":"udp","client":"192.0.2.7","qname":"www.example.net.","qtype":1,"rcode":0,"ecs":"used","pop":"x","reason":"closest","size":75,"us":3.1}
+//! {"client":"192.0.2.7","ecs":"used","pop":"x","proto":"udp","qname":"www.example.net.","qtype":1,"querylog":true,"rcode":0,"reason":"closest","size":75,"us":3.1}
 //! ```
 //!
 //! The name is read from the query bytes only for a sampled request, so the

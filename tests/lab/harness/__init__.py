@@ -1,6 +1,6 @@
 """The lab's one test harness: namespaces and processes (lab), sparrowd, BIRD, FRR,
 GoBGP and ExaBGP wrappers, knotd (reference DNS server), Unbound (recursive resolver), nginx (lab
-web servers), routes/AS paths, and polling helpers. Every lab test
+web servers), Prometheus (scraper, promtool), routes/AS paths, and polling helpers. Every lab test
 imports what it needs from here (``import harness`` or ``from harness import ...``).
 
 Everything talks only to loopback or to addresses inside network namespaces the
@@ -21,6 +21,7 @@ from .frr import Frr, frr_config
 from .gobgp import GoBgp, gobgp_aspath, gobgp_config
 from .knot import Knot
 from .nginx import Nginx, self_signed
+from .prometheus import Prometheus, promtool_check_metrics
 from .lab import ROOT, Daemon, Lab, Link, Netns, Proc, clean_stale_namespaces, delete_netns, is_root, netns_list
 from .net import free_port, listening, run, v6_loopback, wait_equal, wait_until
 from .routes import Route, Session, bird_path, canon_path, dump_path, expected_table, norm_path, path_str

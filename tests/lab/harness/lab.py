@@ -393,6 +393,10 @@ class Lab:
         from .unbound import Unbound
         return self.add(Unbound(self, ns, name, listen, stubs, access, **kw))
 
+    def prometheus(self, ns: Netns, name: str, targets: dict, **kw):
+        from .prometheus import Prometheus
+        return self.add(Prometheus(self, ns, name, targets, **kw))
+
     def exabgp(self, ns: Netns, name: str, config: str, env: dict | None = None):
         from .exabgp import ExaBgp
         return self.add(ExaBgp(self, ns, name, config, env=env))
