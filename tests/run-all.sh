@@ -32,18 +32,23 @@ if [ "$missing" = 1 ]; then
 else
     echo "all router/DNS tools present, skipping apt"
 fi
+# Prometheus and promtool (tests/lab/test_metrics.py), without the exporters it recommends.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    apt-get install -y -q --no-install-recommends prometheus || { apt-get update -q && \
+        apt-get install -y -q --no-install-recommends prometheus; } || { echo "apt-get install prometheus failed" >&2; exit 1; }
+fi
 
 # Stop daemons the packages may have started (system services, root namespace,
 # default configs). Our lab daemons run inside sp-* namespaces and are left alone.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for svc in bird frr gobgpd exabgp knot nginx unbound; do
+    for svc in bird frr gobgpd exabgp knot nginx unbound prometheus; do
         systemctl stop "$svc" >/dev/null 2>&1 || true
         systemctl disable "$svc" >/dev/null 2>&1 || true
     done
 fi
 rootns=$(readlink /proc/1/ns/net)
 for exe in /usr/sbin/bird /usr/lib/frr/watchfrr /usr/lib/frr/zebra /usr/lib/frr/bgpd \
-           /usr/lib/frr/staticd /usr/bin/gobgpd /usr/sbin/knotd /usr/sbin/unbound; do
+           /usr/lib/frr/staticd /usr/bin/gobgpd /usr/sbin/knotd /usr/sbin/unbound /usr/bin/prometheus; do
     for pid in $(pgrep -x "$(basename "$exe")" 2>/dev/null); do
         [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || continue
         [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$rootns" ] || continue   # lab ones live in netns
