@@ -602,4 +602,4 @@ pub async fn request(path: &Path, req: &Request) -> io::Result<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

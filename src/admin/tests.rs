@@ -23,7 +23,11 @@ async fn serve_with_route(tag: &str, route: RouteReply) -> (PathBuf, Arc<AdminCt
 
 /// The admin side of `cfg` (whose first peer is up), with a RIB answering
 /// every route query with `route`.
-async fn serve_config(tag: &str, cfg: Config, route: RouteReply) -> (PathBuf, Arc<AdminCtx>) {
+pub(crate) async fn serve_config(
+    tag: &str,
+    cfg: Config,
+    route: RouteReply,
+) -> (PathBuf, Arc<AdminCtx>) {
     let cfg = Arc::new(cfg);
     let peers = Arc::new(Peers {
         status: vec![std::sync::Mutex::new(PeerStatus::default())],

@@ -22,6 +22,8 @@
 mod collect;
 mod expo;
 mod ready;
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Metrics' cost (issue 12): the DNS server's CPU time per 100k answers, rounds interleaved:
+#   sparrowd before   the binary from before the DNS counters ($OLD_BIN: no counting at all);
+#   sparrowd off      this binary, `metrics` off (the per-worker counters still count);
+#   sparrowd on       this binary, `metrics.listen` on and /metrics scraped every second
+#                     during the run (the scrapes' CPU counted in);
+#   knotd             the same 50 names as static A records (the reference, as before).
+# 50 steered names, POPs `local` and `peer` (one address each per name), no health checks.
+#   tests/bench/metrics-cost.sh [RUNS] [SECONDS]     (defaults 5 and 10)
+# OLD_BIN: directory of the pre-counter sparrowd (e.g. a build of b601275); without it the
+# `before` rows are skipped. Needs dnsperf, dig, knotd, curl, bc; loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=tests/bench/dns-cost-lib.sh
+. tests/bench/dns-cost-lib.sh
+BIN=${SPARROW_BIN:-$PWD/target/release}
+NEW_BIN=$BIN
+RUNS=${1:-5}; DUR=${2:-10}
+WD=$(mktemp -d /tmp/metrics-cost.XXXXXX)
+PORT=5393; MPORT=19153
+NAMES=50
+scraper=
+trap 'kill $scraper 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WD"' EXIT
+: > "$WD/q.txt"
+for n in $(seq $NAMES); do echo "s$n.example.test A" >> "$WD/q.txt"; done
+{
+    printf '$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 14400 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n'
+    for n in $(seq $NAMES); do echo "s$n A 127.0.1.$n"; done
+} > "$WD/example.test.zone"
+
+config() {   # $1: before|off|on
+    sparrow_config_head "[{name: local, asn: 64999}, {name: peer, asn: 64998}]" \
+        "{socket: $WD/adm-$1.sock, state_file: $WD/state-$1.json}"
+    cat <<Y
+zones:
+  - origin: example.test
+    soa: {mname: ns1, rname: hostmaster@example.test}
+    ns: [ns1]
+    records: [{name: ns1, type: A, data: 192.0.2.53}]
+    steered:
+Y
+    for n in $(seq $NAMES); do
+        echo "      - {name: s$n, ttl: 30, pops: {local: {a: [127.0.1.$n]}, peer: {a: [127.0.2.$n]}}}"
+    done
+    [ "$1" = on ] && echo "metrics: {listen: 127.0.0.1:$MPORT}"
+    true
+}
+run() {   # $1 sparrowd|knotd, $2 before|off|on
+    local srv=$1 mode=$2 pid scrapes=0
+    if [ "$srv" = knotd ]; then
+        pid=$(start_knotd "$mode" "" "")
+    else
+        config "$mode" > "$WD/cfg-$mode.yaml"
+        if [ "$mode" = before ]; then BIN=$OLD_BIN; else BIN=$NEW_BIN; fi
+        pid=$(start_sparrowd "$mode")
+        BIN=$NEW_BIN
+    fi
+    wait_answer s1.example.test
+    if [ "$mode" = on ]; then
+        # One scrape a second while the load runs (bounded: DUR + 2 scrapes).
+        ( for _ in $(seq $((DUR + 2))); do
+              curl -sf -o /dev/null "http://127.0.0.1:$MPORT/metrics" && echo x >> "$WD/scrapes"
+              sleep 1
+          done ) &
+        scraper=$!
+    fi
+    local t0 t1 ans
+    t0=$(cpu /proc/$pid/stat)
+    dnsperf_load "$WD/perf-$srv-$mode.txt"
+    t1=$(cpu /proc/$pid/stat)
+    ans=$(answers "$WD/perf-$srv-$mode.txt")
+    if [ -n "$scraper" ]; then
+        kill $scraper 2>/dev/null || true; wait $scraper 2>/dev/null || true; scraper=
+        scrapes=$(wc -l < "$WD/scrapes"); rm -f "$WD/scrapes"
+    fi
+    kill $pid; wait $pid 2>/dev/null || true
+    echo "$srv metrics=$mode answers=$ans per100k=$(per100k $((t1 - t0)) "$ans") scrapes=$scrapes"
+}
+for r in $(seq "$RUNS"); do
+    [ -n "${OLD_BIN:-}" ] && run sparrowd before
+    run sparrowd off; run sparrowd on; run knotd off
+done
