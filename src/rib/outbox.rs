@@ -123,6 +123,23 @@ impl Outbox {
     pub fn covers(&self, afi: Afi, slot: u32) -> bool {
         self.walks.iter().any(|w| w.afi == afi && w.covers(slot))
     }
+
+    /// Exported entries of `t` (the table of `afi`) that a first export of
+    /// the family (a walk ending in End-of-RIB) has not sent yet: the peer
+    /// does not have them. (A ROUTE-REFRESH walk resends what the peer has.)
+    /// Walks the rest of the walk's order: only while one is under way.
+    pub fn unsent<K: PrefixKey>(&self, afi: Afi, t: &Table<K>) -> u64 {
+        self.walks
+            .iter()
+            .filter(|w| w.afi == afi && w.eor)
+            .map(|w| {
+                w.order[w.pos..]
+                    .iter()
+                    .filter(|&&slot| w.covers(slot) && t.entry(slot).announced())
+                    .count() as u64
+            })
+            .sum()
+    }
 }
 
 impl Core {

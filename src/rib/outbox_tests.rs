@@ -176,6 +176,11 @@ fn expected(rib: &Rib) -> HashMap<Prefix, String> {
     m
 }
 
+/// What the RIB counts as exported to the POP, per family.
+fn exported(rib: &Rib) -> [u64; 2] {
+    Afi::ALL.map(|a| rib.exported(POP, a))
+}
+
 #[test]
 fn the_window_bounds_a_full_export_and_credits_continue_it() {
     let (mut rib, mut own) = rib(2);
@@ -193,6 +198,13 @@ fn the_window_bounds_a_full_export_and_credits_continue_it() {
     // Four batches of two routes, nothing more until one is written.
     assert_eq!(s.queued.len(), WINDOW);
     assert_eq!(s.credits(), WINDOW);
+    // Counted as exported: what the walks have sent, no more.
+    assert_eq!(exported(&rib), [2 * WINDOW as u64, 0]);
+    assert_eq!(
+        rib.exported(UP, Afi::Ipv4),
+        0,
+        "upstreams get no RIB routes"
+    );
     credits_back(&mut rib, &mut own);
     s.receive(&mut ctl);
     assert_eq!(s.queued.len(), WINDOW, "no credit came back");
@@ -206,6 +218,7 @@ fn the_window_bounds_a_full_export_and_credits_continue_it() {
     assert_eq!(s.eor, [Afi::Ipv4, Afi::Ipv6]);
     assert_eq!(s.view, expected(&rib));
     assert_eq!(s.view.len(), 23);
+    assert_eq!(exported(&rib), [20, 3]);
     assert!(s.announced.values().all(|&n| n == 1), "each route once");
     assert!(!rib.core.walking, "the walks are over");
 }
@@ -337,6 +350,8 @@ fn randomized_churn_during_walks() {
             2 => {
                 settle(&mut rib, &mut own, &mut ctl, &mut s);
                 assert_eq!(s.view, expected(&rib), "step {step}");
+                let held = Afi::ALL.map(|a| s.view.keys().filter(|p| p.afi() == a).count());
+                assert_eq!(exported(&rib), held.map(|n| n as u64), "step {step}");
                 assert_eq!(s.eor, [Afi::Ipv4, Afi::Ipv6], "step {step}");
                 checks += 1;
             }
