@@ -19,9 +19,11 @@
 //! still unwalked is left to the walk (which will send the entry's state at
 //! that time); every other change goes out as an update, after the batches
 //! already sent. A slot stays unwalked only while the same entry sits in it
-//! continuously: removing an entry clears its bit ([`Core::uncover`]), so a
-//! prefix that moves (withdrawn, then announced again in another slot) is
-//! never hidden behind the walk. The walk sends only current state and the
+//! continuously and stays exported: removing an entry, or its leaving the
+//! export (a POP-learned path becomes best), clears its bit
+//! ([`Core::uncover`]), so a prefix that moves (withdrawn, then announced
+//! again in another slot) is never hidden behind the walk, and a ROUTE-REFRESH
+//! walk never skips the withdraw of a route the peer has. The walk sends only current state and the
 //! updates only what has changed since, so nothing is lost or reordered; a
 //! prefix removed before the walk reached it costs one withdraw of a route
 //! the peer never had (harmless).
@@ -143,8 +145,9 @@ impl Outbox {
 }
 
 impl Core {
-    /// The entry in `slot` of `afi`'s table is being removed: no walk sends
-    /// whatever takes the slot next as if it had been there at the start.
+    /// The entry in `slot` of `afi`'s table is being removed, or leaves the
+    /// export: no walk sends whatever takes the slot next as if it had been
+    /// there at the start, nor skips the entry's withdraw.
     pub(super) fn uncover(&mut self, afi: Afi, slot: u32) {
         if !self.walking {
             return;

@@ -168,6 +168,8 @@ impl Core {
         } else if flags & ANNOUNCED != 0 {
             self.queue(prefix, None, idx);
             self.announced[fam] -= 1;
+            // A walk must not skip it unannounced: the withdraw goes out now.
+            self.uncover(prefix.afi(), idx);
             flags &= !ANNOUNCED;
         }
         e.set_flags(flags);
