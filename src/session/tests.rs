@@ -353,7 +353,7 @@ async fn stop_sends_cease_with_subcode() {
 #[tokio::test]
 async fn update_before_established_is_fsm_error() {
     let (l, port) = listener().await;
-    let _d = Daemon::start(config(port, false, 90));
+    let d = Daemon::start(config(port, false, 90));
     let eor = wire::encode_end_of_rib(crate::types::Afi::Ipv4);
     let mut p = Scripted::accept(&l).await;
     p.expect(wire::msg::OPEN).await;
@@ -368,6 +368,21 @@ async fn update_before_established_is_fsm_error() {
     p.send(&eor).await;
     let n = p.expect_notification().await;
     assert_eq!((n.code, n.subcode), (code::FSM, fsm_err::IN_OPENCONFIRM));
+    // Each counted once, as sent, under its code and subcode.
+    d.wait_status("two NOTIFICATIONs counted", |s| s.notifications.len() == 2)
+        .await;
+    let sent: Vec<_> = d
+        .peers
+        .snapshot(0)
+        .notifications
+        .iter()
+        .map(|n| (n.direction, n.code, n.subcode, n.count))
+        .collect();
+    let fsm = |subcode| (super::Direction::Sent, code::FSM, subcode, 1);
+    assert_eq!(
+        sent,
+        [fsm(fsm_err::IN_OPENSENT), fsm(fsm_err::IN_OPENCONFIRM)]
+    );
 }
 
 /// A NOTIFICATION from the peer closes the session without sending one back.
