@@ -29,7 +29,7 @@ use crate::config::{Config, Role};
 use crate::rib::{Query, QueryReply, RibMsg, RibStats};
 use crate::session::{PeerCtl, Peers};
 use crate::steer;
-use crate::types::{Afi, Prefix};
+use crate::types::{Afi, PerFamily, Prefix};
 
 mod health;
 pub(crate) use health::health_reply;
@@ -571,6 +571,8 @@ pub(crate) async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
         .map(|(i, pc)| {
             let st = ctx.peers.snapshot(i);
             let routes = counts.peers.get(i).map(|c| c.routes).unwrap_or_default();
+            let originated = |afi| st.originated.iter().filter(|p| p.afi() == afi).count();
+            let advertised = Afi::ALL.map(|afi| *routes.exported.get(afi) + originated(afi) as u64);
             PeerReply {
                 name: pc.name.clone(),
                 address: pc.address.to_string(),
@@ -582,6 +584,7 @@ pub(crate) async fn peers(ctx: &AdminCtx) -> Result<PeersReply, String> {
                 .into(),
                 since_secs: st.since.elapsed().as_secs(),
                 uptime_secs: st.established_at.map(|t| t.elapsed().as_secs()),
+                advertised: PerFamily::of(advertised),
                 routes,
                 session: st,
             }

@@ -61,21 +61,32 @@ pub fn peers(data: &PeersReply) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<24} {:>10} {:<8} {:<12} {:>9} {:>17} {:>17}  Last error",
-        "Peer", "Address", "AS", "Role", "State", "Up", "v4 rcvd/accepted", "v6 rcvd/accepted"
+        "{:<16} {:<24} {:>10} {:<8} {:<12} {:>9} {:>5} {:>17} {:>17} {:>13}  Last error",
+        "Peer",
+        "Address",
+        "AS",
+        "Role",
+        "State",
+        "Up",
+        "Flaps",
+        "v4 rcvd/accepted",
+        "v6 rcvd/accepted",
+        "adv v4/v6"
     );
     for p in &data.peers {
         let _ = writeln!(
             out,
-            "{:<16} {:<24} {:>10} {:<8} {:<12} {:>9} {:>17} {:>17}  {}",
+            "{:<16} {:<24} {:>10} {:<8} {:<12} {:>9} {:>5} {:>17} {:>17} {:>13}  {}",
             p.name,
             p.address,
             p.remote_asn,
             p.role,
             format!("{:?}", p.session.state),
             duration(p.uptime_secs),
+            p.session.flaps,
             format!("{}/{}", p.routes.received.ipv4, p.routes.accepted.ipv4),
             format!("{}/{}", p.routes.received.ipv6, p.routes.accepted.ipv6),
+            format!("{}/{}", p.advertised.ipv4, p.advertised.ipv6),
             or_dash(p.session.last_error.as_ref()),
         );
     }
@@ -764,10 +775,13 @@ mod tests {
     #[test]
     fn peers_table_has_counts() {
         let v = json!({"peers":[{"name":"up1","address":"192.0.2.1","remote_asn":64500,"role":"upstream","state":"Established","uptime_secs":3661,
-            "received":{"ipv4":10,"ipv6":2},"accepted":{"ipv4":9,"ipv6":2},"last_error":null}]});
+            "received":{"ipv4":10,"ipv6":2},"accepted":{"ipv4":9,"ipv6":2},"last_error":null,
+            "advertised":{"ipv4":1,"ipv6":3},"flaps":7}]});
         let t = peers(&typed(v));
         assert!(t.contains("up1"));
         assert!(t.contains("10/9"));
+        assert!(t.contains(" 1/3 "), "{t}");
+        assert!(t.contains("    7 "), "{t}");
         assert!(t.contains("01:01:01"));
     }
 }

@@ -81,6 +81,14 @@ impl<T> PerFamily<T> {
             Afi::Ipv6 => &self.ipv6,
         }
     }
+
+    /// The value of `afi`, to change.
+    pub fn get_mut(&mut self, afi: Afi) -> &mut T {
+        match afi {
+            Afi::Ipv4 => &mut self.ipv4,
+            Afi::Ipv6 => &mut self.ipv6,
+        }
+    }
 }
 
 impl<T: Copy> PerFamily<T> {

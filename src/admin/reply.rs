@@ -15,7 +15,7 @@ pub use crate::rib::reply::{
     BestFrom, DumpPage, DumpPath, Memory, PathInfo, PeerCounts, PeerCountsReply, PerFamily,
     RibSummary, RouteCounts, RouteReply, Segment,
 };
-pub use crate::session::PeerStatus;
+pub use crate::session::{Direction, MessageCounts, NotificationCount, PeerStatus, Rfc7606Counts};
 use crate::steer::{SnapshotStats, Source};
 
 /// `summary`: the RIB's counts plus daemon, steering and session totals.
@@ -59,6 +59,12 @@ pub struct PeersReply {
 
 /// One peer: config, the RIB's route counts and the session's status (its
 /// FSM `state`, `last_error`, counters: [`PeerStatus`] as it serializes).
+///
+/// The per-peer figures of a metrics collector: `state`, `flaps`,
+/// `last_change_unix`; `received`, `accepted`, `advertised` per family;
+/// `messages_received` / `messages_sent` by type; `notifications` by
+/// direction, code and subcode; `rfc7606`; `max_prefix_events`; `eor`
+/// (received) and `eor_sent` per family.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerReply {
@@ -69,6 +75,9 @@ pub struct PeerReply {
     pub role: String,
     pub since_secs: u64,
     pub uptime_secs: Option<u64>,
+    /// Prefixes advertised to the peer now, per family: the RIB's `exported`
+    /// plus our `originated` (`announce`) prefixes on the session.
+    pub advertised: PerFamily<u64>,
     #[serde(flatten)]
     pub routes: RouteCounts,
     #[serde(flatten)]

@@ -291,7 +291,7 @@ async fn peers_and_summary_keep_their_keys() {
         k.sort();
         k
     };
-    let (path, _ctx) = serve_test("keys").await;
+    let (path, ctx) = serve_test("keys").await;
     let v = ask(&path, Request::Peers).await;
     let mut want: Vec<String> = [
         "name",
@@ -303,8 +303,11 @@ async fn peers_and_summary_keep_their_keys() {
         "uptime_secs",
         "received",
         "accepted",
+        "exported",
+        "advertised",
         "eor",
         "max_prefix_exceeded",
+        "max_prefix_events",
     ]
     .map(String::from)
     .into_iter()
@@ -316,6 +319,23 @@ async fn peers_and_summary_keep_their_keys() {
     assert_eq!(
         v["data"]["peers"][0]["received"],
         json!({"ipv4": 0, "ipv6": 0})
+    );
+    let peer = &v["data"]["peers"][0];
+    assert_eq!(
+        peer["messages_sent"],
+        json!({"open": 0, "update": 0, "notification": 0, "keepalive": 0, "route_refresh": 0})
+    );
+    assert_eq!(peer["notifications"], json!([]));
+    assert_eq!(
+        peer["rfc7606"],
+        json!({"treat_as_withdraw": 0, "attribute_discard": 0})
+    );
+    // `advertised`: the RIB's `exported` plus our originated prefixes.
+    ctx.peers.status[0].lock().unwrap().originated = vec!["192.0.2.0/24".parse().unwrap()];
+    let v = ask(&path, Request::Peers).await;
+    assert_eq!(
+        v["data"]["peers"][0]["advertised"],
+        json!({"ipv4": 1, "ipv6": 0})
     );
     let v = ask(&path, Request::Summary).await;
     let mut want = [

@@ -7,6 +7,8 @@
 //! selection deferral).
 //!
 //! Sends `SessionCmd::Export` to the POP sessions; the sessions encode.
+//! [`Rib::exported`] counts what a POP peer has been sent and not withdrawn
+//! (the admin `peers` reply's `exported`).
 
 use std::sync::Arc;
 
@@ -33,6 +35,26 @@ impl Rib {
             self.flush();
             self.start_export(peer, afi, false);
         }
+    }
+
+    /// Prefixes of `afi` exported to `peer` and not withdrawn, once the
+    /// queued changes are flushed (an admin query flushes first): every
+    /// exported Loc-RIB entry (`Core::announced`) when the peer is a POP
+    /// peer up with the family and the family is released, less what its
+    /// first table walk has not reached yet; 0 otherwise (upstream peers
+    /// get only our `announce` prefixes, which the session counts).
+    pub(super) fn exported(&self, peer: PeerId, afi: Afi) -> u64 {
+        let f = afi.index();
+        let ps = &self.core.peers[peer as usize];
+        let negotiated = ps.info.as_ref().is_some_and(|i| i.afis[f]);
+        if ps.role != Role::Pop || ps.ctl.is_none() || !negotiated || !self.released[f] {
+            return 0;
+        }
+        let unsent = match afi {
+            Afi::Ipv4 => ps.outbox.unsent(afi, &self.v4),
+            Afi::Ipv6 => ps.outbox.unsent(afi, &self.v6),
+        };
+        self.core.announced[f].saturating_sub(unsent)
     }
 
     /// Send queued export changes to every POP peer that is up, in batches,

@@ -31,12 +31,14 @@ impl Core {
             MaxPrefixAction::Warn => {
                 if !ps.max_exceeded[fam] {
                     ps.max_exceeded[fam] = true;
+                    ps.max_prefix_events[fam] += 1;
                     warn!(peer = %pc.name, %afi, limit = lim.limit, "max-prefix limit exceeded");
                 }
                 false
             }
             MaxPrefixAction::Teardown => {
                 ps.max_exceeded[fam] = true;
+                ps.max_prefix_events[fam] += 1;
                 ps.torn_down = true;
                 warn!(peer = %pc.name, %afi, limit = lim.limit, "max-prefix limit exceeded, tearing the session down");
                 // RFC 4486 §4: AFI (2), SAFI (1), upper bound (4).

@@ -19,9 +19,11 @@
 //! still unwalked is left to the walk (which will send the entry's state at
 //! that time); every other change goes out as an update, after the batches
 //! already sent. A slot stays unwalked only while the same entry sits in it
-//! continuously: removing an entry clears its bit ([`Core::uncover`]), so a
-//! prefix that moves (withdrawn, then announced again in another slot) is
-//! never hidden behind the walk. The walk sends only current state and the
+//! continuously and stays exported: removing an entry, or its leaving the
+//! export (a POP-learned path becomes best), clears its bit
+//! ([`Core::uncover`]), so a prefix that moves (withdrawn, then announced
+//! again in another slot) is never hidden behind the walk, and a ROUTE-REFRESH
+//! walk never skips the withdraw of a route the peer has. The walk sends only current state and the
 //! updates only what has changed since, so nothing is lost or reordered; a
 //! prefix removed before the walk reached it costs one withdraw of a route
 //! the peer never had (harmless).
@@ -123,11 +125,29 @@ impl Outbox {
     pub fn covers(&self, afi: Afi, slot: u32) -> bool {
         self.walks.iter().any(|w| w.afi == afi && w.covers(slot))
     }
+
+    /// Exported entries of `t` (the table of `afi`) that a first export of
+    /// the family (a walk ending in End-of-RIB) has not sent yet: the peer
+    /// does not have them. (A ROUTE-REFRESH walk resends what the peer has.)
+    /// Walks the rest of the walk's order: only while one is under way.
+    pub fn unsent<K: PrefixKey>(&self, afi: Afi, t: &Table<K>) -> u64 {
+        self.walks
+            .iter()
+            .filter(|w| w.afi == afi && w.eor)
+            .map(|w| {
+                w.order[w.pos..]
+                    .iter()
+                    .filter(|&&slot| w.covers(slot) && t.entry(slot).announced())
+                    .count() as u64
+            })
+            .sum()
+    }
 }
 
 impl Core {
-    /// The entry in `slot` of `afi`'s table is being removed: no walk sends
-    /// whatever takes the slot next as if it had been there at the start.
+    /// The entry in `slot` of `afi`'s table is being removed, or leaves the
+    /// export: no walk sends whatever takes the slot next as if it had been
+    /// there at the start, nor skips the entry's withdraw.
     pub(super) fn uncover(&mut self, afi: Afi, slot: u32) {
         if !self.walking {
             return;

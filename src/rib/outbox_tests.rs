@@ -176,6 +176,11 @@ fn expected(rib: &Rib) -> HashMap<Prefix, String> {
     m
 }
 
+/// What the RIB counts as exported to the POP, per family.
+fn exported(rib: &Rib) -> [u64; 2] {
+    Afi::ALL.map(|a| rib.exported(POP, a))
+}
+
 #[test]
 fn the_window_bounds_a_full_export_and_credits_continue_it() {
     let (mut rib, mut own) = rib(2);
@@ -193,6 +198,13 @@ fn the_window_bounds_a_full_export_and_credits_continue_it() {
     // Four batches of two routes, nothing more until one is written.
     assert_eq!(s.queued.len(), WINDOW);
     assert_eq!(s.credits(), WINDOW);
+    // Counted as exported: what the walks have sent, no more.
+    assert_eq!(exported(&rib), [2 * WINDOW as u64, 0]);
+    assert_eq!(
+        rib.exported(UP, Afi::Ipv4),
+        0,
+        "upstreams get no RIB routes"
+    );
     credits_back(&mut rib, &mut own);
     s.receive(&mut ctl);
     assert_eq!(s.queued.len(), WINDOW, "no credit came back");
@@ -206,6 +218,7 @@ fn the_window_bounds_a_full_export_and_credits_continue_it() {
     assert_eq!(s.eor, [Afi::Ipv4, Afi::Ipv6]);
     assert_eq!(s.view, expected(&rib));
     assert_eq!(s.view.len(), 23);
+    assert_eq!(exported(&rib), [20, 3]);
     assert!(s.announced.values().all(|&n| n == 1), "each route once");
     assert!(!rib.core.walking, "the walks are over");
 }
@@ -300,7 +313,7 @@ fn credits_of_an_earlier_session_are_ignored() {
     assert_eq!(s.eor, [Afi::Ipv4, Afi::Ipv6]);
 }
 
-/// Randomized: churn from two upstreams, POP flaps and ROUTE-REFRESH while
+/// Randomized: churn from two upstreams and the POP, POP flaps and ROUTE-REFRESH while
 /// the POP's session writes a random number of commands at random times.
 /// The window is never exceeded, and once everything is written the POP's
 /// view is the exportable Loc-RIB with one End-of-RIB per family.
@@ -337,6 +350,8 @@ fn randomized_churn_during_walks() {
             2 => {
                 settle(&mut rib, &mut own, &mut ctl, &mut s);
                 assert_eq!(s.view, expected(&rib), "step {step}");
+                let held = Afi::ALL.map(|a| s.view.keys().filter(|p| p.afi() == a).count());
+                assert_eq!(exported(&rib), held.map(|n| n as u64), "step {step}");
                 assert_eq!(s.eor, [Afi::Ipv4, Afi::Ipv6], "step {step}");
                 checks += 1;
             }
@@ -347,8 +362,12 @@ fn randomized_churn_during_walks() {
             10..=14 => credits_back(&mut rib, &mut own),
             _ => {
                 let p = prefixes[rnd(prefixes.len() as u64) as usize];
-                let peer = if rnd(2) == 0 { UP } else { UP2 };
-                let path = [65001 + peer as u32, rnd(3) as u32];
+                // Now and then a POP path, which wins over the upstream ones.
+                let peer = [UP, UP2, UP, UP2, POP][rnd(5) as usize];
+                let path = match peer {
+                    POP => vec![65100],
+                    _ => vec![65001 + peer as u32, rnd(3) as u32],
+                };
                 let announce = rnd(3) > 0;
                 rib.handle(change(peer, p, announce.then_some(&path[..])));
             }
@@ -367,4 +386,30 @@ fn randomized_churn_during_walks() {
         assert!(s.eor.len() <= 2, "step {step}: {:?}", s.eor);
     }
     assert!(checks > 50, "{checks}");
+}
+
+/// A route that leaves the export (a POP path becomes best) while a
+/// ROUTE-REFRESH walk has not reached it is withdrawn, not skipped.
+#[test]
+fn leaving_the_export_during_a_refresh_walk_is_withdrawn() {
+    let (mut rib, mut own) = rib(1);
+    let _u = up(&mut rib, UP);
+    for i in 0..10 {
+        rib.handle(change(UP, v4(i), Some(&[65001, 7])));
+    }
+    rib.flush();
+    let mut ctl = up(&mut rib, POP);
+    let mut s = Session::default();
+    settle(&mut rib, &mut own, &mut ctl, &mut s);
+    assert_eq!(s.view.len(), 10);
+    rib.handle(RibMsg::RouteRefresh {
+        peer: POP,
+        afi: Afi::Ipv4,
+    });
+    rib.handle(change(POP, v4(9), Some(&[65100])));
+    rib.flush();
+    settle(&mut rib, &mut own, &mut ctl, &mut s);
+    assert_eq!(s.view, expected(&rib));
+    assert_eq!(s.view.len(), 9);
+    assert_eq!(exported(&rib), [9, 0]);
 }

@@ -12,7 +12,7 @@ use super::table::{Entry, PathRef, PrefixKey, Table};
 use super::Query;
 use crate::config::Role;
 use crate::types::{
-    Afi, Origin, PathAttrs, Prefix, AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET,
+    Afi, Origin, PathAttrs, PeerId, Prefix, AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SEQUENCE, AS_SET,
 };
 
 /// (VmRSS, VmHWM) in bytes from /proc/self/status (0 when unavailable).
@@ -267,13 +267,16 @@ impl Rib {
             .peers
             .iter()
             .zip(&self.core.peers)
-            .map(|(pc, ps)| PeerCounts {
+            .enumerate()
+            .map(|(i, (pc, ps))| PeerCounts {
                 peer: pc.name.clone(),
                 routes: RouteCounts {
                     received: PerFamily::of([ps.received(0), ps.received(1)]),
                     accepted: PerFamily::of(ps.accepted),
+                    exported: PerFamily::of(Afi::ALL.map(|a| self.exported(i as PeerId, a))),
                     eor: PerFamily::of(ps.eor),
                     max_prefix_exceeded: PerFamily::of(ps.max_exceeded),
+                    max_prefix_events: PerFamily::of(ps.max_prefix_events),
                 },
             })
             .collect();

@@ -153,15 +153,26 @@ pub struct PeerCounts {
     pub routes: RouteCounts,
 }
 
-/// A peer's routes per family: received, accepted, End-of-RIB seen, over
-/// its max-prefix limit (also part of the admin `peers` reply).
+/// A peer's routes per family: received, accepted, exported, End-of-RIB
+/// seen, over its max-prefix limit (also part of the admin `peers` reply).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RouteCounts {
+    /// Prefixes the peer announces now (accepted + rejected by import policy).
     pub received: PerFamily<u64>,
+    /// Paths of the peer in the table (stale ones included).
     pub accepted: PerFamily<u64>,
+    /// Loc-RIB routes sent to this (POP) peer and not withdrawn (0 for
+    /// upstream peers; our `announce` prefixes are not counted here: the
+    /// admin `peers` reply's `advertised` adds them).
+    pub exported: PerFamily<u64>,
+    /// End-of-RIB received on the current session.
     pub eor: PerFamily<bool>,
+    /// Over the max-prefix limit on the current session.
     pub max_prefix_exceeded: PerFamily<bool>,
+    /// Times the max-prefix limit was exceeded, since the daemon started
+    /// (once per session with `warn`; each teardown with `teardown`).
+    pub max_prefix_events: PerFamily<u64>,
 }
 
 /// The reply to a [`Query`](super::Query): the variant of its kind. Serializes

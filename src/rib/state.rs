@@ -43,6 +43,9 @@ pub(crate) struct PeerState {
     pub stale: [u64; 2],
     pub eor: [bool; 2],
     pub max_exceeded: [bool; 2],
+    /// Times the max-prefix limit was exceeded, per family (`import`): once
+    /// per session with `warn`, at each teardown with `teardown`.
+    pub max_prefix_events: [u64; 2],
     /// A max-prefix teardown was requested: ignore UPDATEs until PeerDown.
     pub torn_down: bool,
     /// Bumped on every PeerUp/PeerDown/EoR sweep: older stale timers are void.
@@ -83,6 +86,8 @@ pub(crate) struct Core {
     pub(super) walking: bool,
     /// Some POP peer is up (else nothing is queued).
     pub(super) pops_up: bool,
+    /// Entries flagged `ANNOUNCED` (exported to POP peers), per family.
+    pub(super) announced: [u64; 2],
     /// Prefixes whose best path changed (when tracking is on), per family.
     pub(super) changed: Option<[FxHashSet<Prefix>; 2]>,
     /// With `changed`: record any change of a prefix's paths, not only of its
@@ -131,9 +136,11 @@ impl Core {
     pub(super) fn settle<K: PrefixKey>(&mut self, t: &mut Table<K>, idx: u32, b: Before) {
         let e = t.entry_mut(idx);
         let prefix = e.prefix();
+        let fam = prefix.afi().index();
         if e.paths.is_empty() {
             if b.flags & ANNOUNCED != 0 {
                 self.queue(prefix, None, idx);
+                self.announced[fam] -= 1;
             }
             if b.best.is_some() {
                 self.mark_changed(prefix);
@@ -154,9 +161,15 @@ impl Core {
                 let a = self.attrs.get(nb.attr);
                 self.queue(prefix, Some(a), idx);
             }
+            if flags & ANNOUNCED == 0 {
+                self.announced[fam] += 1;
+            }
             flags |= ANNOUNCED;
         } else if flags & ANNOUNCED != 0 {
             self.queue(prefix, None, idx);
+            self.announced[fam] -= 1;
+            // A walk must not skip it unannounced: the withdraw goes out now.
+            self.uncover(prefix.afi(), idx);
             flags &= !ANNOUNCED;
         }
         e.set_flags(flags);
@@ -245,6 +258,7 @@ impl Rib {
                 stale: [0; 2],
                 eor: [false; 2],
                 max_exceeded: [false; 2],
+                max_prefix_events: [0; 2],
                 torn_down: false,
                 epoch: 0,
                 outbox: Outbox::default(),
@@ -260,6 +274,7 @@ impl Rib {
                 pending: FxHashMap::default(),
                 walking: false,
                 pops_up: false,
+                announced: [0; 2],
                 changed: None,
                 track_all: false,
             },

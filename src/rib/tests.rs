@@ -327,6 +327,10 @@ async fn export_to_pop_peers() {
     let eors = eors(&cmds);
     assert_eq!(eors, [Afi::Ipv4, Afi::Ipv6]);
     assert!(matches!(cmds.last(), Some(SessionCmd::EndOfRib(Afi::Ipv6))));
+    assert_eq!(
+        h.counts(POP1).await["exported"],
+        serde_json::json!({"ipv4": 1, "ipv6": 0})
+    );
 
     // Upstream announcement: exported with the upstream attributes (local-pref set).
     h.announce(UP1, &["198.51.100.0/24"], attrs(&[65001, 5], "10.0.0.1"))
@@ -497,11 +501,13 @@ async fn max_prefix_warn_vs_teardown() {
     assert_eq!(c["accepted"]["ipv4"], 4);
     assert_eq!(c["max_prefix_exceeded"]["ipv4"], true);
     assert_eq!(c["max_prefix_exceeded"]["ipv6"], false);
+    assert_eq!(c["max_prefix_events"]["ipv4"], 1, "once per session");
     assert!(no_eor(drain(&mut w)).is_empty());
     // teardown: the limit's worth kept, rest of the UPDATE dropped, Cease sent.
     let c = h.counts(TEAR).await;
     assert_eq!(c["accepted"]["ipv4"], 2);
     assert_eq!(c["max_prefix_exceeded"]["ipv4"], true);
+    assert_eq!(c["max_prefix_events"]["ipv4"], 1);
     let cmds = no_eor(drain(&mut t));
     assert_eq!(cmds.len(), 1);
     match &cmds[0] {

@@ -2,7 +2,9 @@
 //! (record the negotiated session, tell the RIB), `ProcessUpdate` (decode with
 //! `wire` and hand the changes to the RIB, batched: [`Ingest`]), `ProcessRouteRefresh`, the RIB's
 //! commands (exports, End-of-RIB, teardown), and `SessionDown` (tell the RIB,
-//! keeping routes stale under graceful restart as `graceful` decides).
+//! keeping routes stale under graceful restart as `graceful` decides). Counts
+//! in the peer's status: UPDATEs and End-of-RIBs sent, `flaps`, and the RFC
+//! 7606 actions of a batch ([`Ingest`], published by the task per batch).
 //!
 //! Talks to: `rib` (RibMsg out, SessionCmd in; export encoding is
 //! `rib::encode`), `task` (which calls these from its action loop).
@@ -16,7 +18,7 @@ use tracing::info;
 use super::handshake::Negotiated;
 use super::socket::Link;
 use super::task::PeerCtx;
-use super::SessionError;
+use super::{Rfc7606Counts, SessionError};
 use crate::rib::{encode, RibMsg, SessionCmd, SessionInfo};
 use crate::types::{Afi, RouteChange};
 use crate::wire::{self, EncodeCtx, Open, UpdateCtx, WireError};
@@ -67,6 +69,7 @@ pub(super) async fn session_up(
         s.extended_message = neg.extended;
         s.graceful_restart = neg.graceful_restart;
         s.graceful_notification = neg.gr_notification;
+        s.eor_sent = Default::default();
     });
     info!(
         remote_id = %open.router_id,
@@ -139,6 +142,15 @@ pub(super) const INGEST_BATCH: usize = 32;
 pub(super) struct Ingest {
     changes: Vec<(Afi, RouteChange)>,
     updates: usize,
+    /// RFC 7606 actions of the UPDATEs decoded, not yet in the status.
+    rfc7606: Rfc7606Counts,
+}
+
+impl Ingest {
+    /// The RFC 7606 actions counted since the last call.
+    pub(super) fn take_rfc7606(&mut self) -> Rfc7606Counts {
+        std::mem::take(&mut self.rfc7606)
+    }
 }
 
 /// Hand the buffered changes to the RIB.
@@ -171,6 +183,8 @@ pub(super) async fn on_update(
     for w in &d.warnings {
         info!(warning = %w, "RFC 7606");
     }
+    batch.rfc7606.treat_as_withdraw += u64::from(d.treat_as_withdraw);
+    batch.rfc7606.attribute_discard += u64::from(d.attributes_discarded);
     for (afi, change) in [(Afi::Ipv4, d.v4), (Afi::Ipv6, d.v6)] {
         if !change.announced.is_empty() || !change.withdrawn.is_empty() {
             batch.changes.push((afi, change));
@@ -219,7 +233,7 @@ pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
                 &mut out,
             );
             if !out.is_empty() {
-                ctx.with_status(|s| s.updates_sent += n);
+                ctx.with_status(|s| s.count_sent(wire::msg::UPDATE, n));
                 // A paced batch's credit goes back to the RIB once written.
                 link.send_paced(out, credit);
             }
@@ -227,7 +241,10 @@ pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
         SessionCmd::EndOfRib(afi) => {
             if up.afis[afi.index()] {
                 link.send(wire::encode_end_of_rib(afi));
-                ctx.with_status(|s| s.updates_sent += 1);
+                ctx.with_status(|s| {
+                    s.count_sent(wire::msg::UPDATE, 1);
+                    *s.eor_sent.get_mut(afi) = true;
+                });
             }
         }
         SessionCmd::Teardown { .. } => {}
@@ -240,6 +257,10 @@ pub(super) fn on_rib_cmd(ctx: &PeerCtx, up: &Up, link: &Link, cmd: SessionCmd) {
 pub(super) async fn session_down(ctx: &PeerCtx, up: &Up, why: Option<&SessionError>) {
     let keep_stale = super::graceful::keep_stale(up.graceful_restart, up.gr_notification, why)
         .then(|| Duration::from_secs(up.peer_restart_time.min(ctx.pc().restart_time) as u64));
+    ctx.with_status(|s| {
+        s.established_at = None;
+        s.flaps += 1;
+    });
     let _ = ctx
         .rib
         .send(RibMsg::PeerDown {
@@ -247,5 +268,4 @@ pub(super) async fn session_down(ctx: &PeerCtx, up: &Up, why: Option<&SessionErr
             keep_stale,
         })
         .await;
-    ctx.with_status(|s| s.established_at = None);
 }

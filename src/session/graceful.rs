@@ -17,12 +17,12 @@
 //! F set, and the other POPs keep our routes as stale until our End-of-RIB.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tracing::{info, warn};
 
 use super::handshake::Negotiated;
-use super::SessionError;
+use super::{unix_now, SessionError};
 use crate::config::{Config, PeerConfig};
 use crate::wire::{self, code, GracefulRestartCap, Notification};
 
@@ -108,13 +108,6 @@ fn longest_restart_time(cfg: &Config) -> Duration {
         .max()
         .unwrap_or(0);
     Duration::from_secs(s.into())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// At a planned shutdown (SIGTERM/SIGINT): write the marker (the time, in

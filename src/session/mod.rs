@@ -22,11 +22,22 @@
 //! - `established`: what an Established session does: tell the RIB it is up or
 //!   down, hand it UPDATEs and ROUTE-REFRESHes, send its exports;
 //! - `originate`: the anycast prefixes we originate (`crate::announce`'s
-//!   adverts, read from a watch channel) sent on an Established session.
+//!   adverts, read from a watch channel) sent on an Established session;
+//! - `counters`: the per-peer counters of [`PeerStatus`] (messages by type
+//!   and direction, NOTIFICATIONs by code and subcode, RFC 7606 actions).
+//!
+//! Where [`PeerStatus`] is counted: messages received, per batch read
+//! (`task`, before the batch is processed), with the RFC 7606 actions
+//! (`established::on_update`, published once per batch); messages sent
+//! where they are queued on the link (`task`, `established`, `originate`,
+//! `task::accept`); NOTIFICATIONs by code as they are sent or read; `flaps`
+//! at `SessionDown`; `last_change_unix` where the shown state changes
+//! (`Peer::tidy`); `eor_sent` when our End-of-RIB is queued.
 //!
 //! Talks to: `rib` (RibMsg out, SessionCmd in), `admin` (PeerStatus, PeerCtl),
 //! `pops` (the per-peer Established flags), `announce` (the adverts).
 
+mod counters;
 mod established;
 pub mod graceful;
 mod handshake;
@@ -39,7 +50,7 @@ mod tests;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
@@ -53,8 +64,12 @@ use crate::fsm::State;
 use crate::pops::SessionFlags;
 use crate::rib::RibMsg;
 use crate::sockopt;
-use crate::types::{Afi, PeerId};
+use crate::types::{Afi, PeerId, PerFamily};
 use crate::wire::{self, Notification, WireError};
+
+pub use counters::{
+    Direction, MessageCounts, NotificationCount, Rfc7606Counts, NOTIFICATION_KINDS,
+};
 
 /// Errors of the session layer (for logs and `last_error`).
 #[derive(Debug, thiserror::Error)]
@@ -98,13 +113,18 @@ impl From<WireError> for SessionError {
 
 /// What the admin socket shows for a peer (written by its task on events only).
 /// The admin `peers` reply carries it as it is (flattened), so it also
-/// deserializes, with missing fields defaulted, for `sparrowctl`.
+/// deserializes, with missing fields defaulted, for `sparrowctl`. Counters
+/// (`*_count`, `flaps`, `messages_*`, `updates_*`, `notifications*`,
+/// `rfc7606`) only grow, across sessions, for the life of the process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerStatus {
     pub state: State,
     #[serde(skip)]
     pub since: Instant,
+    /// Unix time (seconds) `state` last changed (at start: when the peer
+    /// task was made; 0: unknown).
+    pub last_change_unix: u64,
     #[serde(skip)]
     pub established_at: Option<Instant>,
     pub last_error: Option<String>,
@@ -121,11 +141,32 @@ pub struct PeerStatus {
     pub graceful_restart: bool,
     /// Both sides set RFC 8538's N bit (graceful NOTIFICATION).
     pub graceful_notification: bool,
+    /// Sessions that reached Established.
     pub established_count: u64,
+    /// Established sessions that ended (transitions out of Established).
+    pub flaps: u64,
+    /// Messages read from the peer, by type (every state).
+    pub messages_received: MessageCounts,
+    /// Messages queued to the peer, by type.
+    pub messages_sent: MessageCounts,
+    /// `messages_received.update` (kept for older clients).
     pub updates_received: u64,
+    /// `messages_sent.update` (kept for older clients).
     pub updates_sent: u64,
+    /// `messages_sent.notification` (kept for older clients; both count the
+    /// Cease sent on a connection refused while a session is Established).
     pub notifications_sent: u64,
+    /// `messages_received.notification` (kept for older clients).
     pub notifications_received: u64,
+    /// NOTIFICATIONs by direction, code and subcode, sorted; at most
+    /// [`NOTIFICATION_KINDS`] entries.
+    pub notifications: Vec<NotificationCount>,
+    /// NOTIFICATIONs of kinds beyond the first [`NOTIFICATION_KINDS`].
+    pub notifications_unlisted: u64,
+    /// RFC 7606 actions on the peer's UPDATEs.
+    pub rfc7606: Rfc7606Counts,
+    /// Our End-of-RIB was queued for the family on the current session.
+    pub eor_sent: PerFamily<bool>,
     /// Our anycast prefixes (`announce`) this session has announced.
     pub originated: Vec<crate::types::Prefix>,
 }
@@ -135,6 +176,7 @@ impl Default for PeerStatus {
         PeerStatus {
             state: State::Idle,
             since: Instant::now(),
+            last_change_unix: 0,
             established_at: None,
             last_error: None,
             last_error_at: None,
@@ -150,13 +192,64 @@ impl Default for PeerStatus {
             graceful_restart: false,
             graceful_notification: false,
             established_count: 0,
+            flaps: 0,
+            messages_received: MessageCounts::default(),
+            messages_sent: MessageCounts::default(),
             updates_received: 0,
             updates_sent: 0,
             notifications_sent: 0,
             notifications_received: 0,
+            notifications: Vec::new(),
+            notifications_unlisted: 0,
+            rfc7606: Rfc7606Counts::default(),
+            eor_sent: PerFamily::default(),
             originated: Vec::new(),
         }
     }
+}
+
+impl PeerStatus {
+    /// Count `n` messages of type `ty` queued to the peer.
+    pub fn count_sent(&mut self, ty: u8, n: u64) {
+        self.messages_sent.add(ty, n);
+        match ty {
+            wire::msg::UPDATE => self.updates_sent += n,
+            wire::msg::NOTIFICATION => self.notifications_sent += n,
+            _ => {}
+        }
+    }
+
+    /// Count a batch of messages read from the peer.
+    pub fn count_received(&mut self, m: &MessageCounts) {
+        self.messages_received.merge(m);
+        self.updates_received += m.update;
+        self.notifications_received += m.notification;
+    }
+
+    /// Count a NOTIFICATION sent: as a message and by its code and subcode.
+    pub fn count_notification_sent(&mut self, n: &Notification) {
+        self.count_sent(wire::msg::NOTIFICATION, 1);
+        self.count_notification(Direction::Sent, n);
+    }
+
+    /// Count a NOTIFICATION by direction, code and subcode (a received one is
+    /// counted as a message with its batch, [`PeerStatus::count_received`]).
+    pub fn count_notification(&mut self, direction: Direction, n: &Notification) {
+        counters::count_notification(
+            &mut self.notifications,
+            &mut self.notifications_unlisted,
+            direction,
+            n.code,
+            n.subcode,
+        );
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Commands to a peer task from the listener and the admin socket.
@@ -190,7 +283,14 @@ impl Peers {
     ) -> (Peers, Vec<mpsc::UnboundedReceiver<PeerCtl>>) {
         let (ctl, rx) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
         let peers = Peers {
-            status: (0..n).map(|_| Mutex::new(PeerStatus::default())).collect(),
+            status: (0..n)
+                .map(|_| {
+                    Mutex::new(PeerStatus {
+                        last_change_unix: unix_now(),
+                        ..PeerStatus::default()
+                    })
+                })
+                .collect(),
             ctl,
             established: Arc::new(SessionFlags::new(n)),
             adverts,

@@ -89,7 +89,7 @@ impl Originated {
             let mut have: Vec<Prefix> = self.sent.keys().copied().collect();
             have.sort();
             ctx.with_status(|s| {
-                s.updates_sent += msgs;
+                s.count_sent(wire::msg::UPDATE, msgs);
                 s.originated = have;
             });
         }

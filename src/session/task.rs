@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::{mpsc, watch};
@@ -37,7 +37,7 @@ use super::graceful;
 use super::handshake::{self, Negotiated};
 use super::originate::Originated;
 use super::socket::{self, ConnEvent, Link};
-use super::{PeerCtl, PeerStatus, Peers, SessionError};
+use super::{Direction, MessageCounts, PeerCtl, PeerStatus, Peers, SessionError};
 use crate::announce::Adverts;
 use crate::config::{Config, PeerConfig};
 use crate::fsm::{self, Action, Event, FsmConfig, State};
@@ -72,10 +72,7 @@ impl PeerCtx {
     }
 
     fn record_error(&self, e: &SessionError) {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = super::unix_now();
         self.with_status(|s| {
             s.last_error = Some(e.to_string());
             s.last_error_at = Some(now);
@@ -179,8 +176,6 @@ pub(super) struct Peer {
     queue: VecDeque<(u64, Event, Input)>,
     /// Writers of closed connections, still flushing a NOTIFICATION.
     closing: Vec<JoinHandle<()>>,
-    /// UPDATEs processed in the current batch, added to the status after it.
-    updates_received: u64,
     /// Changes of the UPDATEs read, not yet sent to the RIB.
     ingest: established::Ingest,
     /// The anycast adverts, and what the Established session has sent of them.
@@ -218,7 +213,6 @@ impl Peer {
             rib_ctl: None,
             queue: VecDeque::new(),
             closing: Vec::new(),
-            updates_received: 0,
             ingest: Default::default(),
             adverts,
             originated: Originated::default(),
@@ -299,11 +293,13 @@ impl Peer {
                 if let Some(link) = &m.link {
                     let open = handshake::our_open(&ctx.cfg, ctx.pc(), restarting);
                     link.send(wire::encode_open(&open));
+                    ctx.with_status(|s| s.count_sent(wire::msg::OPEN, 1));
                 }
             }
             Action::SendKeepalive => {
                 if let Some(link) = &m.link {
                     link.send(wire::encode_keepalive());
+                    ctx.with_status(|s| s.count_sent(wire::msg::KEEPALIVE, 1));
                 }
                 if m.keepalive_every > 0 {
                     m.keepalive_at = Some(now + secs(m.keepalive_every));
@@ -321,7 +317,7 @@ impl Peer {
                 }
                 if let Some(link) = &m.link {
                     link.send(wire::encode_notification(&n));
-                    ctx.with_status(|s| s.notifications_sent += 1);
+                    ctx.with_status(|s| s.count_notification_sent(&n));
                 }
             }
             Action::CloseConnection => {
@@ -366,7 +362,6 @@ impl Peer {
                 let Input::Body(body) = std::mem::replace(input, Input::None) else {
                     return true;
                 };
-                self.updates_received += 1;
                 let Some(up) = &m.up else { return true };
                 match established::on_update(&ctx, up, &body, &mut self.ingest).await {
                     Err(established::RibGone) => return false,
@@ -476,6 +471,7 @@ impl Peer {
             if s.state != state {
                 s.state = state;
                 s.since = Instant::now();
+                s.last_change_unix = super::unix_now();
             }
         });
         self.ctx
@@ -575,6 +571,13 @@ impl Peer {
                 id,
                 result: Ok(msgs),
             } => {
+                // One status update per batch, not one lock per UPDATE: the
+                // batch's messages by type now, its RFC 7606 actions after it.
+                let mut read = MessageCounts::default();
+                for (ty, _) in &msgs {
+                    read.add(*ty, 1);
+                }
+                self.ctx.with_status(|s| s.count_received(&read));
                 for (ty, body) in msgs {
                     // A message for a connection already closed is dropped.
                     match self.index(id) {
@@ -590,10 +593,9 @@ impl Peer {
                 {
                     self.exit = true;
                 }
-                // One status update per batch, not one lock per UPDATE.
-                let n = std::mem::take(&mut self.updates_received);
-                if n > 0 {
-                    self.ctx.with_status(|s| s.updates_received += n);
+                let acted = self.ingest.take_rfc7606();
+                if !acted.is_zero() {
+                    self.ctx.with_status(|s| s.rfc7606.merge(&acted));
                 }
             }
             ConnEvent::Messages { id, result: Err(e) } => {
@@ -640,7 +642,8 @@ impl Peer {
             wire::msg::ROUTE_REFRESH => Event::RouteRefreshReceived,
             wire::msg::NOTIFICATION => {
                 let n = wire::decode_notification(&body);
-                self.ctx.with_status(|s| s.notifications_received += 1);
+                self.ctx
+                    .with_status(|s| s.count_notification(Direction::Received, &n));
                 self.machines[i].err = Some(SessionError::Received(n));
                 Event::NotificationReceived
             }

@@ -353,7 +353,7 @@ async fn stop_sends_cease_with_subcode() {
 #[tokio::test]
 async fn update_before_established_is_fsm_error() {
     let (l, port) = listener().await;
-    let _d = Daemon::start(config(port, false, 90));
+    let d = Daemon::start(config(port, false, 90));
     let eor = wire::encode_end_of_rib(crate::types::Afi::Ipv4);
     let mut p = Scripted::accept(&l).await;
     p.expect(wire::msg::OPEN).await;
@@ -368,6 +368,21 @@ async fn update_before_established_is_fsm_error() {
     p.send(&eor).await;
     let n = p.expect_notification().await;
     assert_eq!((n.code, n.subcode), (code::FSM, fsm_err::IN_OPENCONFIRM));
+    // Each counted once, as sent, under its code and subcode.
+    d.wait_status("two NOTIFICATIONs counted", |s| s.notifications.len() == 2)
+        .await;
+    let sent: Vec<_> = d
+        .peers
+        .snapshot(0)
+        .notifications
+        .iter()
+        .map(|n| (n.direction, n.code, n.subcode, n.count))
+        .collect();
+    let fsm = |subcode| (super::Direction::Sent, code::FSM, subcode, 1);
+    assert_eq!(
+        sent,
+        [fsm(fsm_err::IN_OPENSENT), fsm(fsm_err::IN_OPENCONFIRM)]
+    );
 }
 
 /// A NOTIFICATION from the peer closes the session without sending one back.
@@ -391,6 +406,73 @@ async fn notification_received_closes_without_sending() {
     assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
     let st = d.peers.snapshot(0);
     assert_eq!((st.notifications_received, st.notifications_sent), (1, 0));
+}
+
+/// The status counters: messages by type and direction, a received
+/// NOTIFICATION under its code and subcode, an UPDATE treated as withdraw
+/// (bad next hop) with an attribute discarded (LOCAL_PREF from eBGP), the
+/// flap and the time of the last state change.
+#[tokio::test]
+async fn status_counts_messages_notifications_and_rfc7606() {
+    let (_l, mut d, mut p) = Daemon::connected(90).await;
+    d.establish(&mut p, 90).await;
+    d.wait_established().await;
+    let st = d.peers.snapshot(0);
+    assert_eq!((st.messages_received.open, st.messages_sent.open), (1, 1));
+    assert_eq!(st.messages_received.keepalive, 1);
+    assert!(st.messages_sent.keepalive >= 1, "{st:?}");
+    assert!(st.last_change_unix > 0);
+
+    let attrs = crate::types::PathAttrs {
+        as_path: crate::types::AsPath::sequence(&[PEER_AS]),
+        next_hop: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        local_pref: Some(100),
+        ..Default::default()
+    };
+    let enc = wire::EncodeCtx {
+        as4: true,
+        max_len: wire::MAX_MSG_LEN,
+    };
+    let prefix: crate::types::Prefix = "10.1.0.0/16".parse().unwrap();
+    let mut update = Vec::new();
+    wire::encode_announce(
+        &enc,
+        crate::types::Afi::Ipv4,
+        &[prefix],
+        &attrs,
+        &mut update,
+    );
+    p.send(&update).await;
+    d.wait_status("an RFC 7606 action", |s| s.rfc7606.treat_as_withdraw > 0)
+        .await;
+    let st = d.peers.snapshot(0);
+    assert_eq!(
+        (st.rfc7606.treat_as_withdraw, st.rfc7606.attribute_discard),
+        (1, 1)
+    );
+    assert_eq!((st.messages_received.update, st.updates_received), (1, 1));
+
+    let n = Notification {
+        code: code::CEASE,
+        subcode: cease::ADMIN_SHUTDOWN,
+        data: Vec::new(),
+    };
+    p.send(&wire::encode_notification(&n)).await;
+    assert!(matches!(d.rib_event().await, RibMsg::PeerDown { .. }));
+    let st = d.peers.snapshot(0);
+    let want = super::NotificationCount {
+        direction: super::Direction::Received,
+        code: code::CEASE,
+        subcode: cease::ADMIN_SHUTDOWN,
+        count: 1,
+    };
+    assert_eq!(st.notifications, [want]);
+    assert_eq!(st.messages_received.notification, 1);
+    assert_eq!(
+        (st.messages_sent.notification, st.messages_sent.update),
+        (0, 0)
+    );
+    assert_eq!((st.flaps, st.established_count), (1, 1));
 }
 
 /// Two connections at once (RFC 4271 §6.8): the one initiated by the higher

@@ -135,6 +135,10 @@ pub struct DecodedUpdate {
     pub end_of_rib: Option<Afi>,
     /// RFC 7606 actions taken (treat-as-withdraw, attribute discard), for logging.
     pub warnings: Vec<String>,
+    /// RFC 7606 §2 treat-as-withdraw was applied to this UPDATE.
+    pub treat_as_withdraw: bool,
+    /// Path attributes discarded (RFC 7606 §2 attribute discard).
+    pub attributes_discarded: u32,
 }
 
 /// How to encode for one session.

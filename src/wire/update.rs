@@ -271,6 +271,8 @@ struct Walk {
     /// Reasons for treat-as-withdraw (non-empty = withdraw).
     withdraw: Vec<String>,
     warnings: Vec<String>,
+    /// Attributes discarded.
+    discarded: u32,
 }
 
 impl Walk {
@@ -278,6 +280,7 @@ impl Walk {
         self.withdraw.push(why);
     }
     fn discard(&mut self, why: String) {
+        self.discarded += 1;
         self.warnings.push(format!("attribute discarded: {why}"));
     }
     /// Marks `code` seen; returns whether it had been seen before.
@@ -291,7 +294,8 @@ impl Walk {
 
 /// Validate and decode an UPDATE body (after the header) per RFC 4271/4760/6793/7606.
 /// `Err` means the session must be reset with `err.notification()`; RFC 7606
-/// treat-as-withdraw and attribute-discard are applied inside and reported in `warnings`.
+/// treat-as-withdraw and attribute-discard are applied inside, reported in
+/// `warnings` and counted (`treat_as_withdraw`, `attributes_discarded`).
 ///
 /// See the module documentation for which NOTIFICATION each error gives.
 /// Never panics; work and allocation are linear in `body.len()`.
@@ -710,7 +714,9 @@ fn finish(
         }
     }
 
+    out.attributes_discarded = w.discarded;
     if !w.withdraw.is_empty() {
+        out.treat_as_withdraw = true;
         for why in w.withdraw.drain(..) {
             w.warnings.push(format!("treat-as-withdraw: {why}"));
         }

@@ -127,6 +127,7 @@ fn assert_withdrawn(d: &DecodedUpdate) {
         "{:?}",
         d.warnings
     );
+    assert!(d.treat_as_withdraw);
 }
 
 fn assert_ok_announce(d: &DecodedUpdate) -> Arc<PathAttrs> {
@@ -466,6 +467,7 @@ fn rfc7606_3g_duplicate_attribute_discarded() {
     assert_eq!(at.origin, Origin::Igp);
     assert_eq!(at.med, Some(1));
     assert_eq!(d.warnings.len(), 2);
+    assert_eq!((d.attributes_discarded, d.treat_as_withdraw), (2, false));
 }
 
 /// RFC 7606 §7.1: ORIGIN with bad length, bad flags or undefined value.

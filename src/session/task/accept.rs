@@ -33,8 +33,9 @@ impl Peer {
         let established = self.machines.iter().find(|m| m.state == State::Established);
         if established.is_some_and(|m| !graceful(m)) {
             // §6.8: a connection collision with an Established session closes the new one.
-            socket::refuse(stream, cease_with(cease::COLLISION, Vec::new()));
-            self.ctx.with_status(|s| s.notifications_sent += 1);
+            let n = cease_with(cease::COLLISION, Vec::new());
+            self.ctx.with_status(|s| s.count_notification_sent(&n));
+            socket::refuse(stream, n);
             return;
         }
         if let Err(e) = socket::apply_ttl(self.ctx.pc(), self.ctx.ebgp(), &stream) {
