@@ -45,6 +45,8 @@
 //!   address canonicalisation.
 //! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
 //!   structs) used by `sparrowctl`; `render` turns those replies into text.
+//! - `notify`: systemd's `sd_notify` protocol (`READY=1`, the steering
+//!   source in `STATUS=`, `RELOADING=1`, `STOPPING=1`) when `$NOTIFY_SOCKET` is set.
 //! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
 //! - `rt`: the one way to start a named thread with its own Tokio runtime
 //!   (the RIB's, the health checks').
@@ -67,6 +69,7 @@ pub mod fsm;
 pub mod health;
 pub mod http;
 pub mod net;
+pub mod notify;
 pub mod pops;
 pub mod reload;
 pub mod render;

@@ -8,10 +8,11 @@
 //! named in the report and the log, not applied. New zones whose steered
 //! addresses differ from the running health targets are applied, and the
 //! targets named as needing a restart (a new address is answered unchecked
-//! until then).
+//! until then). Under systemd, every reload is bracketed by `RELOADING=1`
+//! and `READY=1` (`crate::notify`).
 //!
 //! Owns nothing but the path and the startup config. Talks to: `config`,
-//! `dns` (the shared authority handle).
+//! `dns` (the shared authority handle), `notify`.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub struct Reloader {
     pops: Arc<PopState>,
     /// One reload at a time; holds the config last applied.
     last: Mutex<Config>,
+    /// systemd's notification socket: `RELOADING=1` ... `READY=1` around a reload.
+    notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 impl Reloader {
@@ -80,11 +83,31 @@ impl Reloader {
             steering,
             pops,
             last,
+            notifier: None,
         }
     }
 
-    /// Reload now. `Err`: nothing changed; the error lists every problem.
+    /// Tell systemd (`crate::notify`) when a reload starts and ends.
+    pub fn with_notifier(mut self, notifier: Option<Arc<crate::notify::Notifier>>) -> Reloader {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Reload now (see `apply`), between `RELOADING=1` and
+    /// `READY=1` to systemd when it listens.
     pub fn reload(&self) -> Result<Report, ReloadError> {
+        if let Some(n) = &self.notifier {
+            n.reloading();
+        }
+        let r = self.apply();
+        if let Some(n) = &self.notifier {
+            n.notify("READY=1");
+        }
+        r
+    }
+
+    /// Read, check and apply the file. `Err`: nothing changed; the error lists every problem.
+    fn apply(&self) -> Result<Report, ReloadError> {
         let Some(path) = &self.path else {
             let e = ReloadError::NoFile;
             warn!("{e}");
