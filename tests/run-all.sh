@@ -20,12 +20,14 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 # --- 1. packages ---------------------------------------------------------------
 step "packages"
 missing=0
-for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control; do
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control \
+         systemd-analyze setpriv useradd; do
     command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
 done
 if [ "$missing" = 1 ]; then
     apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
-        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl unbound || { echo "apt-get install failed" >&2; exit 1; }
+        knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl unbound \
+        systemd passwd || { echo "apt-get install failed" >&2; exit 1; }
 else
     echo "all router/DNS tools present, skipping apt"
 fi
