@@ -117,6 +117,15 @@ pub enum Request {
 pub enum AdminError {
     #[error("admin socket {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
+    /// No permission to create the socket or its directory: the default
+    /// `/run/sparrow` is made by systemd (`RuntimeDirectory=sparrow`) or root.
+    #[error(
+        "admin socket {path}: this user may not create it (under systemd, \
+RuntimeDirectory=sparrow makes /run/sparrow for the sparrow user); without root, set \
+admin.socket to a path you can create (e.g. /tmp/sparrow.sock, as the embedded \
+default config does) and give sparrowctl the same path (--socket or $SPARROW_SOCKET)"
+    )]
+    Denied { path: PathBuf, source: io::Error },
 }
 
 /// Shared handles the admin server needs.
@@ -142,12 +151,18 @@ pub struct AdminCtx {
     pub announcer: Arc<crate::announce::Announcer>,
 }
 
-/// Bind the socket (replacing a stale file) with file mode `mode`
-/// (`Config::admin_mode`, parsed at config load).
+/// Bind the socket (replacing a stale file, creating a missing directory)
+/// with file mode `mode` (`Config::admin_mode`, parsed at config load). No
+/// permission there is [`AdminError::Denied`], whose message says how to run
+/// without root.
 pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, AdminError> {
-    let err = |source| AdminError::Bind {
-        path: path.to_path_buf(),
-        source,
+    let err = |source: io::Error| {
+        let path = path.to_path_buf();
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            AdminError::Denied { path, source }
+        } else {
+            AdminError::Bind { path, source }
+        }
     };
     if path.exists() {
         // A live daemon on it would answer; a stale file would not.

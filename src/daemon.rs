@@ -4,7 +4,8 @@
 //! then Cease/Administrative Shutdown on every session (a planned restart: with graceful restart and
 //! RFC 8538 the other POPs keep our routes as stale) and writes the restart
 //! marker (`session::graceful`) that makes the next sparrowd set the Restart
-//! State bit; removes the admin socket on the way out; SIGHUP reloads.
+//! State bit; removes the admin socket on the way out; SIGHUP reloads. Tells
+//! systemd (`notify`) when it serves, its steering status, and when it stops.
 //!
 //! Wires the one-way dependencies: the steering publisher becomes the RIB
 //! task's `rib::LocRibListener`, and the sessions' `pops::SessionFlags` feed
@@ -147,13 +148,18 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
     let authority: dns::Shared = Arc::new(arc_swap::ArcSwap::from_pointee(
         dns::Authority::new(&cfg, steering.clone(), pops.clone()).map_err(DaemonError::Dns)?,
     ));
-    let reloader = Arc::new(Reloader::new(
-        path,
-        cfg.clone(),
-        authority.clone(),
-        steering.clone(),
-        pops.clone(),
-    ));
+    // systemd (`Type=notify`, `$NOTIFY_SOCKET`): see `crate::notify`.
+    let notifier = crate::notify::from_env();
+    let reloader = Arc::new(
+        Reloader::new(
+            path,
+            cfg.clone(),
+            authority.clone(),
+            steering.clone(),
+            pops.clone(),
+        )
+        .with_notifier(notifier.clone()),
+    );
     // DNS and HTTP tasks never end by themselves; aborted at shutdown.
     let mut services = JoinSet::new();
     let dns_stats = Arc::new(dns::stats::DnsStats::new(
@@ -217,6 +223,9 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
         admin = %socket_path.display(),
         "sparrowd started"
     );
+    // Every listener is bound and served: READY=1, then the steering STATUS=.
+    let systemd =
+        crate::notify::Systemd::serving_steering(notifier, steering.clone(), peers.clone());
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
@@ -233,6 +242,7 @@ pub async fn run(cfg: Config, path: Option<PathBuf>) -> Result<(), DaemonError> 
             }
         }
     }
+    systemd.stopping();
     // Anycast: GRACEFUL_SHUTDOWN for the grace period where configured, then
     // withdraw everything we originate, before the sessions close.
     if let Some(until) = announcer.stop(Instant::now()) {

@@ -50,6 +50,8 @@
 //!   address canonicalisation.
 //! - `admin`: Unix-socket server (JSON lines of the typed `admin::reply`
 //!   structs) used by `sparrowctl`; `render` turns those replies into text.
+//! - `notify`: systemd's `sd_notify` protocol (`READY=1`, the steering
+//!   source in `STATUS=`, `RELOADING=1`, `STOPPING=1`) when `$NOTIFY_SOCKET` is set.
 //! - `reload`: SIGHUP / `sparrowctl reload`: validate, then swap in new zones.
 //! - `rt`: the one way to start a named thread with its own Tokio runtime
 //!   (the RIB's, the health checks').
@@ -73,6 +75,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod pops;
 pub mod reload;
 pub mod render;

@@ -42,13 +42,13 @@ pub fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener
 /// The BGP listener on `addr`: "::" also serves IPv4 peers (as v4-mapped
 /// addresses), other IPv6 addresses are v6only; SO_REUSEADDR; each peer's
 /// TCP-MD5 key (RFC 2385) is set before listening, since it must be on the
-/// socket before the peer's SYN arrives. With GTSM peers, [`gtsm_filter`] is
-/// attached: their segments below TTL 255 are dropped from the SYN on, so no
-/// byte of theirs is read before the accepted socket gets its IP_MINTTL.
+/// socket before the peer's SYN arrives. `gtsm` says how GTSM peers' segments
+/// below TTL 255 are dropped from the SYN on, so that no byte of theirs is
+/// read before the accepted socket gets its IP_MINTTL (see [`ListenerGtsm`]).
 pub fn bgp_listener(
     addr: SocketAddr,
     md5_keys: &[(IpAddr, &[u8])],
-    gtsm_peers: &[IpAddr],
+    gtsm: ListenerGtsm<'_>,
 ) -> std::io::Result<tokio::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
@@ -63,12 +63,30 @@ pub fn bgp_listener(
                 .map_err(std::io::Error::other)?;
         }
     }
-    if !gtsm_peers.is_empty() {
-        s.attach_filter(&gtsm_filter(gtsm_peers)?)?;
+    match gtsm {
+        ListenerGtsm::Off => {}
+        ListenerGtsm::Everyone => {
+            crate::sockopt::set_min_ttl(s.as_fd(), v6, addr.ip(), 255)
+                .map_err(std::io::Error::other)?;
+        }
+        ListenerGtsm::Peers(peers) => s.attach_filter(&gtsm_filter(peers)?)?,
     }
     s.bind(&addr.into())?;
     s.listen(128)?;
     tokio::net::TcpListener::from_std(s.into())
+}
+
+/// How the BGP listener keeps GTSM peers' low-TTL segments out before accept.
+#[derive(Clone, Copy, Debug)]
+pub enum ListenerGtsm<'a> {
+    /// No GTSM peer (or no way to filter: accepted sockets get IP_MINTTL).
+    Off,
+    /// Every peer uses GTSM: IP_MINTTL / IPV6_MINHOPCOUNT 255 on the listener
+    /// itself (inherited by accepted sockets); needs no privilege.
+    Everyone,
+    /// Only these peers use GTSM: the [`gtsm_filter`] program. Some kernels
+    /// refuse socket filters without CAP_NET_ADMIN: then EPERM.
+    Peers(&'a [IpAddr]),
 }
 
 /// A classic BPF socket filter (RFC 5082, GTSM, in the kernel): a packet from
@@ -228,18 +246,25 @@ pub fn udp_reuseport(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 mod tests {
     use super::*;
 
+    /// A connection to 127.0.0.1:`port` sent with `ttl`; an error when no
+    /// answer came within 1.5 s.
+    async fn connect_with_ttl(
+        port: u16,
+        ttl: u32,
+    ) -> Result<std::io::Result<tokio::net::TcpStream>, tokio::time::error::Elapsed> {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        socket2::SockRef::from(&s).set_ttl(ttl).unwrap();
+        let c = s.connect(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
+        tokio::time::timeout(std::time::Duration::from_millis(1500), c).await
+    }
+
     /// A GTSM peer's SYN below TTL 255 never reaches the listener; at 255 it connects.
     #[tokio::test]
     async fn gtsm_filter_drops_low_ttl_from_gtsm_peers_only() {
         let lo = IpAddr::from([127, 0, 0, 1]);
-        let l = bgp_listener(SocketAddr::new(lo, 0), &[], &[lo]).unwrap();
+        let l = bgp_listener(SocketAddr::new(lo, 0), &[], ListenerGtsm::Peers(&[lo])).unwrap();
         let port = l.local_addr().unwrap().port();
-        let connect = |ttl: u32| async move {
-            let s = tokio::net::TcpSocket::new_v4().unwrap();
-            socket2::SockRef::from(&s).set_ttl(ttl).unwrap();
-            let c = s.connect(SocketAddr::new(lo, port));
-            tokio::time::timeout(std::time::Duration::from_millis(1500), c).await
-        };
+        let connect = |ttl: u32| connect_with_ttl(port, ttl);
         assert!(
             connect(64).await.is_err(),
             "TTL 64 from a GTSM peer got through"
@@ -248,12 +273,27 @@ mod tests {
         let (_, from) = l.accept().await.unwrap();
         assert_eq!(from.ip(), lo);
         // A peer without GTSM (another address) is not filtered.
-        let other =
-            bgp_listener(SocketAddr::new(lo, 0), &[], &["10.0.0.1".parse().unwrap()]).unwrap();
+        let other = bgp_listener(
+            SocketAddr::new(lo, 0),
+            &[],
+            ListenerGtsm::Peers(&["10.0.0.1".parse().unwrap()]),
+        )
+        .unwrap();
         let port2 = other.local_addr().unwrap().port();
         let s = tokio::net::TcpSocket::new_v4().unwrap();
         socket2::SockRef::from(&s).set_ttl(1).unwrap();
         s.connect(SocketAddr::new(lo, port2)).await.unwrap();
+    }
+
+    /// Every peer GTSM: the listener's own IP_MINTTL drops a SYN below TTL 255.
+    #[tokio::test]
+    async fn gtsm_everyone_drops_low_ttl_at_the_listener() {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        let l = bgp_listener(SocketAddr::new(lo, 0), &[], ListenerGtsm::Everyone).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let connect = |ttl: u32| connect_with_ttl(port, ttl);
+        assert!(connect(254).await.is_err(), "TTL 254 got through");
+        assert!(connect(255).await.expect("TTL 255 connects").is_ok());
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! named in the report and the log, not applied. New zones whose steered
 //! addresses differ from the running health targets are applied, and the
 //! targets named as needing a restart (a new address is answered unchecked
-//! until then).
+//! until then). Under systemd, every reload is bracketed by `RELOADING=1`
+//! and `READY=1` (`crate::notify`).
 //!
 //! Owns nothing but the path and the startup config. Talks to: `config`,
-//! `dns` (the shared authority handle).
+//! `dns` (the shared authority handle), `notify`.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ pub struct Reloader {
     last: Mutex<Config>,
     /// Reloads that applied, that failed, and when the last one applied.
     counts: ReloadCounts,
+    /// systemd's notification socket: `RELOADING=1` ... `READY=1` around a reload.
+    notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// Reload outcomes since start (exported as metrics).
@@ -94,7 +97,14 @@ impl Reloader {
             pops,
             last,
             counts: ReloadCounts::default(),
+            notifier: None,
         }
+    }
+
+    /// Tell systemd (`crate::notify`) when a reload starts and ends.
+    pub fn with_notifier(mut self, notifier: Option<Arc<crate::notify::Notifier>>) -> Reloader {
+        self.notifier = notifier;
+        self
     }
 
     /// Reload outcomes so far.
@@ -102,9 +112,12 @@ impl Reloader {
         &self.counts
     }
 
-    /// Reload now. `Err`: nothing changed; the error lists every problem.
-    /// Counted in [`Reloader::counts`].
+    /// Reload now (see `apply`), between `RELOADING=1` and `READY=1` to
+    /// systemd when it listens. Counted in [`Reloader::counts`].
     pub fn reload(&self) -> Result<Report, ReloadError> {
+        if let Some(n) = &self.notifier {
+            n.reloading();
+        }
         let r = self.apply();
         match &r {
             Ok(_) => {
@@ -118,9 +131,13 @@ impl Reloader {
                 self.counts.failed.fetch_add(1, Relaxed);
             }
         }
+        if let Some(n) = &self.notifier {
+            n.notify("READY=1");
+        }
         r
     }
 
+    /// Read, check and apply the file. `Err`: nothing changed; the error lists every problem.
     fn apply(&self) -> Result<Report, ReloadError> {
         let Some(path) = &self.path else {
             let e = ReloadError::NoFile;

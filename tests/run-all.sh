@@ -21,14 +21,15 @@ step() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 step "packages"
 missing=0
 # podman + runc (crun fails on these hosts' hybrid cgroups) and mmdebstrap (the BIRD image):
-# tests/lab/test_container.py.
-for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control podman runc mmdebstrap; do
+# tests/lab/test_container.py. systemd-analyze, setpriv, useradd: tests/lab/test_nonroot.py.
+for b in bird birdc /usr/lib/frr/bgpd vtysh gobgpd gobgp exabgp dig kdig knotd zonemaster-cli dnsperf ip bgpdump curl prlimit nginx openssl unbound unbound-control podman runc mmdebstrap \
+         systemd-analyze setpriv useradd; do
     command -v "$b" >/dev/null 2>&1 || [ -x "$b" ] || { echo "missing: $b"; missing=1; }
 done
 if [ "$missing" = 1 ]; then
     apt-get update -q && apt-get install -y -q bird2 frr gobgpd exabgp bind9-dnsutils knot-dnsutils \
         knot zonemaster-cli dnsperf iproute2 bgpdump curl util-linux nginx-light openssl unbound \
-        podman runc mmdebstrap || { echo "apt-get install failed" >&2; exit 1; }
+        podman runc mmdebstrap systemd passwd || { echo "apt-get install failed" >&2; exit 1; }
 else
     echo "all router/DNS tools present, skipping apt"
 fi

@@ -4,13 +4,14 @@
 #![deny(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use sparrow::admin::{self, Request};
+use sparrow::config;
 use sparrow::health::{http_get, split_url, HttpGet, HttpResponse};
 use sparrow::render;
 
@@ -23,12 +24,13 @@ use sparrow::render;
 admin.state_file and survive a restart; each reply says whether the state was saved."
 )]
 struct Args {
-    /// Admin socket of the daemon.
+    /// Admin socket of the daemon (its `admin.socket`; the embedded default
+    /// config, for use without root, has /tmp/sparrow.sock).
     #[arg(
         long,
         short = 's',
         env = "SPARROW_SOCKET",
-        default_value = "/tmp/sparrow.sock"
+        default_value = config::DEFAULT_ADMIN_SOCKET
     )]
     socket: PathBuf,
     /// Print the daemon's JSON instead of text.
@@ -132,6 +134,19 @@ fn operator() -> Option<String> {
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
+/// What a failed request names: the socket and, when it does not exist,
+/// where the daemon's socket may be.
+fn socket_context(socket: &Path) -> String {
+    if socket.exists() {
+        return format!("admin socket {}", socket.display());
+    }
+    format!(
+        "admin socket {} does not exist: is sparrowd running with this admin.socket? \
+Give its path with --socket or $SPARROW_SOCKET (the embedded default config uses /tmp/sparrow.sock)",
+        socket.display()
+    )
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -213,16 +228,16 @@ fn run() -> anyhow::Result<()> {
     if let Cmd::Lookup = args.cmd {
         return rt
             .block_on(lookup(&args.socket))
-            .with_context(|| format!("admin socket {}", args.socket.display()));
+            .with_context(|| socket_context(&args.socket));
     }
     if let Cmd::Dump = args.cmd {
         return rt
             .block_on(dump(&args.socket, &req))
-            .with_context(|| format!("admin socket {}", args.socket.display()));
+            .with_context(|| socket_context(&args.socket));
     }
     let reply = rt
         .block_on(admin::request(&args.socket, &req))
-        .with_context(|| format!("admin socket {}", args.socket.display()))?;
+        .with_context(|| socket_context(&args.socket))?;
     let v: Value = serde_json::from_str(reply.trim()).context("reply is not JSON")?;
     if v["ok"] != Value::Bool(true) {
         bail!("{}", v["error"].as_str().unwrap_or("error"));

@@ -46,7 +46,8 @@ pub use validate::MAX_POPS;
 pub use validated::Config;
 pub use zones::{PopAnswers, RecordConfig, SoaConfig, SteeredConfig, ZoneConfig};
 
-/// The embedded default config: no peers, admin socket under /tmp, works anywhere.
+/// The embedded default config: no peers, admin socket `/tmp/sparrow.sock`
+/// (not [`DEFAULT_ADMIN_SOCKET`], which needs root or systemd), works anywhere.
 pub const DEFAULT_CONFIG: &str = include_str!("../default-config.yaml");
 
 /// Parse and validate config text; `file` names it in errors. Returns every error

@@ -292,9 +292,17 @@ impl Default for ListenConfig {
     }
 }
 
+/// `admin.socket` when omitted (also `sparrowctl --socket`'s default): in
+/// systemd's `RuntimeDirectory=sparrow`.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/sparrow/sparrow.sock";
+/// `admin.state_file` when omitted: in systemd's `StateDirectory=sparrow`
+/// (the restart marker, `state.restart`, goes beside it).
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/sparrow/state.json";
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
+    /// Unix socket for `sparrowctl`; its directory is created when missing.
     #[serde(default = "default_admin_socket")]
     pub socket: String,
     /// Octal file mode as a string, e.g. "0600".
@@ -307,7 +315,7 @@ pub struct AdminConfig {
 }
 
 fn default_state_file() -> String {
-    "/var/lib/sparrow/state.json".to_string()
+    DEFAULT_STATE_FILE.to_string()
 }
 
 impl Default for AdminConfig {
@@ -448,8 +456,10 @@ fn default_listen_addrs() -> Vec<IpAddr> {
 fn default_bgp_port() -> u16 {
     179
 }
+/// Under systemd, `RuntimeDirectory=sparrow` creates `/run/sparrow` for the
+/// `sparrow` user; outside it, root or an `admin.socket` the user can create.
 fn default_admin_socket() -> String {
-    "/tmp/sparrow.sock".to_string()
+    DEFAULT_ADMIN_SOCKET.to_string()
 }
 fn default_admin_mode() -> String {
     "0600".to_string()

@@ -111,6 +111,7 @@ fn embedded_default_is_valid() {
     let c = ok(DEFAULT_CONFIG);
     assert!(c.peers.is_empty());
     assert!(!c.listen.enabled, "default must not need root");
+    // A path a user without root can create (the schema default cannot be).
     assert_eq!(c.admin.socket, "/tmp/sparrow.sock");
     assert_eq!(c.admin_mode(), 0o600);
     assert_eq!(c.local_pop().asn, c.local_asn);
@@ -134,7 +135,9 @@ fn defaults_of_omitted_keys() {
     assert_eq!(p.max_prefix, MaxPrefix::default());
     assert!(c.listen.enabled);
     assert_eq!(c.listen.port, 179);
-    assert_eq!(c.admin.socket, "/tmp/sparrow.sock");
+    assert_eq!(c.admin.socket, "/run/sparrow/sparrow.sock");
+    assert_eq!(c.admin.socket, DEFAULT_ADMIN_SOCKET);
+    assert_eq!(c.admin.state_file, "/var/lib/sparrow/state.json");
     assert_eq!(c.logging.level, "info");
     assert_eq!(c.logging.format, LogFormat::Text);
 }

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use super::{PeerCtl, Peers, SessionError};
 use crate::config::{Config, PeerConfig};
-use crate::net;
+use crate::net::{self, ListenerGtsm};
 use crate::rib::ExportCredit;
 use crate::sockopt;
 use crate::wire::{self, WireError};
@@ -34,7 +34,10 @@ use crate::wire::{self, WireError};
 /// How long an outgoing connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bind a BGP listener on `addr` with every peer's TCP-MD5 key on it.
+/// Bind a BGP listener on `addr` with every peer's TCP-MD5 key on it. GTSM
+/// before accept: IP_MINTTL on the listener when every peer uses GTSM, else
+/// the socket filter for the GTSM peers; a kernel that refuses that filter
+/// (EPERM without CAP_NET_ADMIN) is a warning and the listener has none.
 pub(super) fn bind_listener(cfg: &Config, addr: SocketAddr) -> io::Result<TcpListener> {
     let keys: Vec<(IpAddr, &[u8])> = cfg
         .peers
@@ -47,7 +50,23 @@ pub(super) fn bind_listener(cfg: &Config, addr: SocketAddr) -> io::Result<TcpLis
         .filter(|p| p.gtsm)
         .map(|p| p.address)
         .collect();
-    net::bgp_listener(addr, &keys, &gtsm)
+    let mode = if gtsm.is_empty() {
+        ListenerGtsm::Off
+    } else if gtsm.len() == cfg.peers.len() {
+        ListenerGtsm::Everyone
+    } else {
+        ListenerGtsm::Peers(&gtsm)
+    };
+    match net::bgp_listener(addr, &keys, mode) {
+        // Only the socket filter fails with EPERM (a port below 1024 is EACCES).
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            warn!(%addr, error = %e, "GTSM: the kernel refuses the listener's socket filter to \
+this user (it wants CAP_NET_ADMIN); connections accepted from GTSM peers get IP_MINTTL \
+after accept, as BIRD's do");
+            net::bgp_listener(addr, &keys, ListenerGtsm::Off)
+        }
+        r => r,
+    }
 }
 
 /// Hand each accepted connection to the task of the peer with its address.

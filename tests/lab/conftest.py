@@ -2,12 +2,16 @@
 
 Fixtures:
   lab         a harness.Lab for one test: namespaces/processes removed afterwards,
-              log tails printed when the test failed.
+              log tails printed when the test failed.  Its working directory is the
+              test's tmp_path, or with ``@pytest.mark.lab_public_dir`` a fresh 0755
+              directory under /tmp (removed afterwards) that an unprivileged daemon can
+              reach (tmp_path lies under a 0700 directory of root's).
   sparrow_bin directory with sparrowd/sparrowctl (fails the test if missing).
 """
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ import harness
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sparrowd: needs the sparrowd/sparrowctl binaries")
+    config.addinivalue_line("markers", "lab_public_dir: the lab fixture's directory is reachable by any user")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -42,13 +47,19 @@ def _lab_session():
 
 @pytest.fixture
 def lab(request, tmp_path, _lab_session):
-    lab = harness.Lab(request.node.name, tmp_path)
+    public = request.node.get_closest_marker("lab_public_dir") is not None
+    workdir = Path(tempfile.mkdtemp(prefix="sparrow-lab-", dir="/tmp")) if public else tmp_path
+    if public:
+        workdir.chmod(0o755)
+    lab = harness.Lab(request.node.name, workdir)
     yield lab
     failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
                  for w in ("setup", "call"))
     if failed or os.environ.get("SPARROW_LAB_VERBOSE"):
-        print(f"\n===== lab logs ({tmp_path}) =====\n{lab.log_tails(60)}")
+        print(f"\n===== lab logs ({workdir}) =====\n{lab.log_tails(60)}")
     lab.cleanup()
+    if public:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

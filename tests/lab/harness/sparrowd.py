@@ -8,7 +8,9 @@ admin socket answers, and query it with sparrowctl.
   Sparrowd(lab, ns, name, config)      via ``lab.sparrowd(ns, name, config)``; ``config`` is a dict
                                        (admin socket filled in) or YAML text (``@SOCKET@`` replaced);
                                        ``admin.state_file`` is <its dir>/state.json unless given
-                                       (kept across restarts of the same Sparrowd)
+                                       (kept across restarts of the same Sparrowd); ``wrap``: argv
+                                       run in front of sparrowd that execs it (e.g. ``setpriv ...``),
+                                       ``env``: more environment (e.g. NOTIFY_SOCKET)
       .start() .wait_ready() .stop() .alive()    restartable: start() again after stop()/kill
       .ctl(*args, as_json=True, check=True, stdin=None)   parsed JSON / text / None
       .run_ctl(*args) .ctl_json(*args)   CompletedProcess / JSON or None on failure
@@ -96,8 +98,11 @@ class Sparrowd(Daemon):
 
     conf_name = "sparrowd.yaml"
 
-    def __init__(self, lab, ns: Netns, name: str, config: dict | str, port: int | None = None):
+    def __init__(self, lab, ns: Netns, name: str, config: dict | str, port: int | None = None,
+                 wrap: list[str] | None = None, env: dict | None = None):
         super().__init__(lab, ns, name)
+        self.wrap = list(wrap or [])  # must exec sparrowd: the Proc's PID stays the daemon's
+        self.env = dict(env or {})
         self.socket = str(self.dir / "admin.sock")
         # Operator state (drains, forced states, loads) of this daemon only, kept
         # across its restarts (start() again), never the default /var/lib/sparrow.
@@ -150,7 +155,8 @@ class Sparrowd(Daemon):
                                f"{self.conf.read_text()}")
         if os.path.exists(self.socket):
             os.unlink(self.socket)
-        self.spawn([str(self.bin), "--config", str(self.conf)], env={"RUST_BACKTRACE": "1"})
+        self.spawn([*self.wrap, str(self.bin), "--config", str(self.conf)],
+                   env={"RUST_BACKTRACE": "1", **self.env})
         return self
 
     def _ready(self) -> bool:
