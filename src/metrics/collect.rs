@@ -362,61 +362,124 @@ async fn bgp(ops: &Ops, e: &mut Expo) -> Result<(), CollectError> {
             .iter()
             .map(|p| (peer(p), p.session.established_count)),
     );
+    e.counter(
+        "bgp_session_flaps",
+        "Times an Established session ended.",
+        r.peers.iter().map(|p| (peer(p), p.session.flaps)),
+    );
+    e.gauge(
+        "bgp_session_last_change_timestamp_seconds",
+        "Unix time of the session's last state change.",
+        r.peers
+            .iter()
+            .map(|p| (peer(p), p.session.last_change_unix as f64)),
+    );
     e.gauge(
         "bgp_session_state_seconds",
         "Seconds since the session's last state change.",
         r.peers.iter().map(|p| (peer(p), p.since_secs as f64)),
     );
-    let fam = |f: fn(&crate::rib::reply::RouteCounts) -> crate::types::PerFamily<u64>| {
+    let fam = |f: &dyn Fn(&crate::admin::reply::PeerReply) -> crate::types::PerFamily<u64>| {
         r.peers
             .iter()
-            .flat_map(move |p| {
-                let v = f(&p.routes);
-                Afi::ALL.map(|a| (with(p, "family", a.as_str()), *v.get(a) as f64))
+            .flat_map(|p| {
+                let v = f(p);
+                Afi::ALL.map(|a| (with(p, "family", a.as_str()), *v.get(a)))
             })
             .collect::<Vec<_>>()
+    };
+    let gauge = |v: Vec<(Labels, u64)>| v.into_iter().map(|(l, n)| (l, n as f64));
+    let flag = |b: crate::types::PerFamily<bool>| crate::types::PerFamily {
+        ipv4: u64::from(b.ipv4),
+        ipv6: u64::from(b.ipv6),
     };
     e.gauge(
         "bgp_routes_received",
         "Routes held from the peer (Adj-RIB-In), per family.",
-        fam(|c| c.received),
+        gauge(fam(&|p| p.routes.received)),
     );
     e.gauge(
         "bgp_routes_accepted",
         "Routes from the peer accepted by import policy, per family.",
-        fam(|c| c.accepted),
+        gauge(fam(&|p| p.routes.accepted)),
+    );
+    e.gauge(
+        "bgp_routes_advertised",
+        "Prefixes advertised to the peer now (exported RIB routes and our announce prefixes), per family.",
+        gauge(fam(&|p| p.advertised)),
     );
     e.gauge(
         "bgp_end_of_rib_received",
         "1 once the peer's End-of-RIB for the family arrived.",
-        fam(|c| crate::types::PerFamily {
-            ipv4: u64::from(c.eor.ipv4),
-            ipv6: u64::from(c.eor.ipv6),
-        }),
+        gauge(fam(&|p| flag(p.routes.eor))),
+    );
+    e.gauge(
+        "bgp_end_of_rib_sent",
+        "1 once our End-of-RIB for the family went out in this session.",
+        gauge(fam(&|p| flag(p.session.eor_sent))),
     );
     e.gauge(
         "bgp_max_prefix_exceeded",
         "1 while the peer is over its max-prefix limit for the family.",
-        fam(|c| crate::types::PerFamily {
-            ipv4: u64::from(c.max_prefix_exceeded.ipv4),
-            ipv6: u64::from(c.max_prefix_exceeded.ipv6),
-        }),
+        gauge(fam(&|p| flag(p.routes.max_prefix_exceeded))),
+    );
+    e.counter(
+        "bgp_max_prefix_events",
+        "Times the peer went over its max-prefix limit, per family.",
+        fam(&|p| p.routes.max_prefix_events),
     );
     e.counter(
         "bgp_messages",
         "BGP messages by direction and type.",
         r.peers.iter().flat_map(|p| {
+            let (rx, tx) = (&p.session.messages_received, &p.session.messages_sent);
+            [("received", rx), ("sent", tx)]
+                .into_iter()
+                .flat_map(move |(d, m)| {
+                    [
+                        ("open", m.open),
+                        ("update", m.update),
+                        ("notification", m.notification),
+                        ("keepalive", m.keepalive),
+                        ("route_refresh", m.route_refresh),
+                    ]
+                    .map(|(t, n)| {
+                        let mut x = with(p, "direction", d);
+                        x.push(("type", t.to_string()));
+                        (x, n)
+                    })
+                })
+        }),
+    );
+    e.counter(
+        "bgp_notifications",
+        "NOTIFICATIONs by direction, error code and subcode (RFC 4271 §4.5); kinds past the first 32 of a peer are in code=\"other\".",
+        r.peers.iter().flat_map(|p| {
+            let listed = p.session.notifications.iter().map(move |n| {
+                let mut x = with(p, "direction", n.direction.as_str());
+                x.push(("code", n.code.to_string()));
+                x.push(("subcode", n.subcode.to_string()));
+                (x, n.count)
+            });
+            let other = (p.session.notifications_unlisted > 0).then(|| {
+                let mut x = with(p, "direction", "any");
+                x.push(("code", "other".to_string()));
+                x.push(("subcode", "other".to_string()));
+                (x, p.session.notifications_unlisted)
+            });
+            listed.chain(other)
+        }),
+    );
+    e.counter(
+        "bgp_rfc7606_actions",
+        "UPDATE errors handled per RFC 7606: treat-as-withdraw, attribute discard.",
+        r.peers.iter().flat_map(|p| {
+            let c = &p.session.rfc7606;
             [
-                ("received", "update", p.session.updates_received),
-                ("sent", "update", p.session.updates_sent),
-                ("received", "notification", p.session.notifications_received),
-                ("sent", "notification", p.session.notifications_sent),
+                ("treat_as_withdraw", c.treat_as_withdraw),
+                ("attribute_discard", c.attribute_discard),
             ]
-            .map(|(d, t, n)| {
-                let mut x = with(p, "direction", d);
-                x.push(("type", t.to_string()));
-                (x, n)
-            })
+            .map(|(a, n)| (with(p, "action", a), n))
         }),
     );
     Ok(())

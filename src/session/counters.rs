@@ -63,6 +63,16 @@ pub enum Direction {
     Sent,
 }
 
+impl Direction {
+    /// `received` or `sent` (as serialized; a metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Received => "received",
+            Direction::Sent => "sent",
+        }
+    }
+}
+
 /// NOTIFICATIONs of one (direction, code, subcode) (names:
 /// `wire::notification_name`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
