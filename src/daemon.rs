@@ -1,5 +1,5 @@
 //! Daemon wiring: starts the RIB thread, the sessions and listeners, DNS,
-//! HTTP, the anycast controller and the admin socket; turns SIGTERM/SIGINT
+//! HTTP, the anycast controller, the metrics endpoint and the admin socket; turns SIGTERM/SIGINT
 //! into the anycast shutdown sequence (GRACEFUL_SHUTDOWN grace, then withdraw),
 //! then Cease/Administrative Shutdown on every session (a planned restart: with graceful restart and
 //! RFC 8538 the other POPs keep our routes as stale) and writes the restart
@@ -36,7 +36,13 @@
 //!  th "dns-udp-N" (dns::fast), DNS TCP accept (T per address, dns::tcp) and
 //!  one task (T) per TCP connection, HTTP (T), admin explain/lookup:
 //!      ArcSwap::load per query ─▶ steer::select ─▶ pops (SessionFlags, drains)
+//!      each counts in its own dns::stats::Cells (a UDP thread's block, or TCP's)
 //!  SIGHUP / `sparrowctl reload` ─▶ reload ─▶ ArcSwap<dns::Authority>::store
+//!
+//!  metrics endpoint (T per address, metrics; `metrics.listen`): per scrape
+//!  the admin replies (RibMsg::Query for summary and peer counts, peer
+//!  status, pops, health, announcements) plus dns::stats (summed over the
+//!  workers), http::HttpStats, steer::PublishStats, reload::ReloadCounts
 //!
 //!  th "health" (own current-thread runtime, health::runner): one task (T) per
 //!  (check, target), per `file` check and per load source, a semaphore of
