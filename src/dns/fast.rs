@@ -160,9 +160,9 @@ impl Answerer for super::Shared {
 /// that a busy server pays two system calls per batch instead of two per
 /// query (nix's safe wrappers; no `unsafe` here). Datagrams from port 0
 /// (RFC 768: no reply possible; a reflection guard) are not answered.
-/// Each request is counted in `cells`, this thread's own block: its time
-/// is from the previous answer's end (the batch's start for the first) to
-/// its own, one clock read per request.
+/// Each request is counted in `cells`, this thread's own block, after its
+/// batch is answered: its time is the batch's (two clock reads per batch)
+/// divided by the requests answered in it.
 pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket, cells: &Cells) {
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; 4096]; BATCH];
@@ -171,6 +171,8 @@ pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket, cells: &Cells) {
     let mut sh = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut got: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
     let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+    // (index in the batch, source, what it was) of each request answered.
+    let mut seen: Vec<(usize, IpAddr, Outcome)> = Vec::with_capacity(BATCH);
     loop {
         got.clear();
         {
@@ -188,9 +190,10 @@ pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket, cells: &Cells) {
             }
         }
         to.clear();
+        seen.clear();
         {
             let batch = answerer.batch();
-            let mut t = Instant::now();
+            let t = Instant::now();
             for (i, (n, from)) in got.iter().enumerate() {
                 let Some(addr) = from.as_ref().and_then(std_addr) else {
                     continue;
@@ -204,18 +207,19 @@ pub fn serve<A: Answerer>(answerer: A, sock: UdpSocket, cells: &Cells) {
                 let ip = crate::net::canonical_ip(addr.ip());
                 match A::answer(&batch, &bufs[i][..*n], ip, &mut outs[k]) {
                     Some(o) => {
-                        let now = Instant::now();
-                        let ns = (now - t).as_nanos() as u64;
-                        cells.record(ip.is_ipv6(), &o, ns);
-                        if cells.sampled() {
-                            A::log(&batch, &bufs[i][..*n], ip, &o, ns);
-                        }
-                        t = now;
+                        seen.push((i, ip, o));
                         if o.size > 0 {
                             to.push(*from);
                         }
                     }
                     None => cells.dropped(DropReason::Invalid),
+                }
+            }
+            let ns = t.elapsed().as_nanos() as u64 / seen.len().max(1) as u64;
+            for &(i, ip, ref o) in &seen {
+                cells.record(ip.is_ipv6(), o, ns);
+                if cells.sampled() {
+                    A::log(&batch, &bufs[i][..got[i].0], ip, o, ns);
                 }
             }
         }

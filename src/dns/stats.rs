@@ -43,6 +43,29 @@ pub const QTYPES: [(u16, &str); 15] = [
 ];
 const N_QTYPE: usize = QTYPES.len() + 1;
 
+/// The index of `qtype` in [`QTYPES`] (its length: `other`).
+#[inline]
+fn qtype_index(qtype: u16) -> usize {
+    match qtype {
+        1 => 0,
+        2 => 1,
+        5 => 2,
+        6 => 3,
+        12 => 4,
+        15 => 5,
+        16 => 6,
+        28 => 7,
+        33 => 8,
+        43 => 9,
+        48 => 10,
+        64 => 11,
+        65 => 12,
+        257 => 13,
+        255 => 14,
+        _ => QTYPES.len(),
+    }
+}
+
 /// The RCODEs counted by name; any other is `other`.
 pub const RCODES: [(u16, &str); 7] = [
     (rcode::NOERROR, "NOERROR"),
@@ -54,11 +77,18 @@ pub const RCODES: [(u16, &str); 7] = [
     (rcode::BADVERS, "BADVERS"),
 ];
 const N_RCODE: usize = RCODES.len() + 1;
+/// [`SIZE_BUCKETS`] as integers, for the count.
+const SIZE_BYTES: [u64; 10] = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291];
 
 /// Upper bounds (seconds) of the request-duration buckets: 1 µs to 10 ms
 /// (an answer takes a few µs; a slow one is a stall).
 pub const DURATION_BUCKETS: [f64; 12] = [
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2,
+];
+/// [`DURATION_BUCKETS`] in ns, for the count.
+const DURATION_NS: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    10_000_000,
 ];
 /// Upper bounds (bytes) of the response-size buckets (CoreDNS's, up to the
 /// largest TCP message).
@@ -272,15 +302,8 @@ impl Cells {
     /// (or, `o.size == 0`, dropped after answering: rate limited) in `ns`.
     #[inline]
     pub fn record(&self, v6: bool, o: &Outcome, ns: u64) {
-        let q = QTYPES
-            .iter()
-            .position(|&(t, _)| t == o.qtype)
-            .unwrap_or(QTYPES.len());
-        self.add(&self.requests[v6 as usize][q], 1);
-        let b = DURATION_BUCKETS
-            .iter()
-            .position(|&s| ns as f64 <= s * 1e9)
-            .unwrap_or(DURATION_BUCKETS.len());
+        self.add(&self.requests[v6 as usize][qtype_index(o.qtype)], 1);
+        let b = DURATION_NS.partition_point(|&s| s < ns);
         self.observe(&self.duration, b, ns);
         if let Some(s) = o.steered {
             let pop = s.pop.map_or(self.answers.len() / 5 - 1, usize::from);
@@ -302,11 +325,9 @@ impl Cells {
             .position(|&(c, _)| c == o.rcode)
             .unwrap_or(RCODES.len());
         self.add(&self.rcodes[r], 1);
-        let b = SIZE_BUCKETS
-            .iter()
-            .position(|&s| o.size as f64 <= s)
-            .unwrap_or(SIZE_BUCKETS.len());
-        self.observe(&self.size, b, o.size as u64);
+        let size = o.size as u64;
+        let b = SIZE_BYTES.partition_point(|&s| s < size);
+        self.observe(&self.size, b, size);
         if o.truncated {
             self.add(&self.truncated, 1);
         }
@@ -521,6 +542,20 @@ mod tests {
         assert_eq!(c[DURATION_BUCKETS.len() - 1].1, 0);
         assert_eq!(c.last().unwrap().1, 1);
         assert_eq!(tot.size[1].cumulative(&SIZE_BUCKETS)[7], (2047.0, 1));
+    }
+
+    #[test]
+    fn integer_tables_match_the_exposed_bounds() {
+        for (i, &(t, _)) in QTYPES.iter().enumerate() {
+            assert_eq!(qtype_index(t), i);
+        }
+        assert_eq!(qtype_index(99), QTYPES.len());
+        for (ns, s) in DURATION_NS.iter().zip(DURATION_BUCKETS) {
+            assert_eq!(*ns as f64, (s * 1e9).round());
+        }
+        for (b, s) in SIZE_BYTES.iter().zip(SIZE_BUCKETS) {
+            assert_eq!(*b as f64, s);
+        }
     }
 
     #[test]

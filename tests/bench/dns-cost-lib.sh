@@ -1,4 +1,4 @@
-# Sourced by health-cost.sh and rrl-cost.sh (not run on its own): what both DNS cost
+# Sourced by health-cost.sh, rrl-cost.sh, metrics-cost.sh and metrics-instr.sh (not run on its own): what both DNS cost
 # benchmarks do the same way. Uses BIN (sparrowd's directory), WD (the work directory),
 # PORT (the DNS port on 127.0.0.1) and DUR (seconds of load); knotd serves
 # $WD/example.test.zone, dnsperf sends the queries in $WD/q.txt.
@@ -56,3 +56,34 @@ answers() { awk '/Queries completed/{print $3}' "$1"; }
 
 # CPU seconds per 100k answers: $1 CPU ticks, $2 answers.
 per100k() { echo "scale=3; $1/$(getconf CLK_TCK)*100000/$2" | bc -l; }
+
+# $WD/q.txt (one query per name) and $WD/example.test.zone (knotd's static copy) for $1
+# names s1..sN.example.test, each answering 127.0.1.N.
+steered_zone() {
+    local n
+    : > "$WD/q.txt"
+    for n in $(seq "$1"); do echo "s$n.example.test A" >> "$WD/q.txt"; done
+    {
+        printf '$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 14400 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n'
+        for n in $(seq "$1"); do echo "s$n A 127.0.1.$n"; done
+    } > "$WD/example.test.zone"
+}
+
+# A sparrowd config named $1 (its admin socket and state file in $WD) with POPs `local` and
+# `peer` and $2 steered names s1..sN.example.test (local: 127.0.1.N, peer: 127.0.2.N).
+steered_config() {
+    local n
+    sparrow_config_head "[{name: local, asn: 64999}, {name: peer, asn: 64998}]" \
+        "{socket: $WD/adm-$1.sock, state_file: $WD/state-$1.json}"
+    cat <<Y
+zones:
+  - origin: example.test
+    soa: {mname: ns1, rname: hostmaster@example.test}
+    ns: [ns1]
+    records: [{name: ns1, type: A, data: 192.0.2.53}]
+    steered:
+Y
+    for n in $(seq "$2"); do
+        echo "      - {name: s$n, ttl: 30, pops: {local: {a: [127.0.1.$n]}, peer: {a: [127.0.2.$n]}}}"
+    done
+}

@@ -21,27 +21,10 @@ PORT=5393; MPORT=19153
 NAMES=50
 scraper=
 trap 'kill $scraper 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WD"' EXIT
-: > "$WD/q.txt"
-for n in $(seq $NAMES); do echo "s$n.example.test A" >> "$WD/q.txt"; done
-{
-    printf '$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 14400 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.53\n'
-    for n in $(seq $NAMES); do echo "s$n A 127.0.1.$n"; done
-} > "$WD/example.test.zone"
+steered_zone $NAMES
 
 config() {   # $1: before|off|on
-    sparrow_config_head "[{name: local, asn: 64999}, {name: peer, asn: 64998}]" \
-        "{socket: $WD/adm-$1.sock, state_file: $WD/state-$1.json}"
-    cat <<Y
-zones:
-  - origin: example.test
-    soa: {mname: ns1, rname: hostmaster@example.test}
-    ns: [ns1]
-    records: [{name: ns1, type: A, data: 192.0.2.53}]
-    steered:
-Y
-    for n in $(seq $NAMES); do
-        echo "      - {name: s$n, ttl: 30, pops: {local: {a: [127.0.1.$n]}, peer: {a: [127.0.2.$n]}}}"
-    done
+    steered_config "$1" $NAMES
     [ "$1" = on ] && echo "metrics: {listen: 127.0.0.1:$MPORT}"
     true
 }
