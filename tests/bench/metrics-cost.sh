@@ -3,7 +3,7 @@
 #   sparrowd before   the binary from before the DNS counters ($OLD_BIN: no counting at all);
 #   sparrowd off      this binary, `metrics` off (the per-worker counters still count);
 #   sparrowd on       this binary, `metrics.listen` on and /metrics scraped every second
-#                     during the run (the scrapes' CPU counted in);
+#                     during the run by one Python process (the scrapes' CPU counted in);
 #   knotd             the same 50 names as static A records (the reference, as before).
 # 50 steered names, POPs `local` and `peer` (one address each per name), no health checks.
 #   tests/bench/metrics-cost.sh [RUNS] [SECONDS]     (defaults 5 and 10)
@@ -40,12 +40,20 @@ run() {   # $1 sparrowd|knotd, $2 before|off|on
     fi
     wait_answer s1.example.test
     if [ "$mode" = on ]; then
-        # One scrape a second while the load runs (bounded: DUR + 2 scrapes).
-        ( for _ in $(seq $((DUR + 2))); do
-              curl -sf -o /dev/null "http://127.0.0.1:$MPORT/metrics" && echo x >> "$WD/scrapes"
-              sleep 1
-          done ) &
+        # One scrape a second while the load runs, from one Python process started (and
+        # its first scrape done) before the measurement: a curl per scrape would add an
+        # exec per second to the two cores the server and dnsperf share.
+        python3 -c '
+import sys, time, urllib.request
+url, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for i in range(n):
+    urllib.request.urlopen(url, timeout=5).read()
+    open(out, "a").write("x\n")
+    time.sleep(1)
+' "http://127.0.0.1:$MPORT/metrics" $((DUR + 3)) "$WD/scrapes" &
         scraper=$!
+        for _ in $(seq 50); do [ -s "$WD/scrapes" ] && break; sleep 0.1; done
+        : > "$WD/scrapes"
     fi
     local t0 t1 ans
     t0=$(cpu /proc/$pid/stat)
@@ -59,7 +67,12 @@ run() {   # $1 sparrowd|knotd, $2 before|off|on
     kill $pid; wait $pid 2>/dev/null || true
     echo "$srv metrics=$mode answers=$ans per100k=$(per100k $((t1 - t0)) "$ans") scrapes=$scrapes"
 }
+# Each round starts one step later in the order, so no server always runs first.
+order=("sparrowd off" "sparrowd on" "knotd off")
+[ -n "${OLD_BIN:-}" ] && order=("sparrowd before" "${order[@]}")
 for r in $(seq "$RUNS"); do
-    [ -n "${OLD_BIN:-}" ] && run sparrowd before
-    run sparrowd off; run sparrowd on; run knotd off
+    for k in $(seq 0 $((${#order[@]} - 1))); do
+        # shellcheck disable=SC2086
+        run ${order[$(( (r + k) % ${#order[@]} ))]}
+    done
 done
