@@ -154,6 +154,9 @@ impl DropReason {
     }
 }
 
+/// The number of [`AnswerReason`]s.
+const REASONS: usize = 5;
+
 /// Why a steered name answered with its POP (the `reason` of
 /// `sparrow_steering_answers_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +176,7 @@ pub enum AnswerReason {
 }
 
 impl AnswerReason {
-    pub const ALL: [AnswerReason; 5] = [
+    pub const ALL: [AnswerReason; REASONS] = [
         AnswerReason::Closest,
         AnswerReason::Fallback,
         AnswerReason::Failover,
@@ -265,7 +268,7 @@ impl Cells {
             truncated: AtomicU64::new(0),
             ecs: std::array::from_fn(|_| AtomicU64::new(0)),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
-            answers: (0..(pops + 1) * AnswerReason::ALL.len())
+            answers: (0..(pops + 1) * REASONS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
         }
@@ -306,9 +309,8 @@ impl Cells {
         let b = DURATION_NS.partition_point(|&s| s < ns);
         self.observe(&self.duration, b, ns);
         if let Some(s) = o.steered {
-            let pop = s.pop.map_or(self.answers.len() / 5 - 1, usize::from);
-            let reasons = AnswerReason::ALL.len();
-            if let Some(c) = self.answers.get(pop * reasons + s.reason as usize) {
+            let pop = s.pop.map_or(self.answers.len() / REASONS - 1, usize::from);
+            if let Some(c) = self.answers.get(pop * REASONS + s.reason as usize) {
                 self.add(c, 1);
             }
         }
@@ -447,7 +449,7 @@ pub struct Totals {
     /// By [`DropReason`] index.
     pub drops: [u64; 3],
     /// [pop (the last is no POP)][reason]
-    pub answers: Vec<[u64; 5]>,
+    pub answers: Vec<[u64; REASONS]>,
 }
 
 impl Totals {
@@ -456,7 +458,7 @@ impl Totals {
         Totals {
             requests: std::array::from_fn(|_| [z(N_QTYPE), z(N_QTYPE)]),
             rcodes: [z(N_RCODE), z(N_RCODE)],
-            answers: vec![[0; 5]; pops + 1],
+            answers: vec![[0; REASONS]; pops + 1],
             ..Totals::default()
         }
     }
@@ -481,8 +483,8 @@ impl Totals {
             *t += n.load(Relaxed);
         }
         for (i, n) in c.answers.iter().enumerate() {
-            if let Some(row) = self.answers.get_mut(i / 5) {
-                row[i % 5] += n.load(Relaxed);
+            if let Some(row) = self.answers.get_mut(i / REASONS) {
+                row[i % REASONS] += n.load(Relaxed);
             }
         }
     }
